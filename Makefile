@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make demo` (the main job) and `make test`.
+# Both install missing requirements first; when everything is installed that check
+# takes a fraction of a second.
+
+PYTHON ?= python
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all demo bench help
+
+help:
+	@echo "make demo      install if needed, then run the style-shift benchmark (baseline vs BlindNet)"
+	@echo "make test      install if needed, then run the test suite (CPU, ~minutes)"
+	@echo "make test-all  the test suite including slow end-to-end tests"
+	@echo "make bench     run the benchmarks in bench/ and print their tables"
+
+install:
+	$(PYTHON) tools/ensure_requirements.py requirements.txt
+
+test: install
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+test-all: install
+	$(PYTHON) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)

@@ -1,0 +1,14 @@
+"""Entry point: see `python infer.py --help`. Implemented in the train/valid/infer issue."""
+
+import sys
+
+from utils.args import parse_args
+
+
+def main(argv=None):
+    args = parse_args("infer", argv)
+    sys.exit(f"infer.py is not implemented yet (parsed {len(vars(args))} options)")
+
+
+if __name__ == "__main__":
+    main()

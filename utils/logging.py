@@ -1,0 +1,65 @@
+"""Rank-aware logging: rank 0 prints to the console, every rank may write its own log file."""
+
+import logging
+import sys
+from pathlib import Path
+
+LOGGER_NAME = "blindnet"
+
+
+class _RankFilter(logging.Filter):
+    """Drop console records on ranks other than 0 unless ``all_ranks`` is set."""
+
+    def __init__(self, rank, all_ranks):
+        super().__init__()
+        self.rank = rank
+        self.all_ranks = all_ranks
+
+    def filter(self, record):
+        record.rank = self.rank
+        return self.all_ranks or self.rank == 0
+
+
+def setup_logging(rank=0, log_file=None, all_ranks=False, level=logging.INFO):
+    """Configure the ``blindnet`` logger and return it.
+
+    Args:
+        rank: global rank of this process; only rank 0 logs to the console unless
+            ``all_ranks`` is true.
+        log_file: optional path; rank 0 writes it as given, other ranks (when
+            ``all_ranks``) write ``<stem>_rank<r><suffix>`` beside it.
+        all_ranks: let every rank print (prefixed with its rank).
+        level: logging level.
+
+    Calling it again replaces the handlers, so entry points and tests may call it freely.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+
+    prefix = "[rank %(rank)s] " if all_ranks else ""
+    fmt = logging.Formatter(prefix + "%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(fmt)
+    console.addFilter(_RankFilter(rank, all_ranks))
+    logger.addHandler(console)
+
+    if log_file is not None and (rank == 0 or all_ranks):
+        path = Path(log_file)
+        if rank != 0:
+            path = path.with_name(f"{path.stem}_rank{rank}{path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(path)
+        file_handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        file_handler.addFilter(_RankFilter(rank, True))
+        logger.addHandler(file_handler)
+    return logger
+
+
+def get_logger():
+    """The project logger (configure it once with :func:`setup_logging`)."""
+    return logging.getLogger(LOGGER_NAME)

@@ -1,0 +1,63 @@
+"""Seeding of every random number generator the framework touches."""
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def set_seed(seed, rank=0, deterministic=False):
+    """Seed python, numpy and torch (CPU and CUDA) with ``seed + rank``.
+
+    Each rank gets its own stream (different crops and jitter per process) while a run stays
+    reproducible for a given world size.
+
+    Args:
+        seed: base seed (``--seed``, default 304 as in the reference).
+        rank: global rank, added to the seed.
+        deterministic: request bit-reproducible kernels where PyTorch has them
+            (``--deterministic``, DECISIONS.md D20); slower.
+    """
+    seed = int(seed) + int(rank)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        # cuBLAS needs this workspace setting for deterministic matmuls on CUDA >= 10.2.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+    return seed
+
+
+def _numpy_state_to_torch(state):
+    name, keys, pos, has_gauss, gauss = state
+    return (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))
+
+
+def rng_state():
+    """Snapshot of the python, numpy and torch RNG states (for exact resume)."""
+    state = {
+        "python": random.getstate(),
+        # numpy's state holds an ndarray, which weights_only loading refuses: store a tensor.
+        "numpy": _numpy_state_to_torch(np.random.get_state()),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore a snapshot made by :func:`rng_state`."""
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
