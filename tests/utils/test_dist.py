@@ -1,0 +1,72 @@
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from utils import dist as dist_utils
+
+
+def test_single_process_without_launcher(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    state = dist_utils.init_distributed(device="cpu")
+    assert (state.rank, state.world_size, state.local_rank) == (0, 1, 0)
+    assert not state.distributed and state.is_main
+    assert state.device == torch.device("cpu")
+    assert state.backend == "none"
+    assert not torch.distributed.is_initialized()
+    # Collectives are identities in a single process.
+    t = torch.tensor([1.0, 2.0])
+    assert torch.equal(dist_utils.all_reduce_sum(t.clone()), t)
+    assert torch.equal(dist_utils.all_reduce_mean(t.clone()), t)
+    assert dist_utils.broadcast_object({"a": 1}) == {"a": 1}
+    assert dist_utils.get_world_size() == 1 and dist_utils.is_main_process()
+    dist_utils.barrier()
+    dist_utils.cleanup()
+
+
+def test_legacy_local_rank_flag_used_without_env(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert dist_utils.init_distributed(device="cpu", local_rank=3).local_rank == 3
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist_utils.init_distributed(device="cpu", local_rank=3).local_rank == 1
+
+
+def test_bad_env_value_is_named(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        dist_utils.init_distributed(device="cpu")
+
+
+def test_cuda_request_without_gpu_fails_clearly():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="--device cuda"):
+        dist_utils.select_device("cuda")
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _worker(rank, world_size, port, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    state = dist_utils.init_distributed(device="cpu")
+    summed = dist_utils.all_reduce_sum(torch.tensor([float(rank + 1)]))
+    mean = dist_utils.all_reduce_mean(torch.tensor([float(rank)]))
+    obj = dist_utils.broadcast_object({"from": rank})
+    results[rank] = (state.backend, state.world_size, summed.item(), mean.item(), obj["from"])
+    dist_utils.cleanup()
+
+
+def test_two_processes_on_gloo():
+    manager = mp.Manager()
+    results = manager.dict()
+    mp.spawn(_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+    assert dict(results) == {0: ("gloo", 2, 3.0, 0.5, 0), 1: ("gloo", 2, 3.0, 0.5, 0)}
