@@ -1,0 +1,181 @@
+"""Evaluation shared by ``train.py`` (after every epoch) and ``valid.py``.
+
+Single scale, no flip, arg-max of the main output (DATASETS.md §7.1); whole-image inference by
+default, sliding windows on request. In DDP every rank evaluates its own shard
+(``ShardSampler``: every image exactly once, none dropped or duplicated) and the confusion
+matrices are all-reduced.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from utils import dist as dist_utils
+from utils.metrics import ConfusionMatrix
+from utils.precision import autocast
+
+
+class ShardSampler(Sampler):
+    """Indices ``rank, rank + W, ...`` of ``range(n)``: no padding, no shuffling.
+
+    Unlike ``DistributedSampler`` (which pads by repeating images) and the reference (which
+    drops ``N mod W`` images), every image is evaluated exactly once.
+    """
+
+    def __init__(self, n, rank=0, world_size=1):
+        self.indices = list(range(rank, n, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def build_eval_loader(dataset, batch_size=1, num_workers=2, max_images=None):
+    """DataLoader over this rank's shard of ``dataset`` (first ``max_images`` images only)."""
+    n = len(dataset) if max_images is None else min(len(dataset), max_images)
+    sampler = ShardSampler(n, dist_utils.get_rank(), dist_utils.get_world_size())
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available(),
+                      persistent_workers=False)
+
+
+def _window_starts(length, crop, stride):
+    if length <= crop:
+        return [0]
+    starts = list(range(0, length - crop + 1, stride))
+    if starts[-1] != length - crop:
+        starts.append(length - crop)
+    return starts
+
+
+@torch.no_grad()
+def predict_logits(model, images, sliding_window=False, crop_size=768, stride=None):
+    """Logits (B, C, H, W) of an eval-mode model for normalised images (B, 3, H, W).
+
+    With ``sliding_window`` the image is covered by ``crop_size`` windows every ``stride``
+    pixels (default 2/3 of the crop); overlapping logits are averaged. Images smaller than a
+    window are zero-padded (the normalised mean) and the padding is cropped away again.
+    """
+    if not sliding_window:
+        return model(images)
+    stride = stride or max(1, int(math.ceil(crop_size * 2 / 3)))
+    _, _, height, width = images.shape
+    pad_h, pad_w = max(0, crop_size - height), max(0, crop_size - width)
+    padded = F.pad(images, (0, pad_w, 0, pad_h))
+    ph, pw = padded.shape[-2:]
+    logits, counts = None, torch.zeros(1, 1, ph, pw, device=images.device)
+    for y in _window_starts(ph, crop_size, stride):
+        for x in _window_starts(pw, crop_size, stride):
+            window = padded[:, :, y:y + crop_size, x:x + crop_size]
+            out = model(window).float()
+            if logits is None:
+                logits = torch.zeros(images.shape[0], out.shape[1], ph, pw, device=images.device)
+            logits[:, :, y:y + crop_size, x:x + crop_size] += out
+            counts[:, :, y:y + crop_size, x:x + crop_size] += 1
+    return (logits / counts)[:, :, :height, :width]
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
+             sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None):
+    """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
+
+    Args:
+        model: eval-mode model (DDP-wrapped or not) returning logits (B, C, H, W).
+        loader: yields ``(image (B,3,H,W), label (B,H,W), names)``.
+        on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
+
+    Returns:
+        dict: metrics of :func:`utils.metrics.metrics_from_confusion` plus ``val_loss``,
+        ``images`` (count over all ranks) and ``hist`` (the all-reduced (C, C) matrix).
+    """
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionMatrix(num_classes, device=device)
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # CE sum, pixel count
+    show = dist_utils.is_main_process()
+    for images, labels, names in tqdm(loader, desc=desc, disable=not show, leave=False,
+                                      dynamic_ncols=True):
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with autocast(device, amp):
+            logits = predict_logits(model, images, sliding_window, crop_size, stride)
+        logits = logits.float()
+        preds = logits.argmax(1)
+        confusion.update(preds, labels)
+        valid = (labels != ignore_index).sum()
+        if valid > 0:
+            ce = F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
+            loss_sum += torch.stack([ce.double(), valid.double()])
+        if on_batch is not None:
+            on_batch(images, labels, preds, names)
+    counted = torch.tensor([len(loader.sampler)], dtype=torch.int64, device=device)
+    confusion.all_reduce()
+    dist_utils.all_reduce_sum(loss_sum)
+    dist_utils.all_reduce_sum(counted)
+    model.train(was_training)
+    result = confusion.compute()
+    result["val_loss"] = float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else float("nan")
+    result["images"] = int(counted.item())
+    result["hist"] = confusion.hist.cpu().tolist()
+    return result
+
+
+def format_table(results, class_names):
+    """Markdown table: one row per dataset, mIoU, pixel acc and every class IoU (in %)."""
+    header = ["dataset", "mIoU", "pixel acc"] + list(class_names)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, res in results.items():
+        cells = [name, _pct(res["miou"]), _pct(res["pixel_acc"])]
+        cells += [_pct(v) for v in res["iou"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pct(value):
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{100.0 * value:.2f}"
+
+
+def write_results(results, out_dir, class_names, protocol, checkpoint=None):
+    """Write ``results.json`` and ``results.md`` (DECISIONS.md D19) and return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "eval_protocol": protocol,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "class_names": list(class_names),
+        "datasets": {
+            name: {**{k: v for k, v in res.items() if k != "hist"},
+                   "iou_per_class": dict(zip(class_names, res["iou"])),
+                   "confusion_matrix": res["hist"]}
+            for name, res in results.items()},
+    }
+    json_path = out_dir / "results.json"
+    # NaN is not valid JSON: absent classes are written as null.
+    json_path.write_text(json.dumps(_nan_to_none(payload), indent=2))
+    md = [f"# Evaluation results", "",
+          f"- evaluation protocol: `{protocol}`",
+          f"- checkpoint: `{checkpoint}`" if checkpoint else "- checkpoint: (none)", "",
+          "IoU per class in %; n/a = class absent from the ground truth and never predicted.", "",
+          format_table(results, class_names), ""]
+    md_path = out_dir / "results.md"
+    md_path.write_text("\n".join(md))
+    return json_path, md_path
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
