@@ -1,13 +1,300 @@
-"""Entry point: see `python train.py --help`. Implemented in the train/valid/infer issue."""
+"""Train a DeepLabV3+ segmenter with BlindNet (two views) or as the single-view baseline.
 
-import sys
+    python train.py --dataset gtav_jitter --val_dataset cityscapes ...           # one process
+    torchrun --nproc_per_node 2 train.py --dataset gtav_jitter ...             # DDP
 
-from utils.args import parse_args
+Read top to bottom: parse -> set up -> build data, model, optimizer -> resume -> loop
+(forward both views, BlindNet criterion, backward, SGD, poly LR) -> validate each epoch ->
+checkpoint. See README.md for the flags and docs/METHOD.md §4 for the schedule.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import ConcatDataset, DataLoader
+from tqdm import tqdm
+
+import datasets
+import network
+from config import canonical_dataset_name, cfg
+from datasets.labels import CLASS_NAMES
+from loss import BlindNetCriterion
+from transforms import eval_normalization
+from utils import dist as dist_utils
+from utils.args import dataset_root_overrides, parse_args
+from utils.checkpoint import atomic_save, extract_state_dict, load_checkpoint, \
+    load_state_dict_forgiving, unwrap_model
+from utils.evaluation import build_eval_loader, evaluate
+from utils.logging import setup_logging
+from utils.precision import autocast, grad_scaler
+from utils.seed import set_seed
+from utils.tensorboard import TrainWriter
+from utils.training import (NonFiniteLossError, ResumableSampler, check_finite,
+                            gather_rng_states, restore_rng_states, sync_buffers,
+                            training_checkpoint)
+
+
+def dataset_split(name, args):
+    """Training split of a dataset name (Cityscapes honours --city_mode)."""
+    base = canonical_dataset_name(name.removesuffix("_jitter"))
+    return args.city_mode if base == "cityscapes" else "train"
+
+
+def build_train_set(args, logger):
+    """The training dataset(s); several names are concatenated (multi-source training)."""
+    options = datasets.options_from_args(args)
+    roots = dataset_root_overrides(args)
+    two_view = {datasets.is_two_view(name) for name in args.dataset}
+    if len(two_view) != 1:
+        raise SystemExit(f"--dataset {' '.join(args.dataset)}: mix of two-view (*_jitter) and "
+                         f"single-view datasets; use one kind")
+    parts = []
+    for name in args.dataset:
+        base = canonical_dataset_name(name.removesuffix("_jitter"))
+        parts.append(datasets.build_dataset(name, dataset_split(name, args), root=roots[base],
+                                            training=True, **options))
+        logger.info(f"training set {name}: {len(parts[-1])} samples per epoch")
+    return (parts[0] if len(parts) == 1 else EpochConcatDataset(parts)), two_view.pop()
+
+
+class EpochConcatDataset(ConcatDataset):
+    """ConcatDataset that forwards ``set_epoch`` to its parts (class-uniform rebuilds)."""
+
+    def set_epoch(self, epoch):
+        for part in self.datasets:
+            part.set_epoch(epoch)
+
+
+def build_val_loaders(args, names):
+    roots = dataset_root_overrides(args)
+    loaders = {}
+    for name in names:
+        base = canonical_dataset_name(name)
+        dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
+                                         eval_protocol=args.eval_protocol)
+        loaders[base] = build_eval_loader(dataset, args.bs_mult_val, min(2, args.num_workers),
+                                          args.max_val_images)
+    return loaders
+
+
+def poly_lambda(max_iter, power):
+    """LR factor ``(1 - it / max_iter) ** power`` stepped every iteration (METHOD.md §4)."""
+    return lambda it: max(0.0, 1.0 - it / max_iter) ** power
+
+
+def prepare_run_dir(args, state):
+    run_dir = Path(args.ckpt) / args.date / args.exp
+    if state.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    dist_utils.barrier()
+    return run_dir
+
+
+def resolve_resume(args, run_dir, logger):
+    if args.resume is None:
+        return None
+    if args.resume == "auto":
+        path = run_dir / "last.pth"
+        if not path.is_file():
+            logger.info(f"--resume auto: no {path} yet, starting a new run")
+            return None
+        return path
+    return Path(args.resume)
 
 
 def main(argv=None):
     args = parse_args("train", argv)
-    sys.exit(f"train.py is not implemented yet (parsed {len(vars(args))} options)")
+    state = dist_utils.init_distributed(args.device, args.local_rank)
+    args.num_workers = min(8, torch.get_num_threads()) if args.num_workers is None \
+        else args.num_workers
+    if args.test_mode:
+        args.max_iter, args.max_val_images, args.num_workers = min(args.max_iter, 4), 2, 1
+    run_dir = prepare_run_dir(args, state)
+    logger = setup_logging(state.rank, run_dir / "train.log")
+    set_seed(args.seed, state.rank, args.deterministic)
+    torch.autograd.set_detect_anomaly(args.detect_anomaly)
+    device = state.device
+    logger.info(f"run folder {run_dir}; {state.world_size} process(es), device {device}, "
+                f"backend {state.backend}")
+    if state.is_main:
+        (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
+
+    # Rank 0 builds the class-uniform cache first; the others then read it.
+    if state.is_main:
+        train_set, two_view = build_train_set(args, logger)
+    dist_utils.barrier()
+    if not state.is_main:
+        train_set, two_view = build_train_set(args, logger)
+    uses_two_views = args.use_ca or args.use_cwcl or args.use_sdcl
+    if uses_two_views and not two_view:
+        raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
+                         f"dataset (got --dataset {' '.join(args.dataset)})")
+    sampler = ResumableSampler(train_set, state.world_size, state.rank, args.seed)
+    loader = DataLoader(train_set, batch_size=args.bs_mult, sampler=sampler, drop_last=True,
+                        num_workers=args.num_workers, pin_memory=device.type == "cuda",
+                        # Own generator: loader start-up must not consume the global RNG,
+                        # or a resumed run would draw different dropout masks.
+                        generator=torch.Generator().manual_seed(args.seed + state.rank))
+    if len(loader) == 0:
+        raise SystemExit(f"the training set has {len(train_set)} samples, fewer than one batch "
+                         f"of --bs_mult {args.bs_mult} per process")
+    val_loaders = build_val_loaders(args, args.val_dataset)
+
+    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.pretrained)
+    model.to(device)
+    if state.distributed and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    criterion = BlindNetCriterion.from_args(args).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(args.max_iter,
+                                                                         args.poly_exp))
+    scaler = grad_scaler(device, args.amp)
+    loss_generator = torch.Generator(device="cpu").manual_seed(args.seed + state.rank)
+
+    iteration, epoch, epoch_iter, best = 0, 0, 0, {}
+    resume_path = resolve_resume(args, run_dir, logger)
+    if resume_path is not None:
+        ckpt = load_checkpoint(resume_path)
+        load_state_dict_forgiving(model, extract_state_dict(ckpt))
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        iteration, epoch, epoch_iter = ckpt["iteration"], ckpt["epoch"], ckpt["epoch_iter"]
+        best = dict(ckpt.get("best", {}))
+        if not restore_rng_states(ckpt.get("rng"), loss_generator, state.rank,
+                                  state.world_size):
+            logger.warning("world size changed since the checkpoint: RNG states re-seeded")
+        logger.info(f"resumed {resume_path} at iteration {iteration} (epoch {epoch}, "
+                    f"batch {epoch_iter})")
+    elif args.snapshot:
+        ckpt = load_checkpoint(args.snapshot)
+        load_state_dict_forgiving(model, extract_state_dict(ckpt))
+        if args.restore_optimizer and "optimizer" in ckpt and "scheduler" in ckpt:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            epoch = int(ckpt.get("epoch", 0))
+            iteration = int(ckpt.get("iteration", len(loader) * epoch))
+        logger.info(f"initialised from --snapshot {args.snapshot} (iteration {iteration})")
+
+    net = model
+    if state.distributed:
+        # Unused parameters: projection heads in the baseline, or when a batch has no anchors.
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None, find_unused_parameters=True)
+    if args.compile:
+        net = torch.compile(net)
+    writer = TrainWriter(args, state.is_main)
+    with_embeddings = args.use_cwcl or args.use_sdcl
+
+    def save(path, mean_iu):
+        """All ranks call this (RNG states are gathered); rank 0 writes ``path`` atomically."""
+        rng_states = gather_rng_states(loss_generator)
+        if state.is_main:
+            atomic_save(training_checkpoint(
+                model, optimizer, scheduler, scaler, iteration=iteration, epoch=epoch,
+                epoch_iter=epoch_iter, mean_iu=mean_iu, best=best, rng_states=rng_states,
+                args=args), path)
+
+    def validate_and_save(final=False):
+        sync_buffers(model)
+        mious = {}
+        for name, val_loader in val_loaders.items():
+            res = evaluate(model, val_loader, device, cfg.NUM_CLASSES, amp=args.amp,
+                           desc=f"val {name}", on_batch=writer.image_logger(
+                               name, iteration, *eval_normalization(name, args.eval_protocol)))
+            mious[name] = res["miou"]
+            logger.info(f"iter {iteration} {name}: mIoU {100 * res['miou']:.2f} "
+                        f"pixel acc {100 * res['pixel_acc']:.2f} ({res['images']} images)")
+            writer.log_validation(name, res, CLASS_NAMES, iteration)
+            if res["miou"] > best.get(name, -1.0):
+                best[name] = res["miou"]
+                save(run_dir / f"best_{name}.pth", res["miou"])
+        save(run_dir / "last.pth", 0.0)
+        if state.is_main:
+            with (run_dir / "val_history.jsonl").open("a") as history:
+                history.write(json.dumps({"iteration": iteration, "epoch": epoch,
+                                          "final": final, "miou": mious}) + "\n")
+        dist_utils.barrier()
+
+    net.train()
+    bar = tqdm(total=args.max_iter, initial=iteration, disable=not state.is_main,
+               dynamic_ncols=True, desc="train")
+    try:
+        while iteration < args.max_iter:
+            train_set.set_epoch(epoch)
+            sampler.set_epoch(epoch, skip=epoch_iter * args.bs_mult)
+            tic = time.perf_counter()
+            for batch in loader:
+                terms = forward_backward(net, criterion, scaler, batch, args, device, two_view,
+                                         with_embeddings, loss_generator)
+                # Mean over ranks, for logging and so that every rank stops on a NaN together.
+                reduced = dist_utils.all_reduce_mean(torch.stack(list(terms.values())).detach())
+                values = dict(zip(terms, reduced.tolist()))
+                check_finite(values, iteration + 1)  # before the step: weights stay good
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                iteration, epoch_iter = iteration + 1, epoch_iter + 1
+                toc = time.perf_counter()
+                speed, tic = args.bs_mult * state.world_size / (toc - tic), toc
+                lr = optimizer.param_groups[0]["lr"]
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}
+                                | {"lr": f"{lr:.1e}", "img/s": f"{speed:.1f}"}, refresh=False)
+                writer.log_train(values, lr, speed, iteration)
+                if iteration % args.log_every == 0:
+                    logger.info(f"iter {iteration}/{args.max_iter} " + " ".join(
+                        f"{k} {v:.4f}" for k, v in values.items())
+                        + f" lr {lr:.2e} {speed:.1f} img/s")
+                if iteration % args.save_every == 0:
+                    save(run_dir / "last.pth", 0.0)
+                if iteration >= args.max_iter:
+                    break
+                if args.val_every and iteration % args.val_every == 0:
+                    validate_and_save()
+            else:  # the epoch ran to its end: next epoch, then validate (METHOD.md §4.1)
+                epoch, epoch_iter = epoch + 1, 0
+                if not args.val_every:
+                    validate_and_save()
+        validate_and_save(final=True)
+    except NonFiniteLossError as exc:
+        logger.error(str(exc))
+        raise SystemExit(3) from exc
+    finally:
+        bar.close()
+        writer.close()
+    logger.info(f"done after {iteration} iterations; best mIoU: " + ", ".join(
+        f"{k} {100 * v:.2f}" for k, v in best.items()))
+    dist_utils.cleanup()
+    return best
+
+
+def forward_backward(net, criterion, scaler, batch, args, device, two_view, with_embeddings,
+                     generator):
+    """Forward both views (or one), the criterion, backward. Returns the loss terms, total last.
+
+    The optimizer step is left to the caller so that it can refuse a non-finite loss first.
+    """
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=fmt)
+    labels = batch["label"].to(device, non_blocking=True)
+    images_aug = None
+    if two_view:
+        images_aug = batch["image_aug"].to(device, non_blocking=True).contiguous(
+            memory_format=fmt)
+    net.zero_grad(set_to_none=True)
+    with autocast(device, args.amp):
+        output = net(images, images_aug, with_embeddings=with_embeddings)
+        terms = criterion(output, labels, generator=generator)
+    scaler.scale(terms["total"]).backward()
+    total = terms.pop("total")
+    return {**terms, "total": total}
 
 
 if __name__ == "__main__":

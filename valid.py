@@ -1,13 +1,64 @@
-"""Entry point: see `python valid.py --help`. Implemented in the train/valid/infer issue."""
+"""Evaluate a checkpoint on every ``--val_dataset`` (mIoU, per-class IoU, pixel accuracy).
 
-import sys
+    python valid.py --snapshot logs/ckpt/0326/exp/best_cityscapes.pth \\
+        --arch network.deepv3.DeepR50V3PlusD --wt_layer 0 0 1 1 1 0 0 \\
+        --val_dataset cityscapes bdd100k mapillary
+    torchrun --nproc_per_node 2 valid.py ...        # each rank evaluates a shard
 
-from utils.args import parse_args
+Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
+``<ckpt>/<date>/<exp>/`` (DECISIONS.md D19). Official checkpoints load too (D15).
+"""
+
+from pathlib import Path
+
+import datasets
+from config import canonical_dataset_name, cfg
+from datasets.labels import CLASS_NAMES
+from utils import dist as dist_utils
+from utils.args import dataset_root_overrides, parse_args
+from utils.evaluation import build_eval_loader, evaluate, format_table, load_eval_model, \
+    write_results
+from utils.logging import setup_logging
+from utils.viz import confusion_matrix_png
 
 
 def main(argv=None):
     args = parse_args("valid", argv)
-    sys.exit(f"valid.py is not implemented yet (parsed {len(vars(args))} options)")
+    state = dist_utils.init_distributed(args.device, args.local_rank)
+    out_dir = Path(args.ckpt) / args.date / args.exp
+    logger = setup_logging(state.rank, out_dir / "valid.log")
+    if not args.val_dataset:
+        raise SystemExit("valid.py needs at least one --val_dataset name")
+    model = load_eval_model(args, state.device, logger)
+    roots = dataset_root_overrides(args)
+    workers = 2 if args.num_workers is None else args.num_workers
+
+    results = {}
+    for name in args.val_dataset:
+        base = canonical_dataset_name(name)
+        dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
+                                         eval_protocol=args.eval_protocol)
+        loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images)
+        result = evaluate(model, loader, state.device, cfg.NUM_CLASSES, amp=args.amp,
+                          sliding_window=args.sliding_window, crop_size=args.crop_size,
+                          stride=args.stride, desc=f"valid {base}")
+        results[base] = result
+        logger.info(f"{base}: mIoU {100 * result['miou']:.2f}, pixel acc "
+                    f"{100 * result['pixel_acc']:.2f} over {result['images']} images "
+                    f"(protocol {args.eval_protocol})")
+
+    if state.is_main:
+        json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,
+                                           args.snapshot)
+        for base, result in results.items():
+            confusion_matrix_png(result["hist"], CLASS_NAMES, out_dir / f"confusion_{base}.png",
+                                 title=f"{base} ({args.eval_protocol} protocol), rows: ground "
+                                       f"truth, columns: prediction, % of row")
+        logger.info(f"evaluation protocol: {args.eval_protocol}\n"
+                    + format_table(results, CLASS_NAMES))
+        logger.info(f"wrote {json_path}, {md_path}")
+    dist_utils.cleanup()
+    return results
 
 
 if __name__ == "__main__":

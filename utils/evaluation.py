@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from config import cfg
 from utils import dist as dist_utils
 from utils.metrics import ConfusionMatrix
 from utils.precision import autocast
@@ -43,7 +44,9 @@ def build_eval_loader(dataset, batch_size=1, num_workers=2, max_images=None):
     sampler = ShardSampler(n, dist_utils.get_rank(), dist_utils.get_world_size())
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=torch.cuda.is_available(),
-                      persistent_workers=False)
+                      # Own generator: evaluation must not consume the global RNG that
+                      # training (dropout) uses, or resumed runs would diverge.
+                      generator=torch.Generator())
 
 
 def _window_starts(length, crop, stride):
@@ -179,3 +182,28 @@ def _nan_to_none(obj):
     if isinstance(obj, (list, tuple)):
         return [_nan_to_none(v) for v in obj]
     return obj
+
+
+def load_eval_model(args, device, logger):
+    """Build ``--arch`` and load ``--snapshot`` into it (ours or official); eval mode.
+
+    Missing or mismatched weights are listed; evaluating a partly random model is refused
+    because its numbers would be meaningless.
+    """
+    import network  # late import: evaluation helpers must not require the model code
+    from utils.checkpoint import extract_state_dict, load_checkpoint, load_state_dict_forgiving
+
+    if not args.snapshot:
+        raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
+    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=None)
+    checkpoint = load_checkpoint(args.snapshot)
+    report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
+    if report.missing or report.mismatched:
+        raise SystemExit(f"--snapshot {args.snapshot} does not fit --arch {args.arch} with "
+                         f"--wt_layer {' '.join(map(str, args.wt_layer))}:\n{report.summary()}")
+    if isinstance(checkpoint, dict) and "iteration" in checkpoint:
+        logger.info(f"checkpoint trained for {checkpoint['iteration']} iterations")
+    model.to(device).eval()
+    if getattr(args, "channels_last", False):
+        model.to(memory_format=torch.channels_last)
+    return model
