@@ -1,0 +1,108 @@
+"""The BlindNet objective (METHOD.md §3.6).
+
+``total = main + 0.4 * aux + w1 * CML + w2 * CCL + w3 * CWCL + w4 * SDCL``, where ``main`` is
+the cross-entropy of both views (averaged) and ``aux`` that of the original view's aux head.
+Terms whose switch is off are neither computed nor returned.
+"""
+
+import torch
+from torch import nn
+
+from loss.contrastive import ClassWiseContrastiveLoss, SemanticDisentanglementContrastiveLoss
+from loss.covariance import CovarianceMatchingLoss, CrossCovarianceLoss
+from loss.segmentation import AuxCrossEntropy, SegmentationCrossEntropy
+
+
+class BlindNetCriterion(nn.Module):
+    """All BlindNet loss terms and their weighted sum.
+
+    Args:
+        use_ca: add CML (weight ``w1``) and CCL (``w2``) (``--use_ca``).
+        use_cwcl: add CWCL (weight ``w3``) (``--use_cwcl``).
+        use_sdcl: add SDCL (weight ``w4``) (``--use_sdcl``).
+        w1, w2, w3, w4: term weights (``--w1..--w4``; official 0.2, 0.2, 0.3, 0.3).
+        aux_weight: weight of the aux cross-entropy (0.4, hard-coded in the official code).
+        nce_T: contrastive temperature (``--nce_T``).
+        contrast_max_classes, contrast_max_views: K and V of CWCL.
+        num_patch: SDCL negatives per anchor.
+        cwcl_negatives: ``reference`` or ``distinct`` (DECISIONS.md D2).
+        cwcl_class_order: ``ascending`` or ``random`` (D21).
+        ignore_index: ignored label value (255).
+        class_weights: optional ``(C,)`` cross-entropy class weights.
+
+    ``forward(output, labels, generator=None)`` takes a :class:`network.ModelOutput` and
+    ``labels (B, H, W)`` long; returns a dict of scalar tensors with ``main``, ``aux``, the
+    enabled ones of ``cml``, ``ccl``, ``cwcl``, ``sdcl`` and ``total``. A two-view term on a
+    single-view output raises ValueError.
+    """
+
+    def __init__(self, use_ca=False, use_cwcl=False, use_sdcl=False, w1=0.0, w2=0.0, w3=0.3,
+                 w4=0.0, aux_weight=0.4, nce_T=0.07, contrast_max_classes=15,
+                 contrast_max_views=50, num_patch=20, cwcl_negatives="reference",
+                 cwcl_class_order="ascending", ignore_index=255, class_weights=None):
+        super().__init__()
+        self.use_ca, self.use_cwcl, self.use_sdcl = use_ca, use_cwcl, use_sdcl
+        self.weights = {"aux": aux_weight, "cml": w1, "ccl": w2, "cwcl": w3, "sdcl": w4}
+        self.segmentation = SegmentationCrossEntropy(ignore_index, class_weights)
+        self.aux = AuxCrossEntropy(ignore_index, class_weights)
+        self.cml = CovarianceMatchingLoss() if use_ca else None
+        self.ccl = CrossCovarianceLoss() if use_ca else None
+        self.cwcl = ClassWiseContrastiveLoss(
+            nce_T, contrast_max_classes, contrast_max_views, cwcl_negatives, cwcl_class_order,
+            ignore_index) if use_cwcl else None
+        self.sdcl = SemanticDisentanglementContrastiveLoss(
+            nce_T, num_patch, ignore_index=ignore_index) if use_sdcl else None
+
+    @classmethod
+    def from_args(cls, args, class_weights=None):
+        """Build from the ``utils.args`` namespace (``--use_ca``, ``--w1`` ...)."""
+        return cls(use_ca=args.use_ca, use_cwcl=args.use_cwcl, use_sdcl=args.use_sdcl,
+                   w1=args.w1, w2=args.w2, w3=args.w3, w4=args.w4, nce_T=args.nce_T,
+                   contrast_max_classes=args.contrast_max_classes,
+                   contrast_max_views=args.contrast_max_views, num_patch=args.num_patch,
+                   cwcl_negatives=args.cwcl_negatives, cwcl_class_order=args.cwcl_class_order,
+                   class_weights=class_weights)
+
+    @property
+    def needs_embeddings(self):
+        """Whether the model must run its projection heads (``with_embeddings``)."""
+        return self.use_cwcl or self.use_sdcl
+
+    @property
+    def needs_two_views(self):
+        return self.use_ca or self.use_cwcl or self.use_sdcl
+
+    def forward(self, output, labels, generator=None):
+        labels = labels.long()
+        if self.needs_two_views and not output.two_view:
+            raise ValueError("--use_ca/--use_cwcl/--use_sdcl need two views: call the model "
+                             "with images_aug (a *_jitter training dataset)")
+        losses = {}
+        if output.two_view:
+            losses["main"] = 0.5 * (self.segmentation(output.logits, labels)
+                                    + self.segmentation(output.logits_aug, labels))
+        else:
+            losses["main"] = self.segmentation(output.logits, labels)
+        if output.aux_logits is None:
+            raise ValueError("the aux loss needs output.aux_logits (the model's training forward)")
+        losses["aux"] = self.aux(output.aux_logits, labels)
+
+        if self.use_ca:
+            losses["cml"] = self.cml(output.in_feats, output.in_feats_aug)
+            losses["ccl"] = self.ccl(output.in_feats, output.in_feats_aug)
+        if self.needs_embeddings:
+            with torch.no_grad():
+                preds = output.dec_logits.argmax(dim=1)
+            if self.use_cwcl:
+                losses["cwcl"] = self.cwcl(output.embeddings_aug, output.embeddings, labels,
+                                           preds, generator)
+            if self.use_sdcl:
+                with torch.no_grad():
+                    preds_aug = output.dec_logits_aug.argmax(dim=1)
+                losses["sdcl"] = self.sdcl(output.embeddings_aug, output.embeddings, labels,
+                                           preds, preds_aug, generator)
+
+        losses["total"] = losses["main"] + sum(self.weights[name] * value
+                                               for name, value in losses.items()
+                                               if name != "main")
+        return losses

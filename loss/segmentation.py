@@ -1,0 +1,65 @@
+"""Cross-entropy losses of the segmenter (METHOD.md §3.1, §3.2)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def resize_labels(labels, size):
+    """Nearest-neighbour resize of integer maps ``(B, H, W) -> (B, *size)``.
+
+    Uses PyTorch's ``nearest`` rule (source index ``floor(i * H / h)``), so 768 -> 48 takes
+    pixel ``(16 i, 16 j)`` as the official code does. Returns the input when the size matches.
+    """
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    # float32 holds every label id (0..255) exactly.
+    resized = F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")
+    return resized[:, 0].to(labels.dtype)
+
+
+class SegmentationCrossEntropy(nn.Module):
+    """Pixel-wise cross-entropy averaged over the non-ignored pixels of the whole batch.
+
+    Same value as ``nn.CrossEntropyLoss(ignore_index=255, weight=class_weights)``, except that
+    a batch without any labelled pixel gives 0 (with gradient structure) instead of NaN.
+
+    Args:
+        ignore_index: label value that does not count (255).
+        class_weights: optional ``(C,)`` tensor of per-class weights.
+
+    Shapes: ``logits (B, C, H, W)``, ``labels (B, H, W)`` long -> scalar.
+    """
+
+    def __init__(self, ignore_index=255, class_weights=None):
+        super().__init__()
+        self.ignore_index = ignore_index
+        weights = None if class_weights is None else torch.as_tensor(class_weights,
+                                                                      dtype=torch.float32)
+        self.register_buffer("class_weights", weights, persistent=False)
+
+    def forward(self, logits, labels):
+        if logits.shape[-2:] != labels.shape[-2:] or logits.shape[0] != labels.shape[0]:
+            raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
+                             f"must agree in batch and spatial size")
+        logits = logits.float()
+        total = F.cross_entropy(logits, labels, weight=self.class_weights,
+                                ignore_index=self.ignore_index, reduction="sum")
+        valid = labels != self.ignore_index
+        if self.class_weights is None:
+            denominator = valid.sum()
+        else:
+            safe_labels = torch.where(valid, labels, 0)
+            denominator = (self.class_weights[safe_labels] * valid).sum()
+        # sum / count is exactly the "mean" reduction, without its NaN on all-ignore crops.
+        return total / denominator.clamp_min(1e-12)
+
+
+class AuxCrossEntropy(SegmentationCrossEntropy):
+    """Cross-entropy of low-resolution logits against nearest-downsampled labels (§3.2).
+
+    Shapes: ``logits (B, C, h, w)``, ``labels (B, H, W)`` -> scalar.
+    """
+
+    def forward(self, logits, labels):
+        return super().forward(logits, resize_labels(labels, logits.shape[-2:]))

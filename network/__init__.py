@@ -1,0 +1,41 @@
+"""The BlindNet segmenters: ``get_net(arch, ...)`` and :class:`ModelOutput`.
+
+``arch`` is an official factory name, with or without the ``network.deepv3.`` prefix of
+``--arch`` (e.g. ``network.deepv3.DeepR50V3PlusD``); see ``network.deepv3.FACTORIES``.
+"""
+
+from network.deepv3 import FACTORIES, DeepV3Plus, build_deepv3
+from network.instance_norm import OFFICIAL_WT_LAYER
+from network.output import ModelOutput
+
+__all__ = ["FACTORIES", "DeepV3Plus", "ModelOutput", "OFFICIAL_WT_LAYER", "build_deepv3",
+           "get_net", "resolve_arch"]
+
+ARCH_PREFIXES = ("network.deepv3.", "deepv3.")
+
+
+def resolve_arch(arch):
+    """The factory for ``arch``; ValueError listing the valid names when it is unknown."""
+    name = arch
+    for prefix in ARCH_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    if name not in FACTORIES:
+        valid = ", ".join(f"network.deepv3.{n}" for n in FACTORIES)
+        raise ValueError(f"unknown --arch {arch!r}; expected one of: {valid}")
+    return FACTORIES[name]
+
+
+def get_net(arch, num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """Build the segmenter ``arch`` (an ``nn.Module``, in train mode).
+
+    Args:
+        arch: factory name, e.g. ``network.deepv3.DeepR50V3PlusD`` or ``DeepR50V3PlusD``.
+        num_classes: output classes (19 for the Cityscapes label set).
+        wt_layer: 7 ints placing instance-normalisation layers (METHOD.md §1.3).
+        pretrained: trunk ImageNet weights: a torchvision-format file, ``None`` for the
+            torch hub cache if present (random init with a warning otherwise), or ``False``
+            for random init.
+    """
+    return resolve_arch(arch)(num_classes=num_classes, wt_layer=wt_layer, pretrained=pretrained)

@@ -1,0 +1,215 @@
+"""DeepLabV3+ with instance-whitening trunks and projection heads (METHOD.md §1, §2, §6).
+
+The model's direct children carry the official names (``layer0..layer4``, ``aspp``,
+``bot_fine``, ``bot_aspp``, ``final1``, ``final2``, ``dsn``, ``ProjectionHead_cls_{0,1,2}``),
+so an official state dict loads with no missing or unexpected keys once its ``module.``
+prefix is stripped (``utils.checkpoint.load_state_dict_forgiving`` does that).
+
+Both views go through the same :meth:`DeepV3Plus._forward_view`, one after the other, so each
+view is normalised by its own batch statistics and BatchNorm running statistics are updated
+twice per training step (original view first), as in the official code.
+"""
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from network import mobilenet, resnet, shufflenet
+from network.heads import (ASPP, FINE_CHANNELS, ProjectionHead, aux_head, classifier_1x1,
+                           conv_bn_relu, decoder_final1, init_head_weights)
+from network.instance_norm import OFFICIAL_WT_LAYER, run_stage, validate_wt_layer
+from network.output import ModelOutput
+from network.pretrained import init_pretrained
+
+DECODER_CHANNELS = 256
+
+
+@dataclass
+class ViewOutput:
+    """Outputs of one view (see :class:`network.output.ModelOutput` for shapes)."""
+
+    logits: torch.Tensor
+    dec_logits: torch.Tensor
+    aux_logits: torch.Tensor | None
+    in_feats: list | None
+    embeddings: list | None
+
+
+class DeepV3Plus(nn.Module):
+    """DeepLabV3+ segmenter around a trunk exposing ``layer0..layer4``.
+
+    Args:
+        trunk: a trunk module with ``layer0..layer4`` and the attributes
+            ``low_level_channels`` (layer1), ``aux_channels`` (layer3), ``out_channels``
+            (layer4) and ``output_stride``. Only its stages are kept.
+        num_classes: number of output classes.
+
+    ``forward(images)`` in eval mode returns logits ``(B, C, H, W)``;
+    ``forward(images, images_aug=None, with_embeddings=True)`` in train mode (or with
+    ``images_aug`` given) returns a :class:`network.output.ModelOutput`.
+    """
+
+    def __init__(self, trunk, num_classes=19):
+        super().__init__()
+        self.layer0, self.layer1, self.layer2 = trunk.layer0, trunk.layer1, trunk.layer2
+        self.layer3, self.layer4 = trunk.layer3, trunk.layer4
+        self.aspp = ASPP(trunk.out_channels, trunk.output_stride)
+        self.bot_fine = conv_bn_relu(trunk.low_level_channels, FINE_CHANNELS)
+        self.bot_aspp = conv_bn_relu(self.aspp.out_channels, DECODER_CHANNELS)
+        self.final1 = decoder_final1(FINE_CHANNELS + DECODER_CHANNELS, DECODER_CHANNELS)
+        self.final2 = classifier_1x1(DECODER_CHANNELS, num_classes)
+        self.dsn = aux_head(trunk.aux_channels, num_classes)
+        # One head per feature level, shared by the two views (METHOD.md §1.6).
+        self.ProjectionHead_cls_0 = ProjectionHead(trunk.out_channels)
+        self.ProjectionHead_cls_1 = ProjectionHead(FINE_CHANNELS + DECODER_CHANNELS)
+        self.ProjectionHead_cls_2 = ProjectionHead(DECODER_CHANNELS)
+        init_head_weights(self.aspp, self.bot_fine, self.bot_aspp, self.final1, self.final2,
+                          self.dsn, self.ProjectionHead_cls_0, self.ProjectionHead_cls_1,
+                          self.ProjectionHead_cls_2)
+        self.num_classes = num_classes
+        self.output_stride = trunk.output_stride
+
+    def _forward_view(self, images, collect, with_aux, with_embeddings):
+        """Encoder, decoder and the requested heads for one view ``(B, 3, H, W)``."""
+        in_feats = [] if collect else None
+        x = run_stage(self.layer0, images, in_feats)
+        low_level = run_stage(self.layer1, x, in_feats)
+        x = run_stage(self.layer2, low_level, in_feats)
+        aux_in = run_stage(self.layer3, x, in_feats)
+        encoded = run_stage(self.layer4, aux_in, in_feats)
+
+        x = self.bot_aspp(self.aspp(encoded))
+        x = F.interpolate(x, size=low_level.shape[-2:], mode="bilinear", align_corners=True)
+        dec0 = torch.cat((self.bot_fine(low_level), x), dim=1)
+        dec1 = self.final1(dec0)
+        dec2 = self.final2(dec1)
+        logits = F.interpolate(dec2, size=images.shape[-2:], mode="bilinear",
+                               align_corners=True)
+
+        aux_logits = self.dsn(aux_in) if with_aux else None
+        embeddings = None
+        if with_embeddings:
+            embeddings = [self.ProjectionHead_cls_0(encoded), self.ProjectionHead_cls_1(dec0),
+                          self.ProjectionHead_cls_2(dec1)]
+        return ViewOutput(logits, dec2, aux_logits, in_feats, embeddings)
+
+    def forward(self, images, images_aug=None, with_embeddings=True):
+        """Segment ``images`` (and, for BlindNet training, their augmented twins).
+
+        Args:
+            images: ``(B, 3, H, W)`` original view.
+            images_aug: ``(B, 3, H, W)`` augmented view or ``None`` (single view).
+            with_embeddings: run the projection heads (needed by CWCL/SDCL only).
+
+        Returns:
+            eval mode without ``images_aug``: logits ``(B, C, H, W)``; otherwise a
+            :class:`ModelOutput` (``*_aug`` fields ``None`` for a single view).
+        """
+        _check_images(images, "images")
+        if not self.training and images_aug is None:
+            return self._forward_view(images, collect=False, with_aux=False,
+                                      with_embeddings=False).logits
+        view = self._forward_view(images, collect=True, with_aux=True,
+                                  with_embeddings=with_embeddings)
+        output = ModelOutput(logits=view.logits, dec_logits=view.dec_logits,
+                             aux_logits=view.aux_logits, in_feats=view.in_feats,
+                             embeddings=view.embeddings)
+        if images_aug is not None:
+            _check_images(images_aug, "images_aug")
+            if images_aug.shape != images.shape:
+                raise ValueError(f"images_aug must have the shape of images "
+                                 f"{tuple(images.shape)}, got {tuple(images_aug.shape)}")
+            view_aug = self._forward_view(images_aug, collect=True, with_aux=False,
+                                          with_embeddings=with_embeddings)
+            output.logits_aug, output.dec_logits_aug = view_aug.logits, view_aug.dec_logits
+            output.in_feats_aug, output.embeddings_aug = view_aug.in_feats, view_aug.embeddings
+        return output
+
+
+def _check_images(images, name):
+    if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ValueError(f"{name} must be a (B, 3, H, W) tensor, got {shape}")
+
+
+# Trunk name -> (builder(wt_layer, output_stride), torchvision key map for --pretrained).
+TRUNKS = {
+    "resnet18": (resnet.resnet18, resnet.torchvision_key),
+    "resnet50": (resnet.resnet50, resnet.torchvision_key),
+    "resnet101_deep_stem": (resnet.resnet101_deep_stem,
+                            partial(resnet.torchvision_key, deep_stem=True)),
+    "mobilenet_v2": (mobilenet.MobileNetV2, mobilenet.torchvision_key),
+    "shufflenet_v2_x1_0": (shufflenet.ShuffleNetV2, shufflenet.torchvision_key),
+}
+
+
+def build_deepv3(trunk_name, output_stride, num_classes=19, wt_layer=OFFICIAL_WT_LAYER,
+                 pretrained=None):
+    """Build a :class:`DeepV3Plus` on any trunk of :data:`TRUNKS` at any supported stride."""
+    if trunk_name not in TRUNKS:
+        raise ValueError(f"unknown trunk {trunk_name!r}; expected one of {sorted(TRUNKS)}")
+    builder, key_map = TRUNKS[trunk_name]
+    trunk = builder(validate_wt_layer(wt_layer), output_stride=output_stride)
+    init_pretrained(trunk, trunk_name, key_map, pretrained)
+    return DeepV3Plus(trunk, num_classes)
+
+
+# The official factory names (``--arch network.deepv3.<name>``).
+
+def DeepR18V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ResNet-18, output stride 32."""
+    return build_deepv3("resnet18", 32, num_classes, wt_layer, pretrained)
+
+
+def DeepR50V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ResNet-50: the official BlindNet model, output stride 16."""
+    return build_deepv3("resnet50", 16, num_classes, wt_layer, pretrained)
+
+
+def DeepR50V3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ResNet-50, output stride 8."""
+    return build_deepv3("resnet50", 8, num_classes, wt_layer, pretrained)
+
+
+def DeepR101V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ResNet-101 with the 3x3 deep stem, output stride 16."""
+    return build_deepv3("resnet101_deep_stem", 16, num_classes, wt_layer, pretrained)
+
+
+def DeepR101V3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ResNet-101 with the 3x3 deep stem, output stride 8."""
+    return build_deepv3("resnet101_deep_stem", 8, num_classes, wt_layer, pretrained)
+
+
+def DeepMobileNetV3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """MobileNetV2, output stride 16."""
+    return build_deepv3("mobilenet_v2", 16, num_classes, wt_layer, pretrained)
+
+
+def DeepMobileNetV3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """MobileNetV2, output stride 8."""
+    return build_deepv3("mobilenet_v2", 8, num_classes, wt_layer, pretrained)
+
+
+def DeepShuffleNetV3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ShuffleNetV2 x1.0, output stride 16."""
+    return build_deepv3("shufflenet_v2_x1_0", 16, num_classes, wt_layer, pretrained)
+
+
+def DeepShuffleNetV3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ShuffleNetV2 x1.0, output stride 8."""
+    return build_deepv3("shufflenet_v2_x1_0", 8, num_classes, wt_layer, pretrained)
+
+
+def DeepShuffleNetV3PlusD_OS32(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """ShuffleNetV2 x1.0, output stride 32."""
+    return build_deepv3("shufflenet_v2_x1_0", 32, num_classes, wt_layer, pretrained)
+
+
+FACTORIES = {factory.__name__: factory for factory in (
+    DeepR18V3PlusD, DeepR50V3PlusD, DeepR50V3PlusD_OS8, DeepR101V3PlusD, DeepR101V3PlusD_OS8,
+    DeepMobileNetV3PlusD, DeepMobileNetV3PlusD_OS8, DeepShuffleNetV3PlusD,
+    DeepShuffleNetV3PlusD_OS8, DeepShuffleNetV3PlusD_OS32)}

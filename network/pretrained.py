@@ -1,0 +1,98 @@
+"""ImageNet weights for the trunks, never downloaded.
+
+``pretrained`` (the ``--pretrained`` flag) selects the source:
+
+* a path: a torchvision-format ImageNet state dict (or one of our checkpoints) loaded
+  forgivingly into the trunk; every tensor that could not be used is logged;
+* ``None``: torchvision's weights file if it is *already* in the torch hub cache
+  (``<torch.hub.get_dir()>/checkpoints/<file>``), else random init with a warning;
+* ``False``: random init, silently (tests, or a checkpoint will be loaded afterwards).
+"""
+
+from pathlib import Path
+
+import torch
+from torchvision import models
+
+from utils.checkpoint import (extract_state_dict, load_checkpoint, load_state_dict_forgiving,
+                              strip_module_prefix)
+from utils.logging import get_logger
+
+# Trunk name -> torchvision weights whose file may sit in the hub cache, preferred first.
+# V1 first: the official code used the original ImageNet weights. The deep-stem ResNet-101
+# has no torchvision counterpart (its 3x3 stem differs), so it is never looked up.
+TORCHVISION_WEIGHTS = {
+    "resnet18": (models.ResNet18_Weights.IMAGENET1K_V1,),
+    "resnet50": (models.ResNet50_Weights.IMAGENET1K_V1, models.ResNet50_Weights.IMAGENET1K_V2),
+    "resnet101_deep_stem": (),
+    "mobilenet_v2": (models.MobileNet_V2_Weights.IMAGENET1K_V1,
+                     models.MobileNet_V2_Weights.IMAGENET1K_V2),
+    "shufflenet_v2_x1_0": (models.ShuffleNet_V2_X1_0_Weights.IMAGENET1K_V1,),
+}
+# Older torchvision releases stored the same V1 weights under these names.
+LEGACY_FILES = {"resnet18": ("resnet18-5c106cde.pth",), "resnet50": ("resnet50-19c8e357.pth",)}
+
+
+def cached_weight_files(trunk_name):
+    """Paths where torchvision would keep this trunk's ImageNet weights (existing or not)."""
+    cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    names = [weights.url.rsplit("/", 1)[-1] for weights in TORCHVISION_WEIGHTS[trunk_name]]
+    names += LEGACY_FILES.get(trunk_name, ())
+    return [cache_dir / name for name in names]
+
+
+def find_cached_weights(trunk_name):
+    """The first cached weights file of ``trunk_name`` that exists, or ``None``."""
+    return next((path for path in cached_weight_files(trunk_name) if path.is_file()), None)
+
+
+def load_trunk_weights(trunk, path, key_map):
+    """Copy the tensors of ``path`` whose mapped name and shape match into ``trunk``.
+
+    Args:
+        trunk: a trunk module with ``layer0..layer4`` children.
+        path: the weights file.
+        key_map: function from a file key to our key, or ``None`` for keys the trunk lacks.
+
+    Returns:
+        the :class:`utils.checkpoint.LoadReport`; ``unexpected`` also lists file keys that
+        have no counterpart (e.g. the classifier). Raises ValueError when nothing matched.
+    """
+    state = strip_module_prefix(extract_state_dict(load_checkpoint(path)))
+    mapped, unmapped = {}, []
+    for key, value in state.items():
+        target = key_map(key)
+        if target is None:
+            unmapped.append(key)
+        else:
+            mapped[target] = value
+    report = load_state_dict_forgiving(trunk, mapped, log=False)
+    if not report.loaded:
+        raise ValueError(f"--pretrained {path}: no tensor matches the trunk by name and shape; "
+                         f"expected a torchvision-format ImageNet state dict")
+    report.unexpected = unmapped + report.unexpected
+    logger = get_logger()
+    logger.info("ImageNet weights from %s: %s", path, report.summary())
+    return report
+
+
+def init_pretrained(trunk, trunk_name, key_map, pretrained=None):
+    """Load ImageNet weights into ``trunk`` per ``pretrained`` (see the module docstring)."""
+    if pretrained is False:
+        return None
+    logger = get_logger()
+    if pretrained is None:
+        path = find_cached_weights(trunk_name)
+        if path is None:
+            logger.warning(
+                "no ImageNet weights for the %s trunk in the torch hub cache (%s); the trunk "
+                "is randomly initialised. Pass --pretrained PATH to load a local file.",
+                trunk_name, ", ".join(str(p) for p in cached_weight_files(trunk_name))
+                or "none exist for this trunk")
+            return None
+    else:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"--pretrained {path} does not exist (expected a "
+                                    f"torchvision-format ImageNet state dict)")
+    return load_trunk_weights(trunk, path, key_map)
