@@ -1,0 +1,269 @@
+"""The one base class of the five datasets.
+
+A dataset subclass only says where its files are (:meth:`SegmentationDataset.list_samples`)
+and how a label file becomes train ids (``label_decoder``, one LUT lookup). Everything else
+lives here: layout checks with errors that print the expected folder tree, reading, the
+evaluation transform, the training transforms (one geometric draw shared by both views,
+independent photometric draws), class-uniform epochs and per-item seeding.
+
+Items:
+    evaluation (``training=False``): ``(image FloatTensor[3, H, W], label LongTensor[H, W],
+        name str)``, normalised and resized per ``eval_protocol``;
+    training: ``{"image": FloatTensor[3, crop, crop], "image_aug": ... (two-view only),
+        "label": LongTensor[crop, crop], "name": str}``.
+
+Determinism: every random draw of a training item (scale, crop, flip, rotation, jitter,
+blur) comes from torch's RNG seeded with a hash of (seed, epoch, index) inside
+:meth:`__getitem__` (the caller's RNG state is restored afterwards), and the class-uniform
+epoch list is a function of (seed, epoch). So any number of DataLoader workers, any DDP
+rank and an exact resume produce the same samples. Epoch changes reach DataLoader workers
+only when they are re-created, i.e. use ``persistent_workers=False`` (the default).
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from config import DATASET_CFG_KEYS, DATASET_ENV_VARS, REPO_ROOT
+from datasets.readers import DatasetReadError, load_train_ids, read_rgb_image
+from datasets.uniform import build_epoch, load_or_compute_centroids
+from transforms.eval import EVAL_PROTOCOLS, EvalTransform
+from transforms.joint import JointTransform
+from transforms.photometric import jittered_view_transform, original_view_transform
+
+SPLITS = ("train", "val", "trainval")
+GTAV_MISMATCH_MODES = ("drop", "resize")
+DEFAULT_CACHE_DIR = REPO_ROOT / "logs" / "ckpt" / "cache"
+# Every option of build_dataset and its default (the official values, DATASETS.md §8-9).
+DEFAULT_OPTIONS = {
+    "crop_size": 768, "scale_min": 0.5, "scale_max": 2.0, "pre_size": None,
+    "crop_nopad": False, "rrotate": 0, "color_aug": 0.0, "gblur": False, "bblur": False,
+    "class_uniform_pct": 0.0, "class_uniform_tile": 1024, "max_cu_epoch": 100000,
+    "cache_dir": None, "eval_protocol": "robustnet", "gtav_mismatch": "drop", "seed": 304,
+    "max_images": None, "centroid_workers": None,
+}
+_ROOT_FLAGS = {"gtav": "--gtav_dir", "synthia": "--synthia_dir",
+               "cityscapes": "--cityscapes_dir", "bdd100k": "--bdd_dir",
+               "mapillary": "--mapillary_dir"}
+_ITEM_SEED_TAG, _EPOCH_SEED_TAG = 1, 2
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """A dataset root, split folder or file is missing; the message shows the expected tree."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One (image, label) pair; ``name`` is the image file name without its suffix."""
+
+    image: Path
+    label: Path
+    name: str
+
+
+def check_options(options):
+    """Merge ``options`` over :data:`DEFAULT_OPTIONS` and validate them."""
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown dataset option(s) {unknown}; valid: {sorted(DEFAULT_OPTIONS)}")
+    opts = {**DEFAULT_OPTIONS, **options}
+    if opts["crop_size"] <= 0 or opts["class_uniform_tile"] <= 0:
+        raise ValueError(f"crop_size and class_uniform_tile must be positive, got "
+                         f"{opts['crop_size']} and {opts['class_uniform_tile']}")
+    if not 0 < opts["scale_min"] <= opts["scale_max"]:
+        raise ValueError(f"need 0 < scale_min <= scale_max, got {opts['scale_min']}, "
+                         f"{opts['scale_max']}")
+    if not 0.0 <= opts["class_uniform_pct"] <= 1.0:
+        raise ValueError(f"class_uniform_pct must be in [0, 1], got {opts['class_uniform_pct']}")
+    if opts["eval_protocol"] not in EVAL_PROTOCOLS:
+        raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, "
+                         f"got {opts['eval_protocol']!r}")
+    if opts["gtav_mismatch"] not in GTAV_MISMATCH_MODES:
+        raise ValueError(f"gtav_mismatch must be one of {GTAV_MISMATCH_MODES}, "
+                         f"got {opts['gtav_mismatch']!r}")
+    if opts["max_images"] is not None and opts["max_images"] <= 0:
+        raise ValueError(f"max_images must be positive or None, got {opts['max_images']}")
+    return opts
+
+
+class SegmentationDataset(Dataset):
+    """Base class: see the module docstring for items, determinism and options.
+
+    Subclasses set ``name``, ``split_folders``, ``layout`` and ``label_decoder`` and
+    implement :meth:`list_samples`.
+    """
+
+    name = ""
+    # split -> folder names passed to list_samples
+    split_folders = {"train": ("train",), "val": ("val",), "trainval": ("train", "val")}
+    layout = ""
+    # Module-level function (picklable for the centroid pool): label path -> (H, W) uint8.
+    label_decoder = None
+
+    def __init__(self, root, split, *, training, two_view=False, **options):
+        opts = check_options(options)
+        if split not in self.split_folders:
+            raise ValueError(f"{self.name}: split must be one of {tuple(self.split_folders)}, "
+                             f"got {split!r}")
+        self.root = Path(root)
+        self.split = split
+        self.training = training
+        self.two_view = two_view
+        self.options = opts
+        self.seed = opts["seed"]
+        self.class_uniform_pct = opts["class_uniform_pct"]
+        self.max_cu_epoch = opts["max_cu_epoch"]
+        self.cache_dir = Path(opts["cache_dir"] or DEFAULT_CACHE_DIR)
+        self.workers = opts["centroid_workers"] or min(8, os.cpu_count() or 1)
+        # label path -> (W, H) for labels resized to their image when loaded (GTAV, D4).
+        self.label_sizes = {}
+
+        if not self.root.is_dir():
+            raise self.layout_error(f"dataset root {self.root} does not exist")
+        listed = []
+        for folder in self.split_folders[split]:
+            listed.extend(self.list_samples(folder))
+        samples = sorted(self._pair(listed), key=lambda s: str(s.image))
+        if opts["max_images"]:
+            samples = samples[:opts["max_images"]]
+        self.samples = self.check_samples(samples)
+
+        self.eval_transform = EvalTransform(self.name, opts["eval_protocol"])
+        self.centroids = {}
+        if training:
+            self.joint_transform = JointTransform(
+                opts["crop_size"], opts["scale_min"], opts["scale_max"], opts["pre_size"],
+                opts["crop_nopad"], opts["rrotate"])
+            self.view_transform = original_view_transform(
+                opts["color_aug"], opts["gblur"], opts["bblur"])
+            self.aug_transform = jittered_view_transform() if two_view else None
+            if self.class_uniform_pct > 0:
+                self.centroids = load_or_compute_centroids(
+                    self, opts["class_uniform_tile"], self.cache_dir, self.workers)
+        self.set_epoch(0)
+
+    # ----------------------------------------------------------------- layout and pairing
+    def list_samples(self, folder):
+        """(image path, name, [label path candidates]) for every image of one split folder.
+
+        Must raise :meth:`layout_error` for a missing or empty folder.
+        """
+        raise NotImplementedError
+
+    def check_samples(self, samples):
+        """Hook for dataset-specific checks of the paired samples (GTAV sizes, D4)."""
+        return samples
+
+    def layout_error(self, problem):
+        """A :class:`DatasetLayoutError` for ``problem`` with the expected tree and the flags."""
+        env = DATASET_ENV_VARS.get(self.name, "")
+        return DatasetLayoutError(
+            f"{self.name} ({self.split}): {problem}\n"
+            f"Expected layout under the {self.name} root ({self.root}):\n{self.layout}\n"
+            f"Set the root with {_ROOT_FLAGS.get(self.name, '--<name>_dir')} or ${env} "
+            f"(default: config.py cfg.DATASET.{DATASET_CFG_KEYS.get(self.name, '')}).")
+
+    def require_dir(self, path, what):
+        """``path`` if it is a directory, else a layout error naming ``what``."""
+        if not Path(path).is_dir():
+            raise self.layout_error(f"{what} not found: {path}")
+        return Path(path)
+
+    def list_files(self, folder, suffix):
+        """Sorted files named ``*<suffix>`` in ``folder``; a layout error if there are none."""
+        folder = self.require_dir(folder, "folder")
+        files = sorted(p for p in folder.iterdir() if p.name.endswith(suffix) and p.is_file())
+        if not files:
+            raise self.layout_error(f"no *{suffix} files in {folder}")
+        return files
+
+    def _pair(self, listed):
+        samples, missing = [], []
+        for image, name, candidates in listed:
+            label = next((c for c in candidates if c.is_file()), None)
+            if label is None:
+                missing.append((image, candidates))
+            else:
+                samples.append(Sample(Path(image), Path(label), name))
+        if missing:
+            image, candidates = missing[0]
+            expected = " or ".join(str(c) for c in candidates)
+            raise self.layout_error(
+                f"{len(missing)} image(s) without a label, e.g. {image}: expected {expected}")
+        return samples
+
+    # ------------------------------------------------------------------------- reading
+    def label_target_size(self, sample):
+        """(W, H) the label of ``sample`` is resized to when loaded, or None (as stored)."""
+        return self.label_sizes.get(sample.label)
+
+    def load_label(self, sample):
+        """Train ids of ``sample`` as (H, W) uint8 (resized per :meth:`label_target_size`)."""
+        return load_train_ids(self.label_decoder, sample.label, self.label_target_size(sample))
+
+    def load_pair(self, sample):
+        """(PIL RGB image, (H, W) uint8 train ids) of ``sample``; sizes must agree."""
+        image = read_rgb_image(sample.image)
+        train_ids = self.load_label(sample)
+        if (train_ids.shape[1], train_ids.shape[0]) != image.size:
+            raise DatasetReadError(
+                f"label {sample.label} is {train_ids.shape[1]}x{train_ids.shape[0]} but image "
+                f"{sample.image} is {image.size[0]}x{image.size[1]} (W x H)")
+        return image, train_ids
+
+    # ------------------------------------------------------------------------- epochs
+    def set_epoch(self, epoch):
+        """Build the entries of ``epoch`` (class-uniform list, DATASETS.md §8.2).
+
+        The list depends only on (seed, epoch), so all DDP ranks agree, and its length is
+        the same every epoch. ``cut`` (epoch > max_cu_epoch) would keep only fine-annotated
+        data; every supported dataset is fine-only, so it changes nothing and is recorded
+        in ``self.cut`` for logging.
+        """
+        self.epoch = int(epoch)
+        self.cut = self.epoch > self.max_cu_epoch
+        num_samples = len(self.samples)
+        if self.training and self.class_uniform_pct > 0:
+            rng = np.random.default_rng([self.seed, self.epoch, 0, _EPOCH_SEED_TAG])
+            self.entries = build_epoch(num_samples, self.centroids, self.class_uniform_pct, rng)
+        else:
+            self.entries = np.column_stack([np.arange(num_samples),
+                                            np.full((num_samples, 2), -1)]).astype(np.int64)
+
+    def item_seed(self, index):
+        """64-bit seed of training item ``index`` in the current epoch."""
+        sequence = np.random.SeedSequence([self.seed, self.epoch, index, _ITEM_SEED_TAG])
+        return int(sequence.generate_state(1, dtype=np.uint64)[0])
+
+    # ------------------------------------------------------------------------- items
+    def __len__(self):
+        return len(self.entries) if self.training else len(self.samples)
+
+    def __getitem__(self, index):
+        if not self.training:
+            sample = self.samples[index]
+            image, label = self.eval_transform(*self.load_pair(sample))
+            return image, label, sample.name
+        sample_index, x, y = (int(v) for v in self.entries[index])
+        sample = self.samples[sample_index]
+        image, train_ids = self.load_pair(sample)
+        centroid = None if x < 0 else (x, y)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.item_seed(index))
+            image, mask = self.joint_transform(image, train_ids, centroid)
+            item = {"image": self.view_transform(image)}
+            if self.two_view:
+                item["image_aug"] = self.aug_transform(image)
+        item["label"] = mask.as_subclass(torch.Tensor).long()
+        item["name"] = sample.name
+        return item
+
+    def __repr__(self):
+        mode = "train" if self.training else f"eval/{self.options['eval_protocol']}"
+        views = "two-view" if self.two_view else "single-view"
+        return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+                f"{mode}, {views}, {len(self.samples)} pairs, {len(self)} items)")

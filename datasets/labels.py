@@ -1,0 +1,127 @@
+"""Class names, the colour palette and the label lookup tables of every dataset.
+
+Every decoder maps a raw label to Cityscapes train ids (0..18, 255 = ignore) with ONE
+table lookup (DATASETS.md §1.2, §2.2, §3.2, §4, §5.2):
+
+* id labels (Cityscapes labelIds, Synthia class ids, BDD train ids, Mapillary v1.2 ids):
+  a 256-entry ``uint8`` table indexed by the raw id;
+* GTAV colour labels: the RGB triplet is packed into one 24-bit integer and looked up in a
+  2**24-entry table (:func:`decode_colour_label`); palette PNGs are decoded even faster by
+  running the palette's 256 colours through that table once (:func:`palette_to_trainid_lut`).
+
+All tables are read-only module constants (the 16 MiB colour table is built on first use).
+"""
+
+import functools
+
+import numpy as np
+
+NUM_CLASSES = 19
+IGNORE_LABEL = 255
+
+CLASS_NAMES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)
+
+# DATASETS.md §0.1: colour of each train id. The GTAV colour table is built from these 19
+# entries only, never from the full Cityscapes label list: there, polegroup shares pole's
+# colour and license plate shares car's, and a dict built from it would delete pole and car.
+TRAIN_COLOURS = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)
+
+
+def _readonly(array):
+    array.flags.writeable = False
+    return array
+
+
+def _id_lut(pairs):
+    """256-entry uint8 table: raw id -> train id, 255 for every id not in ``pairs``."""
+    lut = np.full(256, IGNORE_LABEL, dtype=np.uint8)
+    for raw_id, train_id in pairs.items():
+        lut[raw_id] = train_id
+    return _readonly(lut)
+
+
+# (256, 3) uint8: the 19 colours at their train ids, black elsewhere (incl. 255).
+PALETTE = np.zeros((256, 3), dtype=np.uint8)
+PALETTE[:NUM_CLASSES] = TRAIN_COLOURS
+PALETTE = _readonly(PALETTE)
+
+# DATASETS.md §3.2: Cityscapes labelId -> trainId (ids not listed, incl. 34..255, -> 255).
+CITYSCAPES_ID_TO_TRAINID = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
+    25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}
+CITYSCAPES_LUT = _id_lut(CITYSCAPES_ID_TO_TRAINID)
+
+# DATASETS.md §2.2: Synthia class id -> trainId. The reference passes unlisted ids through
+# unchanged; none occur in the data, and we map them to 255 so a stray value can never
+# reach the loss as an out-of-range class.
+SYNTHIA_ID_TO_TRAINID = {
+    1: 10, 2: 2, 3: 0, 4: 1, 5: 4, 6: 8, 7: 5, 8: 13, 9: 7, 10: 11, 11: 18, 12: 17,
+    15: 6, 16: 9, 17: 12, 18: 14, 19: 15, 20: 16, 21: 3,
+}
+SYNTHIA_LUT = _id_lut(SYNTHIA_ID_TO_TRAINID)
+
+# DATASETS.md §4: BDD labels already hold train ids; anything else becomes 255.
+BDD_LUT = _id_lut({train_id: train_id for train_id in range(NUM_CLASSES)})
+
+# DATASETS.md §5.2: the reference's hard-coded Mapillary v1.2 id -> trainId table.
+MAPILLARY_ID_TO_TRAINID = {
+    2: 1, 3: 4, 6: 3, 13: 0, 15: 1, 17: 2, 19: 11, 20: 12, 21: 12, 22: 12, 24: 0, 27: 10,
+    29: 9, 30: 8, 41: 0, 45: 5, 47: 5, 48: 6, 50: 7, 52: 18, 54: 15, 55: 13, 57: 17,
+    58: 16, 61: 14,
+}
+MAPILLARY_LUT = _id_lut(MAPILLARY_ID_TO_TRAINID)
+
+
+def pack_rgb(rgb):
+    """Pack an RGB array (..., 3) of uint8 into one int32 per pixel: R << 16 | G << 8 | B."""
+    rgb = np.asarray(rgb)
+    return ((rgb[..., 0].astype(np.int32) << 16)
+            | (rgb[..., 1].astype(np.int32) << 8)
+            | rgb[..., 2].astype(np.int32))
+
+
+@functools.cache
+def colour_lut():
+    """Read-only (2**24,) uint8 table: packed RGB colour -> train id (255 if not a class colour)."""
+    lut = np.full(1 << 24, IGNORE_LABEL, dtype=np.uint8)
+    lut[pack_rgb(np.array(TRAIN_COLOURS, dtype=np.uint8))] = np.arange(NUM_CLASSES)
+    return _readonly(lut)
+
+
+def decode_colour_label(rgb):
+    """GTAV colour label (H, W, 3 or 4) uint8 -> train ids (H, W) uint8.
+
+    A pixel gets train id c iff its R, G and B all equal the colour of c (alpha ignored).
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        raise ValueError(f"expected an (H, W, 3) colour label, got shape {rgb.shape}")
+    return colour_lut()[pack_rgb(rgb[..., :3])]
+
+
+def palette_to_trainid_lut(palette):
+    """256-entry uint8 table mapping palette indices to train ids by the palette's colours.
+
+    ``palette`` is PIL's flat ``getpalette()`` list (or an (n, 3) array, n <= 256); missing
+    entries count as black. Indexing a palette image's index array with this table gives
+    exactly what decoding its RGB rendering by colour would.
+    """
+    colours = np.zeros((256, 3), dtype=np.uint8)
+    flat = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
+    colours[:len(flat)] = flat
+    return colour_lut()[pack_rgb(colours)]
+
+
+def colorize(train_ids):
+    """Train-id map (H, W) -> RGB (H, W, 3) uint8 with :data:`PALETTE` (ignore is black)."""
+    return PALETTE[np.asarray(train_ids, dtype=np.uint8)]

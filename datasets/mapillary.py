@@ -1,0 +1,34 @@
+"""Mapillary Vistas v1.2 (DATASETS.md §5): 66-id palette PNGs, hard-coded 66 -> 19 table.
+
+``config.json`` is not needed: the mapping is the reference's fixed id table and the
+palette index of a label PNG is its id.
+"""
+
+from datasets.base import SegmentationDataset
+from datasets.labels import MAPILLARY_LUT
+from datasets.readers import read_id_label
+
+
+def decode_mapillary_label(path):
+    """Mapillary v1.2 label PNG (palette index = id 0..65) -> (H, W) uint8 train ids."""
+    return MAPILLARY_LUT[read_id_label(path)]
+
+
+class Mapillary(SegmentationDataset):
+    """Mapillary: ``training|validation/images/<key>.jpg`` + ``.../labels/<key>.png``."""
+
+    name = "mapillary"
+    split_folders = {"train": ("training",), "val": ("validation",),
+                     "trainval": ("training", "validation")}
+    layout = (
+        "  <MAPILLARY_DIR>/\n"
+        "    training/images/<key>.jpg\n"
+        "    training/labels/<key>.png       (v1.2 labels: 8-bit palette PNG, ids 0..65)\n"
+        "    validation/images/<key>.jpg\n"
+        "    validation/labels/<key>.png")
+    label_decoder = staticmethod(decode_mapillary_label)
+
+    def list_samples(self, folder):
+        images = self.list_files(self.root / folder / "images", ".jpg")
+        labels = self.require_dir(self.root / folder / "labels", "label folder")
+        return [(image, image.stem, [labels / f"{image.stem}.png"]) for image in images]

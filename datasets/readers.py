@@ -1,0 +1,81 @@
+"""File readers with clear errors: RGB images, 8-bit label PNGs and 16-bit label PNGs.
+
+Every reader raises :class:`DatasetReadError` naming the file when it cannot be decoded, so
+a truncated download surfaces as "which file" rather than a bare PIL traceback from a worker.
+"""
+
+import cv2
+import numpy as np
+from PIL import Image
+
+
+class DatasetReadError(OSError):
+    """A dataset file exists but cannot be read or has an unexpected format."""
+
+
+def read_rgb_image(path):
+    """Read an image file as an RGB ``PIL.Image`` (fully decoded, file closed)."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as error:
+        raise DatasetReadError(f"cannot read image {path}: {error}") from error
+
+
+def read_image_size(path):
+    """(width, height) of an image from its header only (no pixel decoding)."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, SyntaxError) as error:
+        raise DatasetReadError(f"cannot read image header of {path}: {error}") from error
+
+
+def read_pil_label(path):
+    """Open a label PNG and load its pixels; returns the PIL image (any mode)."""
+    try:
+        with Image.open(path) as label:
+            label.load()
+            return label
+    except (OSError, ValueError, SyntaxError) as error:
+        raise DatasetReadError(f"cannot read label {path}: {error}") from error
+
+
+def read_id_label(path):
+    """Read a single-channel 8-bit label PNG (mode L, or P whose indices are the ids).
+
+    Returns the raw ids as (H, W) uint8. For a palette PNG the palette index is returned,
+    not its colour, which is what Mapillary's and Cityscapes' id labels need.
+    """
+    label = read_pil_label(path)
+    if label.mode not in ("L", "P"):
+        raise DatasetReadError(
+            f"label {path} has PIL mode {label.mode!r}; expected a single-channel 8-bit "
+            "id PNG (mode 'L' or palette mode 'P')")
+    return np.asarray(label)
+
+
+def read_png_unchanged(path):
+    """Read a PNG losslessly with OpenCV (keeps 16-bit samples); channels in B, G, R order.
+
+    Pillow cannot be used for 16-bit multi-channel PNGs: it keeps only the high byte of
+    each sample, which turns every Synthia class id into 0 (DATASETS.md §2.2).
+    """
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DatasetReadError(f"cannot read label {path}: OpenCV could not decode it "
+                               "(missing, truncated or not an image)")
+    return array
+
+
+def load_train_ids(label_decoder, label_path, resize_to=None):
+    """Decode a label with ``label_decoder``; resize it (nearest) to ``resize_to`` = (W, H).
+
+    The one path from a label file to the train ids used for training, evaluation and
+    centroids, so the three always agree.
+    """
+    train_ids = label_decoder(label_path)
+    if resize_to is not None and (train_ids.shape[1], train_ids.shape[0]) != tuple(resize_to):
+        train_ids = np.asarray(Image.fromarray(train_ids).resize(tuple(resize_to),
+                                                                Image.NEAREST))
+    return train_ids

@@ -1,0 +1,145 @@
+"""Class-uniform sampling (DATASETS.md §8): centroids per (image, tile, class) and epochs.
+
+Centroids are computed once per dataset split and tile size, in parallel, and cached
+(:mod:`datasets.cache`). Each epoch then mixes ``N - 19 * n_c`` random images with
+``n_c = int(N * pct / 19)`` class-centred samples per class (:func:`build_epoch`).
+
+Tiles (DECISIONS.md D6, same as the reference): only whole ``tile x tile`` windows at
+origins ``(x * tile, y * tile)`` are used. With the official tile 1024, GTAV (1914x1052)
+yields only its top-left 1024x1024 window and BDD (1280x720) and Synthia (1280x760) yield
+no centroids at all, so their "class-uniform" epochs contain only the random part.
+"""
+
+import warnings
+
+import numpy as np
+
+from datasets.cache import cache_path, files_fingerprint, load_cache, parallel_map, save_cache
+from datasets.readers import load_train_ids
+
+NUM_CLASSES = 19
+
+
+def tile_centroids(train_ids, tile, num_classes=NUM_CLASSES):
+    """Centroid of every class present in every whole tile of a train-id map.
+
+    Args:
+        train_ids: (H, W) integer array, values 0..num_classes-1 or 255 (ignored).
+        tile: tile side; partial tiles at the right/bottom edge are ignored.
+
+    Returns:
+        (K, 3) int64 array of (x, y, class): the centre of mass of the class mask inside
+        the tile, each coordinate truncated to an integer, in full-image pixels. Rows are
+        ordered by tile (row-major), then class.
+    """
+    height, width = train_ids.shape
+    tiles_y, tiles_x = height // tile, width // tile
+    if tiles_y == 0 or tiles_x == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    covered = train_ids[:tiles_y * tile, :tiles_x * tile]
+    rows = np.arange(tiles_y * tile)
+    cols = np.arange(tiles_x * tile)
+    # One bin per (tile, raw value): three bincounts give pixel counts and coordinate sums
+    # for every class of every tile at once, instead of a mask per class.
+    tile_index = (rows // tile)[:, None] * tiles_x + (cols // tile)[None, :]
+    keys = (tile_index * 256 + covered).ravel()
+    num_bins = tiles_y * tiles_x * 256
+    counts = np.bincount(keys, minlength=num_bins).reshape(-1, 256)[:, :num_classes]
+    sum_x = np.bincount(keys, weights=np.broadcast_to(cols, covered.shape).ravel(),
+                        minlength=num_bins).reshape(-1, 256)[:, :num_classes]
+    sum_y = np.bincount(keys, weights=np.broadcast_to(rows[:, None], covered.shape).ravel(),
+                        minlength=num_bins).reshape(-1, 256)[:, :num_classes]
+    tile_ids, classes = np.nonzero(counts)
+    n = counts[tile_ids, classes]
+    # Sums of integer coordinates are exact in float64, so truncating the mean matches the
+    # reference's int(center_of_mass) + tile origin.
+    x = np.floor(sum_x[tile_ids, classes] / n).astype(np.int64)
+    y = np.floor(sum_y[tile_ids, classes] / n).astype(np.int64)
+    return np.stack([x, y, classes.astype(np.int64)], axis=1)
+
+
+def file_centroids(task):
+    """Pool worker: (label_decoder, label_path, resize_to or None, tile) -> (K, 3) array."""
+    label_decoder, label_path, resize_to, tile = task
+    return tile_centroids(load_train_ids(label_decoder, label_path, resize_to), tile)
+
+
+def group_by_class(per_file, num_classes=NUM_CLASSES):
+    """Per-file (K, 3) arrays -> {class: (M, 3) int64 array of (sample_index, x, y)}."""
+    chunks = [np.column_stack([np.full(len(rows), index), rows])
+              for index, rows in enumerate(per_file) if len(rows)]
+    if not chunks:
+        return {}
+    records = np.concatenate(chunks).astype(np.int64)  # (sample, x, y, class)
+    return {int(c): records[records[:, 3] == c][:, :3]
+            for c in range(num_classes) if np.any(records[:, 3] == c)}
+
+
+def _centroids_from_payload(payload, num_samples, num_classes=NUM_CLASSES):
+    """Parse and validate a cached payload; raises ValueError if it is inconsistent."""
+    centroids = {}
+    for key, records in payload.items():
+        cls = int(key)
+        array = np.asarray(records, dtype=np.int64).reshape(-1, 3)
+        if not 0 <= cls < num_classes or (len(array) and (
+                array[:, 0].min() < 0 or array[:, 0].max() >= num_samples
+                or array[:, 1:].min() < 0)):
+            raise ValueError(f"class {key}: records out of range")
+        centroids[cls] = array
+    return centroids
+
+
+def load_or_compute_centroids(dataset, tile, cache_dir, workers):
+    """Centroids of ``dataset`` for ``tile``: from the cache if valid, else computed and saved.
+
+    ``dataset`` provides ``name``, ``split``, ``root``, ``samples``, ``label_decoder`` and
+    ``label_target_size(sample)``. Returns {class: (M, 3) int64 (sample_index, x, y)}.
+    """
+    fingerprint = files_fingerprint(dataset.samples, dataset.root)
+    kind = f"{dataset.name}_{dataset.split}_tile{tile}"
+    header = {"kind": "centroids", "dataset": dataset.name, "split": dataset.split,
+              "tile": tile, "fingerprint": fingerprint, "num_samples": len(dataset.samples)}
+    path = cache_path(cache_dir, kind, fingerprint)
+    payload = load_cache(path, header)
+    if payload is not None:
+        try:
+            return _centroids_from_payload(payload, len(dataset.samples))
+        except (ValueError, TypeError) as error:
+            warnings.warn(f"cache file {path} is corrupt ({error}); recomputing it",
+                          RuntimeWarning, stacklevel=2)
+    tasks = [(dataset.label_decoder, sample.label, dataset.label_target_size(sample), tile)
+             for sample in dataset.samples]
+    per_file = parallel_map(file_centroids, tasks, workers,
+                            desc=f"centroids {dataset.name}/{dataset.split}")
+    centroids = group_by_class(per_file)
+    save_cache(path, header, {str(c): rows.tolist() for c, rows in centroids.items()})
+    return centroids
+
+
+def build_epoch(num_samples, centroids, class_uniform_pct, rng, num_classes=NUM_CLASSES):
+    """One epoch of training entries (DATASETS.md §8.2).
+
+    Args:
+        num_samples: N, the number of (image, label) pairs.
+        centroids: {class: (M, 3) array of (sample_index, x, y)}.
+        class_uniform_pct: fraction of class-centred entries.
+        rng: ``numpy.random.Generator`` (seeded by the caller from (seed, epoch)).
+
+    Returns:
+        (L, 3) int64 array of (sample_index, x, y); x = y = -1 for random entries. The
+        ``N - 19 * n_c`` random entries come first, then ``n_c`` entries per class that has
+        centroids (cycling through its shuffled list when it has fewer). L is the same
+        every epoch for a given centroid dict.
+    """
+    per_class = int(num_samples * class_uniform_pct / num_classes)
+    num_random = num_samples - num_classes * per_class
+    order = rng.permutation(num_samples)
+    random_part = np.resize(order, num_random)  # cycles if num_random > N (never happens)
+    parts = [np.column_stack([random_part, np.full((num_random, 2), -1)])]
+    for cls in range(num_classes):
+        records = centroids.get(cls)
+        if records is None or len(records) == 0 or per_class == 0:
+            continue
+        picks = np.resize(rng.permutation(len(records)), per_class)
+        parts.append(records[picks])
+    return np.concatenate(parts).astype(np.int64)
