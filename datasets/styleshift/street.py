@@ -310,18 +310,32 @@ def paint_facades(layout, street, noise):
             continue
         instances = np.array([layout.new_instance(TrainId.BUILDING) for _ in blocks.start])
         y = cam.height - (rows - cam.horizon) * z[None, :] / cam.focal
-        top = blocks.height[index][None, :]
-        mask = columns[None, :] & (y >= 0.0) & (y < top)
-        index2d = np.broadcast_to(index[None, :], mask.shape)
+        mask = columns[None, :] & (y >= 0.0) & (y < blocks.height[index][None, :])
         px_per_bay = blocks.bay_width[index] * cam.focal * abs(plane_x) / z ** 2
-        part, detail = facade_pattern(z[None, :], y, top, blocks, index2d,
-                                      instances[index][None, :], px_per_bay[None, :],
-                                      (blocks.floor_height[index] * cam.focal / z)[None, :],
-                                      noise)
+        px_per_floor = blocks.floor_height[index] * cam.focal / z
         # The facade's normal points at the street (-sign); it is lit if the sun is there.
-        shade = max(0.0, -sign * sun_x)
-        layout.paint(full_region(layout), mask, z[None, :], instances[index][None, :], part,
-                     detail, shade, world_x=plane_x, world_y=y)
+        _paint_facade_pixels(layout, mask, z, z, y, blocks, index, instances, px_per_bay,
+                             px_per_floor, max(0.0, -sign * sun_x), plane_x, noise)
+
+
+def _paint_facade_pixels(layout, mask, depth, along, y, blocks, index, instances, px_per_bay,
+                         px_per_floor, shade, world_x, noise):
+    """Paint the facade pixels ``mask`` (H, W) of a plane.
+
+    ``depth``, ``along`` (the facade's horizontal coordinate), ``index`` and ``px_*`` are
+    per-column arrays of length W; ``y`` is the (H, W) height above ground.
+    """
+    rr, cc = np.nonzero(mask)
+    y = np.broadcast_to(y, mask.shape)
+    part_flat, detail_flat = facade_pattern(
+        along[cc], y[rr, cc], blocks.height[index[cc]], blocks, index[cc],
+        instances[index[cc]], px_per_bay[cc], px_per_floor[cc], noise)
+    part = np.zeros(mask.shape, np.uint8)
+    detail = np.zeros(mask.shape, np.float32)
+    part[rr, cc] = part_flat
+    detail[rr, cc] = detail_flat
+    layout.paint(full_region(layout), mask, depth[None, :], instances[index][None, :], part,
+                 detail, shade, world_x=world_x, world_y=y)
 
 
 def paint_barriers(layout, street, noise):
@@ -393,14 +407,12 @@ def paint_skyline(layout, street, noise):
     blocks = street.skyline
     index, inside = blocks.lookup(x)
     instances = np.array([layout.new_instance(TrainId.BUILDING) for _ in blocks.start])
-    top = blocks.height[index][None, :]
-    mask = inside[None, :] & (y >= 0.0) & (y < top)
-    index2d = np.broadcast_to(index[None, :], mask.shape)
-    part, detail = facade_pattern(x[None, :], y, top, blocks, index2d, instances[index][None, :],
-                                  (blocks.bay_width[index] * px_per_m)[None, :],
-                                  (blocks.floor_height[index] * px_per_m)[None, :], noise)
-    layout.paint(full_region(layout), mask, depth, instances[index][None, :], part, detail,
-                 facing_light, world_x=x[None, :], world_y=y)
+    mask = inside[None, :] & (y >= 0.0) & (y < blocks.height[index][None, :])
+    # On a plane facing the camera the facade's horizontal coordinate is X, not Z.
+    _paint_facade_pixels(layout, mask, np.full(width, depth, np.float32), x, y, blocks, index,
+                         instances, blocks.bay_width[index] * px_per_m,
+                         blocks.floor_height[index] * px_per_m, facing_light, x[None, :],
+                         noise)
     if street.tree_line > 0:
         top = street.tree_line * (1.0 + 0.3 * NoiseBank.sample(noise.coarse, x, 0.0, 0.4))
         mask = (y >= 0.0) & (y < top[None, :])
