@@ -1,0 +1,92 @@
+"""Every factory builds and returns the documented shapes; arch resolution and input checks."""
+
+import pytest
+import torch
+
+import network
+from network import ModelOutput, get_net
+
+# name -> (decoder stride, layer3 (aux) stride, layer4 stride, collected IN channels)
+EXPECTED = {
+    "DeepR18V3PlusD": (4, 16, 32, (64, 64, 128)),
+    "DeepR50V3PlusD": (4, 16, 16, (64, 256, 512)),
+    "DeepR50V3PlusD_OS8": (4, 8, 8, (64, 256, 512)),
+    "DeepR101V3PlusD": (4, 16, 16, (128, 256, 512)),
+    "DeepR101V3PlusD_OS8": (4, 8, 8, (128, 256, 512)),
+    "DeepMobileNetV3PlusD": (8, 16, 16, (16, 32, 64)),
+    "DeepMobileNetV3PlusD_OS8": (8, 8, 8, (16, 32, 64)),
+    "DeepShuffleNetV3PlusD": (8, 16, 16, (24, 116, 232)),
+    "DeepShuffleNetV3PlusD_OS8": (8, 8, 8, (24, 116, 232)),
+    "DeepShuffleNetV3PlusD_OS32": (8, 32, 32, (24, 116, 232)),
+}
+SIZE = 64
+
+
+def test_every_factory_is_tested():
+    assert set(network.FACTORIES) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("arch", sorted(EXPECTED))
+def test_factory_shapes(arch):
+    torch.manual_seed(0)
+    dec_stride, aux_stride, out_stride, in_channels = EXPECTED[arch]
+    model = get_net(f"network.deepv3.{arch}", num_classes=7, pretrained=False)
+    assert model.output_stride == out_stride
+    images = torch.randn(2, 3, SIZE, SIZE)
+
+    output = model(images, images.flip(-1))
+    assert isinstance(output, ModelOutput)
+    for logits in (output.logits, output.logits_aug):
+        assert logits.shape == (2, 7, SIZE, SIZE)
+    for dec in (output.dec_logits, output.dec_logits_aug):
+        assert dec.shape == (2, 7, SIZE // dec_stride, SIZE // dec_stride)
+    assert output.aux_logits.shape == (2, 7, SIZE // aux_stride, SIZE // aux_stride)
+    for feats in (output.in_feats, output.in_feats_aug):
+        assert tuple(f.shape[1] for f in feats) == in_channels
+    for embeddings in (output.embeddings, output.embeddings_aug):
+        assert [tuple(e.shape) for e in embeddings] == [
+            (2, 256, SIZE // out_stride, SIZE // out_stride),
+            (2, 256, SIZE // dec_stride, SIZE // dec_stride),
+            (2, 256, SIZE // dec_stride, SIZE // dec_stride)]
+        norms = torch.stack([e.norm(dim=1).mean() for e in embeddings])
+        torch.testing.assert_close(norms, torch.ones(3), atol=1e-4, rtol=0)
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(images)
+    assert torch.is_tensor(logits) and logits.shape == (2, 7, SIZE, SIZE)
+
+
+def test_batch_of_two_is_not_a_pair():
+    model = get_net("DeepMobileNetV3PlusD", pretrained=False)
+    output = model(torch.randn(2, 3, 32, 32))
+    assert output.logits.shape[0] == 2
+    assert output.logits_aug is None and output.in_feats_aug is None
+    assert output.embeddings_aug is None
+
+
+def test_without_embeddings_heads_are_not_run():
+    model = get_net("DeepShuffleNetV3PlusD", pretrained=False)
+    output = model(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32), with_embeddings=False)
+    assert output.embeddings is None and output.embeddings_aug is None
+    assert output.logits_aug is not None
+
+
+def test_arch_names_resolve():
+    assert network.resolve_arch("DeepR50V3PlusD") is network.FACTORIES["DeepR50V3PlusD"]
+    assert network.resolve_arch("network.deepv3.DeepR50V3PlusD") is \
+        network.FACTORIES["DeepR50V3PlusD"]
+    with pytest.raises(ValueError, match="network.deepv3.DeepR50V3PlusD_OS8"):
+        get_net("network.deepv3.DeepWV3Plus")
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="--wt_layer"):
+        get_net("DeepR18V3PlusD", wt_layer=(0, 0, 1, 1, 1, 0), pretrained=False)
+    with pytest.raises(ValueError, match="--wt_layer"):
+        get_net("DeepR18V3PlusD", wt_layer=(0, 0, 5, 0, 0, 0, 0), pretrained=False)
+    model = get_net("DeepShuffleNetV3PlusD", pretrained=False)
+    with pytest.raises(ValueError, match="images_aug must have the shape"):
+        model(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 64, 64))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        model(torch.randn(3, 32, 32))
