@@ -11,11 +11,16 @@ every parameter (aux head and projection heads included, as saved in checkpoints
 
 import argparse
 import json
+import warnings
 
-import thop
 import torch
 
 from network import FACTORIES, OFFICIAL_WT_LAYER, get_net
+
+with warnings.catch_warnings():
+    # thop still compares versions with distutils; its DeprecationWarning is noise here.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import thop
 
 TRAINING_ONLY = ("dsn", "ProjectionHead_cls_0", "ProjectionHead_cls_1", "ProjectionHead_cls_2")
 
@@ -31,7 +36,8 @@ def model_info(arch, crop=(768, 768), wt_layer=OFFICIAL_WT_LAYER, num_classes=19
     params = sum(p.numel() for p in model.parameters())
     training_only = sum(p.numel() for name in TRAINING_ONLY
                         for p in getattr(model, name).parameters())
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         macs, _ = thop.profile(model, inputs=(torch.zeros(1, 3, height, width),), verbose=False)
     return {"arch": arch, "crop": [height, width], "params": params,
             "params_inference": params - training_only, "gmacs": macs / 1e9,

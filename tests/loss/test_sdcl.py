@@ -1,0 +1,98 @@
+"""SDCL sampling and loss (METHOD.md §3.5)."""
+
+import pytest
+import torch
+
+from loss import (SemanticDisentanglementContrastiveLoss, sample_sdcl_pairs,
+                  semantic_disentanglement_loss)
+
+P = 4
+
+
+@pytest.fixture
+def maps():
+    """Two 12x12 images: labels with 4 classes and ignore, right original predictions except
+    a few pixels, and an augmented prediction that confuses some of them."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (2, 12, 12), generator=generator)
+    labels[:, :2] = 255
+    labels[1][labels[1] == 3] = 0  # image 1 has no class 3: a confusion with 3 has no negatives
+    labels[1, 5, :2] = 3           # ... except 2 pixels (< P)
+    preds = torch.where(labels == 255, 0, labels)
+    preds[:, 11, :3] = (labels[:, 11, :3] + 1) % 4    # original view wrong there
+    preds_aug = preds.clone()
+    flip = torch.rand(2, 12, 12, generator=generator) < 0.3
+    preds_aug[flip] = (preds[flip] + torch.randint(1, 4, (int(flip.sum()),),
+                                                   generator=generator)) % 4
+    return labels, preds, preds_aug
+
+
+def test_anchors_are_exactly_the_corrected_pixels_with_enough_negatives(maps):
+    labels, preds, preds_aug = maps
+    pairs = sample_sdcl_pairs(labels, preds, preds_aug, P,
+                              generator=torch.Generator().manual_seed(1))
+    y, p, pa = (t.flatten(1) for t in maps)
+    expected = set()
+    for b in range(2):
+        for i in range(y.shape[1]):
+            c = int(pa[b, i])
+            if y[b, i] != 255 and p[b, i] == y[b, i] and pa[b, i] != p[b, i] \
+                    and int((y[b] == c).sum()) >= P:
+                expected.add((b, i))
+    got = set(zip(pairs.batch_index.tolist(), pairs.pixel_index.tolist()))
+    assert got == expected and len(expected) > 10
+    assert (y[pairs.batch_index, pairs.pixel_index] != 255).all()
+    # Image 1 confused into class 3 (2 labelled pixels < P) is skipped.
+    assert not ((pairs.batch_index == 1) & (pa[1][pairs.pixel_index] == 3)).any()
+
+    confused = pa[pairs.batch_index, pairs.pixel_index]
+    negatives_labels = y[pairs.batch_index[:, None], pairs.negative_index]
+    assert (negatives_labels == confused[:, None]).all()
+    assert all(len(set(row)) == P for row in pairs.negative_index.tolist())
+    # One draw per (image, class): every anchor of the pair shares it.
+    for b, c in {(int(b), int(c)) for b, c in zip(pairs.batch_index, confused)}:
+        rows = pairs.negative_index[(pairs.batch_index == b) & (confused == c)]
+        assert (rows == rows[0]).all()
+
+
+def test_cap_keeps_a_random_subset(maps):
+    labels, preds, preds_aug = maps
+    full = sample_sdcl_pairs(labels, preds, preds_aug, P)
+    capped = sample_sdcl_pairs(labels, preds, preds_aug, P, max_samples=3,
+                               generator=torch.Generator().manual_seed(2))
+    assert capped.batch_index.numel() == 2 * 3
+    full_set = set(zip(full.batch_index.tolist(), full.pixel_index.tolist()))
+    assert set(zip(capped.batch_index.tolist(), capped.pixel_index.tolist())) <= full_set
+
+
+def test_zero_when_no_pixel_is_corrected(maps):
+    labels, preds, _ = maps
+    query = torch.randn(2, 8, 12, 12, requires_grad=True)
+    loss = SemanticDisentanglementContrastiveLoss(num_patch=P)(
+        [query], [torch.randn(2, 8, 12, 12)], labels, preds, preds.clone())
+    assert loss.item() == 0.0
+    loss.backward()
+
+
+def test_loss_matches_a_direct_computation_and_is_seeded(maps):
+    labels, preds, preds_aug = maps
+    generator = torch.Generator().manual_seed(3)
+    query = torch.nn.functional.normalize(torch.randn(2, 8, 12, 12, generator=generator), dim=1)
+    key = torch.nn.functional.normalize(torch.randn(2, 8, 12, 12, generator=generator), dim=1)
+    query.requires_grad_()
+    key.requires_grad_()
+    pairs = sample_sdcl_pairs(labels, preds, preds_aug, P, generator=generator)
+    value = semantic_disentanglement_loss(query, key, pairs, 0.07)
+    terms = []
+    for b, i, negatives in zip(pairs.batch_index, pairs.pixel_index, pairs.negative_index):
+        q, k = query[b].flatten(1)[:, i], key[b].flatten(1)[:, i]
+        logits = torch.cat([(q @ k)[None], query[b].flatten(1)[:, negatives].T @ q]) / 0.07
+        terms.append(torch.logsumexp(logits, 0) - logits[0])
+    torch.testing.assert_close(value, torch.stack(terms).mean())
+    value.backward()
+    assert key.grad is None and query.grad.abs().sum() > 0
+
+    module = SemanticDisentanglementContrastiveLoss(num_patch=P)
+    runs = [module([query], [key], labels, preds, preds_aug, torch.Generator().manual_seed(s))
+            for s in (5, 5, 6)]
+    assert runs[0].item() == runs[1].item() != runs[2].item()
