@@ -173,12 +173,17 @@ class SegmentationDataset(Dataset):
             raise self.layout_error(f"{what} not found: {path}")
         return Path(path)
 
-    def list_files(self, folder, suffix):
-        """Sorted files named ``*<suffix>`` in ``folder``; a layout error if there are none."""
+    def list_files(self, folder, suffix, pattern=None):
+        """Sorted files named ``*<suffix>`` in ``folder`` (or in its sub-folders matching
+        ``pattern``, e.g. ``"*"``); a layout error if there are none."""
         folder = self.require_dir(folder, "folder")
-        files = sorted(p for p in folder.iterdir() if p.name.endswith(suffix) and p.is_file())
+        parents = [folder] if pattern is None else sorted(
+            p for p in folder.glob(pattern) if p.is_dir())
+        files = sorted(p for parent in parents for p in parent.iterdir()
+                       if p.name.endswith(suffix) and p.is_file())
         if not files:
-            raise self.layout_error(f"no *{suffix} files in {folder}")
+            where = folder if pattern is None else f"{folder}/{pattern}/"
+            raise self.layout_error(f"no *{suffix} files in {where}")
         return files
 
     def _pair(self, listed):
@@ -265,5 +270,6 @@ class SegmentationDataset(Dataset):
     def __repr__(self):
         mode = "train" if self.training else f"eval/{self.options['eval_protocol']}"
         views = "two-view" if self.two_view else "single-view"
+        pairs = len(getattr(self, "samples", ()))  # repr may run before __init__ finished
         return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-                f"{mode}, {views}, {len(self.samples)} pairs, {len(self)} items)")
+                f"{mode}, {views}, {pairs} pairs)")

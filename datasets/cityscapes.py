@@ -39,12 +39,11 @@ class Cityscapes(SegmentationDataset):
         image_root, label_root = self._image_and_label_roots()
         image_split = self.require_dir(image_root / folder, "image split folder")
         label_split = self.require_dir(label_root / folder, "label split folder")
-        cities = sorted(p for p in image_split.iterdir() if p.is_dir())
-        if not cities:
+        if not any(p.is_dir() for p in image_split.iterdir()):
             raise self.layout_error(f"no city folders in {image_split}")
         listed = []
-        for city in cities:
-            for image in self.list_files(city, IMAGE_SUFFIX):
-                stem = image.name[:-len(IMAGE_SUFFIX)]
-                listed.append((image, stem, [label_split / city.name / f"{stem}{LABEL_SUFFIX}"]))
+        for image in self.list_files(image_split, IMAGE_SUFFIX, pattern="*"):
+            stem = image.name[:-len(IMAGE_SUFFIX)]
+            city = image.parent.name
+            listed.append((image, stem, [label_split / city / f"{stem}{LABEL_SUFFIX}"]))
         return listed

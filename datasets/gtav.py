@@ -56,15 +56,11 @@ class GTAV(SegmentationDataset):
     def list_samples(self, folder):
         image_split = self.require_dir(self.root / "images" / folder, "image split folder")
         label_split = self.require_dir(self.root / "labels" / folder, "label split folder")
-        sub_folders = sorted(p for p in image_split.iterdir() if p.is_dir())
-        if not sub_folders:
+        if not any(p.is_dir() for p in image_split.iterdir()):
             raise self.layout_error(f"no sub-folders in {image_split} (GTAV images must be in "
                                     f"{image_split}/<folder>/<id>.png)")
-        listed = []
-        for sub in sub_folders:
-            for image in self.list_files(sub, ".png"):
-                listed.append((image, image.stem, [label_split / sub.name / image.name]))
-        return listed
+        return [(image, image.stem, [label_split / image.parent.name / image.name])
+                for image in self.list_files(image_split, ".png", pattern="*")]
 
     def check_samples(self, samples):
         mismatched = self._size_mismatches(samples)

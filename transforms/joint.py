@@ -27,6 +27,13 @@ from torchvision.transforms import v2
 IGNORE_LABEL = 255
 
 
+def nearest_indices(start, stop, scaled, source):
+    """Source indices of output pixels ``start..stop-1`` when ``source`` pixels are resized
+    to ``scaled`` by nearest neighbour: ``floor((i + 0.5) * source / scaled)``, in exact
+    integer arithmetic so a window gives the same pixels as the whole image."""
+    return (2 * np.arange(start, stop) + 1) * source // (2 * scaled)
+
+
 def _uniform(low, high):
     """One float from U(low, high) drawn from torch's global RNG."""
     return low + (high - low) * torch.rand(()).item()
@@ -55,9 +62,11 @@ class RandomScaleCrop:
     """Random scale, pad and crop of an (image, label) pair (the reference's RandomSizeAndCrop).
 
     Rather than resizing the whole image (up to 3828x2104 for GTAV at scale 2) and then
-    cropping, only the crop window is resampled from the source through PIL's ``box``
-    argument, with the same scale factor. The pixels equal those of resize-then-crop (up to
-    +-1 grey level from floating-point rounding) at a fraction of the cost.
+    cropping, only the crop window is resampled from the source: the image through PIL's
+    ``box`` argument with the same scale factor (bicubic; equal to resize-then-crop up to
+    +-1 grey level of floating-point rounding), the label by gathering its nearest source
+    pixels (exactly equal to a nearest resize-then-crop; PIL's own nearest resize breaks
+    exact half-pixel ties the other way for a few columns).
 
     Args:
         crop_size: side of the square output crop.
@@ -115,7 +124,10 @@ class RandomScaleCrop:
         return ScaleCropPlan((w, h), (pad_x, pad_y), (x1, y1, crop_w, crop_h))
 
     def apply(self, image, label, plan):
-        """Cut ``plan`` out of a PIL RGB ``image`` and PIL ``L`` ``label``; both crop x crop."""
+        """Cut ``plan`` out of a PIL RGB ``image`` and an (H, W) uint8 ``label`` array.
+
+        Returns (PIL RGB image, (crop, crop) uint8 array).
+        """
         width, height = image.size
         w, h = plan.scaled_size
         pad_x, pad_y = plan.pad
@@ -125,30 +137,31 @@ class RandomScaleCrop:
         ix0, iy0 = max(left, 0), max(top, 0)
         ix1, iy1 = min(left + crop_w, w), min(top + crop_h, h)
         box = (ix0 * width / w, iy0 * height / h, ix1 * width / w, iy1 * height / h)
-        size = (ix1 - ix0, iy1 - iy0)
-        image_part = image.resize(size, Image.BICUBIC, box=box)
-        label_part = label.resize(size, Image.NEAREST, box=box)
-        if size != (crop_w, crop_h):
+        image_part = image.resize((ix1 - ix0, iy1 - iy0), Image.BICUBIC, box=box)
+        label_part = label[nearest_indices(iy0, iy1, h, height)[:, None],
+                           nearest_indices(ix0, ix1, w, width)[None, :]]
+        if (ix1 - ix0, iy1 - iy0) != (crop_w, crop_h):
             image_canvas = Image.new("RGB", (crop_w, crop_h), (0, 0, 0))
-            label_canvas = Image.new("L", (crop_w, crop_h), self.ignore_index)
             image_canvas.paste(image_part, (ix0 - left, iy0 - top))
-            label_canvas.paste(label_part, (ix0 - left, iy0 - top))
+            label_canvas = np.full((crop_h, crop_w), self.ignore_index, dtype=label.dtype)
+            label_canvas[iy0 - top:iy1 - top, ix0 - left:ix1 - left] = label_part
             image_part, label_part = image_canvas, label_canvas
         if (crop_w, crop_h) != (self.crop_size, self.crop_size):
-            out = (self.crop_size, self.crop_size)
-            image_part = image_part.resize(out, Image.BICUBIC)
-            label_part = label_part.resize(out, Image.NEAREST)
+            crop = self.crop_size
+            image_part = image_part.resize((crop, crop), Image.BICUBIC)
+            label_part = label_part[nearest_indices(0, crop, crop, crop_h)[:, None],
+                                    nearest_indices(0, crop, crop, crop_w)[None, :]]
         return image_part, label_part
 
     def __call__(self, image, label, centroid=None):
-        return self.apply(image, label, self.plan(image.size, centroid))
+        return self.apply(image, np.asarray(label), self.plan(image.size, centroid))
 
 
 class JointTransform:
     """Scale/crop, flip and optional rotation of an (image, label) pair, shared by both views.
 
-    Call with a PIL RGB image, a (H, W) uint8 train-id array (or PIL ``L`` image) and an
-    optional centroid (x, y). Returns (PIL RGB image crop x crop, ``tv_tensors.Mask``
+    Call with a PIL RGB image, a (H, W) uint8 train-id array and an optional centroid
+    (x, y). Returns (PIL RGB image crop x crop, ``tv_tensors.Mask``
     uint8 [crop, crop]).
     """
 
@@ -166,8 +179,5 @@ class JointTransform:
         self.flip_rotate = v2.Compose(flips_and_turns)
 
     def __call__(self, image, label, centroid=None):
-        if isinstance(label, np.ndarray):
-            label = Image.fromarray(label)
-        image, label = self.scale_crop(image, label, centroid)
-        mask = tv_tensors.Mask(torch.from_numpy(np.array(label, dtype=np.uint8)))
-        return self.flip_rotate(image, mask)
+        image, label = self.scale_crop(image, np.asarray(label, dtype=np.uint8), centroid)
+        return self.flip_rotate(image, tv_tensors.Mask(torch.from_numpy(label)))
