@@ -9,7 +9,9 @@ checkpoint. See README.md for the flags and docs/METHOD.md §4 for the schedule.
 """
 
 import json
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,8 +35,17 @@ from utils.precision import autocast, grad_scaler
 from utils.seed import set_seed
 from utils.tensorboard import TrainWriter
 from utils.training import (NonFiniteLossError, ResumableSampler, check_finite,
-                            gather_rng_states, restore_rng_states, sync_buffers,
-                            training_checkpoint)
+                            check_replicas_identical, gather_rng_states, restore_rng_states,
+                            sync_buffers, training_checkpoint)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`main` returns (handy for scripts and tests driving training in-process)."""
+
+    best: dict        # dataset -> best mIoU
+    iteration: int    # iterations done
+    model: torch.nn.Module
 
 
 def dataset_split(name, args):
@@ -108,8 +119,8 @@ def resolve_resume(args, run_dir, logger):
 def main(argv=None):
     args = parse_args("train", argv)
     state = dist_utils.init_distributed(args.device, args.local_rank)
-    args.num_workers = min(8, torch.get_num_threads()) if args.num_workers is None \
-        else args.num_workers
+    if args.num_workers is None:
+        args.num_workers = min(8, os.cpu_count() or 1)
     if args.test_mode:
         args.max_iter, args.max_val_images, args.num_workers = min(args.max_iter, 4), 2, 1
     run_dir = prepare_run_dir(args, state)
@@ -161,7 +172,10 @@ def main(argv=None):
     resume_path = resolve_resume(args, run_dir, logger)
     if resume_path is not None:
         ckpt = load_checkpoint(resume_path)
-        load_state_dict_forgiving(model, extract_state_dict(ckpt))
+        report = load_state_dict_forgiving(model, extract_state_dict(ckpt))
+        if not report.complete:
+            raise SystemExit(f"--resume {resume_path} does not match --arch {args.arch} / "
+                             f"--wt_layer:\n{report.summary()}")
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -256,6 +270,11 @@ def main(argv=None):
                     save(run_dir / "last.pth", 0.0)
                 if iteration >= args.max_iter:
                     break
+                if iteration == args.stop_at:
+                    save(run_dir / "last.pth", 0.0)
+                    logger.info(f"--stop_at {args.stop_at}: saved {run_dir / 'last.pth'}; "
+                                f"continue with --resume auto")
+                    return finish(best, iteration, model)
                 if args.val_every and iteration % args.val_every == 0:
                     validate_and_save()
             else:  # the epoch ran to its end: next epoch, then validate (METHOD.md §4.1)
@@ -263,6 +282,7 @@ def main(argv=None):
                 if not args.val_every:
                     validate_and_save()
         validate_and_save(final=True)
+        check_replicas_identical(model, logger)
     except NonFiniteLossError as exc:
         logger.error(str(exc))
         raise SystemExit(3) from exc
@@ -271,8 +291,12 @@ def main(argv=None):
         writer.close()
     logger.info(f"done after {iteration} iterations; best mIoU: " + ", ".join(
         f"{k} {100 * v:.2f}" for k, v in best.items()))
+    return finish(best, iteration, model)
+
+
+def finish(best, iteration, model):
     dist_utils.cleanup()
-    return best
+    return TrainResult(best=best, iteration=iteration, model=model)
 
 
 def forward_backward(net, criterion, scaler, batch, args, device, two_view, with_embeddings,

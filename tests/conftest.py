@@ -16,3 +16,30 @@ def _isolated_dataset_env(monkeypatch):
     for name in ("BLINDNET_GTAV_DIR", "BLINDNET_SYNTHIA_DIR", "BLINDNET_CITYSCAPES_DIR",
                  "BLINDNET_BDD_DIR", "BLINDNET_MAPILLARY_DIR", "BLINDNET_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
+
+
+GENERATED_DATASETS = {"gtav": "BLINDNET_GTAV_DIR", "cityscapes": "BLINDNET_CITYSCAPES_DIR",
+                      "bdd100k": "BLINDNET_BDD_DIR", "mapillary": "BLINDNET_MAPILLARY_DIR",
+                      "synthia": "BLINDNET_SYNTHIA_DIR"}
+
+
+@pytest.fixture(scope="session")
+def generated_roots(tmp_path_factory):
+    """Five small datasets (5 train + 5 val images each) in their real on-disk formats."""
+    from datasets.synthetic import generate_dataset
+
+    base = tmp_path_factory.mktemp("generated_data")
+    roots = {}
+    for seed, name in enumerate(GENERATED_DATASETS):
+        roots[name] = base / name
+        generate_dataset(name, roots[name], num_images=5, size=(64, 96), seed=seed)
+    return roots
+
+
+@pytest.fixture
+def data_env(generated_roots, monkeypatch):
+    """Point the BLINDNET_*_DIR variables at the generated datasets; returns the env mapping."""
+    env = {GENERATED_DATASETS[name]: str(path) for name, path in generated_roots.items()}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -186,6 +186,9 @@ def _framework_flags(parser):
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--resume", default=None, help="checkpoint path or 'auto' (latest last.pth)")
     g.add_argument("--save_every", type=int, default=1000, help="iterations between last.pth")
+    g.add_argument("--stop_at", type=int, default=None,
+                   help="save last.pth and exit at this iteration without the final validation "
+                        "(for time-limited jobs; continue with --resume auto)")
     g.add_argument("--log_every", type=int, default=50, help="iterations between log lines")
     g.add_argument("--val_every", type=int, default=None,
                    help="iterations between validations (default: every epoch)")

@@ -65,6 +65,21 @@ def sync_buffers(model):
             dist.broadcast(buffer, src=0)
 
 
+def check_replicas_identical(model, logger):
+    """Verify that every rank holds the same weights (DDP keeps them in sync; a mismatch means
+    a bug or non-determinism worth knowing about). Logs the outcome; raises on mismatch."""
+    if not dist_utils.is_distributed():
+        return True
+    params = torch.cat([p.detach().double().reshape(-1) for p in unwrap_model(model).parameters()])
+    fingerprint = torch.stack([params.sum(), (params * params).sum(), params.abs().max()])
+    fingerprints = [torch.zeros_like(fingerprint) for _ in range(dist_utils.get_world_size())]
+    dist.all_gather(fingerprints, fingerprint)
+    if not all(torch.equal(f, fingerprints[0]) for f in fingerprints):
+        raise RuntimeError(f"model replicas diverged across ranks: {fingerprints}")
+    logger.info(f"weights identical on all {len(fingerprints)} ranks")
+    return True
+
+
 def gather_rng_states(generator):
     """Every rank's RNG states (python, numpy, torch, the loss-sampling generator)."""
     state = rng_state()
