@@ -1,0 +1,51 @@
+"""Command line: ``python -m datasets.styleshift --root data/styleshift --seed 0 ...``."""
+
+import argparse
+import json
+
+from config import cfg
+
+from .benchmark import generate_benchmark
+from .styles import STYLES, TARGET_STYLES
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m datasets.styleshift",
+        description="Generate the style-shift benchmark: source style in GTAV format, unseen "
+                    "target styles in Cityscapes / BDD-100K format. Cached: rerunning with "
+                    "the same parameters does nothing.")
+    parser.add_argument("--root", default=str(cfg.DATA_ROOT / "styleshift"),
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
+    parser.add_argument("--n_train", type=int, default=400, help="source training images")
+    parser.add_argument("--n_val", type=int, default=50, help="source validation images")
+    parser.add_argument("--n_target", type=int, default=50, help="images per target style")
+    parser.add_argument("--styles", nargs="+", default=None, choices=TARGET_STYLES,
+                        metavar="STYLE",
+                        help=f"target styles (default all: {' '.join(TARGET_STYLES)})")
+    parser.add_argument("--bdd_style", default="night",
+                        help="target style written in BDD-100K format ('none': all Cityscapes)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes (default: CPU cores, at most 8; 1: no pool)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    bdd_style = None if args.bdd_style.lower() == "none" else args.bdd_style
+    manifest = generate_benchmark(args.root, seed=args.seed, size=args.size,
+                                  n_train=args.n_train, n_val=args.n_val,
+                                  n_target=args.n_target, target_styles=args.styles,
+                                  bdd_style=bdd_style, workers=args.workers)
+    summary = {"root": manifest["root"], "seconds": manifest["seconds"],
+               "source": {k: manifest["source"][k] for k in ("dataset", "root", "splits")},
+               "targets": {name: {k: entry[k] for k in ("dataset", "root", "count")}
+                           for name, entry in manifest["targets"].items()},
+               "styles": {name: STYLES[name].description for name in STYLES}}
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
