@@ -14,6 +14,7 @@ in appearance only. Every image depends only on (seed, set, index, style): gener
 deterministic whatever the number of worker processes, and byte-identical between runs.
 """
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -35,6 +36,20 @@ GENERATOR_VERSION = 1  # bump whenever the generated files change for the same p
 MANIFEST = "manifest.json"
 SOURCE_DIR = "gtav"
 NUM_CLASSES = len(TrainId)
+
+
+def code_fingerprint():
+    """Hash of the generator's source (this package and the format writers).
+
+    Part of the cache key, so that editing a style or a scene never leaves stale images
+    behind, even if ``GENERATOR_VERSION`` was not bumped.
+    """
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.glob("*.py")) + [package.parent / "synthetic.py"]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def layout_rng(seed, layout_set, index):
@@ -65,8 +80,8 @@ def generate_benchmark(root, seed=0, size=(256, 512), n_train=400, n_val=50, n_t
         workers: processes (default: one per CPU core, at most 8; 1 = in this process).
         progress: show a tqdm bar.
 
-    If ``<root>/manifest.json`` exists, is complete and has the same parameters (and
-    generator version) and all its files exist, nothing is generated. The returned manifest
+    If ``<root>/manifest.json`` exists, is complete, has the same parameters, generator
+    version and source-code fingerprint, and all its files exist, nothing is generated. The returned manifest
     holds absolute dataset roots under ``source["root"]`` and ``targets[name]["root"]``.
     """
     root = Path(root)
@@ -109,7 +124,8 @@ def _checked_params(seed, size, n_train, n_val, n_target, target_styles, bdd_sty
                          f"got {bdd_style!r}")
     return {"seed": int(seed), "size": [height, width], "n_train": int(n_train),
             "n_val": int(n_val), "n_target": int(n_target), "target_styles": styles,
-            "bdd_style": bdd_style if bdd_style in styles else None}
+            "bdd_style": bdd_style if bdd_style in styles else None,
+            "code": code_fingerprint()}
 
 
 def _read_manifest(root):
@@ -154,15 +170,20 @@ def _write_manifest(root, manifest):
 
 
 def _work_units(root, params):
-    """One unit per layout: (root, params, layout set, index, [(style, dataset), ...])."""
+    """One unit per layout: (root, params, layout set, index, [(style, dataset), ...]).
+
+    Held-out layouts (rendered in every style, the slowest units) come first, so that the
+    pool does not end waiting on them.
+    """
     n_train, n_val, n_target = params["n_train"], params["n_val"], params["n_target"]
-    units = [(str(root), params, "train", i, [(SOURCE_STYLE, "gtav")]) for i in range(n_train)]
+    units = []
     for i in range(max(n_val, n_target)):
         outputs = [(SOURCE_STYLE, "gtav")] if i < n_val else []
         if i < n_target:
             outputs += [(style, "bdd100k" if style == params["bdd_style"] else "cityscapes")
                         for style in params["target_styles"]]
         units.append((str(root), params, "heldout", i, outputs))
+    units += [(str(root), params, "train", i, [(SOURCE_STYLE, "gtav")]) for i in range(n_train)]
     return units
 
 
@@ -212,7 +233,7 @@ def _run(units, workers, progress):
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with context.Pool(workers, initializer=_init_worker) as pool:
-            for result in pool.imap(_render_unit, units, chunksize=4):
+            for result in pool.imap(_render_unit, units, chunksize=2):
                 yield result
                 bar.update()
 

@@ -151,8 +151,9 @@ class SceneLayout:
         """Z-buffered write of one surface into the window ``region`` = (row slice, col slice).
 
         ``mask`` is a bool array of the window's shape; every other value (``instance``
-        included) is a scalar or an array broadcastable to it. Only pixels where ``depth`` is nearer than what is already
-        there are written, so surfaces may be painted in any order.
+        included) is a scalar or an array broadcastable to it. Only pixels where ``depth``
+        is nearer than what is already there are written, so surfaces may be painted in any
+        order.
         """
         old_depth = self.depth[region]
         depth = np.broadcast_to(np.asarray(depth, np.float32), mask.shape)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import LIT_ALWAYS, LIT_WITH_LIGHTS, NoiseBank, Part, SceneLayout, TrainId
+from .layout import LIT_WITH_LIGHTS, Part, SceneLayout, TrainId
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import numpy as np
 from .furniture import draw_bush, draw_street_lamp, draw_traffic_light, draw_traffic_sign, draw_tree
 from .layout import Camera, NoiseBank, SceneLayout, TrainId
 from .objects import contact_shadow, draw_cyclist, draw_person, draw_vehicle
-from .street import (cast_shadows, paint_barriers, paint_facades, paint_ground, paint_skyline,
-                     random_street)
+from .buildings import paint_facades, paint_skyline
+from .street import cast_shadows, paint_barriers, paint_ground, random_street
 
 MIN_SIZE = 32
 VEHICLE_KINDS = ("car", "truck", "bus")

@@ -79,7 +79,7 @@ STYLES = MappingProxyType({style.name: style for style in (
     Style("night", "night: dark, blue ambient, lamps, lit windows and headlights, strong "
           "sensor noise (BDD-like)", palettes.SOURCE, texture=(0.6, 0.9),
           sky_top=(4, 6, 16), sky_horizon=(26, 28, 44), cloud=(36, 34, 44),
-          cloud_cover=(0.0, 0.3), ambient=(0.06, 0.13), ambient_colour=(0.65, 0.75, 1.1),
+          cloud_cover=(0.0, 0.3), ambient=(0.08, 0.15), ambient_colour=(0.65, 0.75, 1.1),
           sun=(0.0, 0.0), shadow=0.0, lights=(0.9, 1.2), lit_windows=0.35, glow=0.6,
           headlights=0.9, exposure=(1.0, 1.4), contrast=(0.9, 1.05), saturation=(0.7, 0.9),
           hue_shift=(-10.0, 10.0), tint=(1.0, 0.95, 1.05), blur=(0.6, 1.2),
@@ -123,7 +123,11 @@ def render_style(layout, style_name, rng):
         raise ValueError(f"unknown style {style_name!r}; expected one of {sorted(STYLES)}")
     style = STYLES[style_name]
     width = layout.shape[1]
-    draw = lambda bounds: rng.uniform(*bounds)  # noqa: E731 - one per-image parameter
+
+    def draw(bounds):
+        """One per-image parameter, uniform in ``bounds`` = (lo, hi)."""
+        return rng.uniform(*bounds)
+
     albedo = _albedo(layout, style, rng, draw(style.texture))
     rgb = albedo * _lighting(layout, style, draw(style.ambient), draw(style.sun))
     rgb = _sky(layout, style, rgb, draw(style.cloud_cover))

@@ -104,6 +104,7 @@ def test_registry():
 
 def test_render_style_contract_and_determinism(heldout_layouts):
     layout, _ = heldout_layouts[0]
+    detail, shadow = layout.detail.copy(), layout.shadow.copy()
     for name in STYLES:
         image = render_style(layout, name, np.random.default_rng(1))
         assert image.dtype == np.uint8 and image.shape == SIZE + (3,)
@@ -112,6 +113,9 @@ def test_render_style_contract_and_determinism(heldout_layouts):
         # Per-image variation inside a style (the source included): nothing is constant.
         other = render_style(layout, name, np.random.default_rng(2))
         assert np.abs(image.astype(int) - other).mean() > 1.0, name
+    # One layout is painted in many styles: painting must leave it untouched.
+    np.testing.assert_array_equal(layout.detail, detail)
+    np.testing.assert_array_equal(layout.shadow, shadow)
 
 
 def test_styles_change_appearance_as_described(style_images):
