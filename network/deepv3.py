@@ -72,23 +72,34 @@ class DeepV3Plus(nn.Module):
         self.num_classes = num_classes
         self.output_stride = trunk.output_stride
 
-    def _forward_view(self, images, collect, with_aux, with_embeddings):
-        """Encoder, decoder and the requested heads for one view ``(B, 3, H, W)``."""
-        in_feats = [] if collect else None
+    def encode(self, images, in_feats=None):
+        """Trunk: ``(B, 3, H, W)`` -> ``layer1``, ``layer3`` and ``layer4`` outputs.
+
+        Collected IN outputs are appended to ``in_feats`` when it is a list.
+        """
         x = run_stage(self.layer0, images, in_feats)
         low_level = run_stage(self.layer1, x, in_feats)
         x = run_stage(self.layer2, low_level, in_feats)
         aux_in = run_stage(self.layer3, x, in_feats)
         encoded = run_stage(self.layer4, aux_in, in_feats)
+        return low_level, aux_in, encoded
 
+    def decode(self, low_level, encoded):
+        """ASPP and decoder: returns ``dec0`` (304 ch), ``dec1`` (256 ch) and ``dec2``
+        (class logits), all at the resolution of ``low_level``."""
         x = self.bot_aspp(self.aspp(encoded))
         x = F.interpolate(x, size=low_level.shape[-2:], mode="bilinear", align_corners=True)
         dec0 = torch.cat((self.bot_fine(low_level), x), dim=1)
         dec1 = self.final1(dec0)
-        dec2 = self.final2(dec1)
+        return dec0, dec1, self.final2(dec1)
+
+    def _forward_view(self, images, collect, with_aux, with_embeddings):
+        """Encoder, decoder and the requested heads for one view ``(B, 3, H, W)``."""
+        in_feats = [] if collect else None
+        low_level, aux_in, encoded = self.encode(images, in_feats)
+        dec0, dec1, dec2 = self.decode(low_level, encoded)
         logits = F.interpolate(dec2, size=images.shape[-2:], mode="bilinear",
                                align_corners=True)
-
         aux_logits = self.dsn(aux_in) if with_aux else None
         embeddings = None
         if with_embeddings:
