@@ -8,9 +8,12 @@ One step = forward of both views (BatchNorm per view) -> CE + aux CE + CML + CCL
 Forward time is split into the encoder (the model's ``encode``: ``layer0..layer4``), the
 training heads (``dsn`` and the three projection heads, timed with forward hooks) and the
 decoder (the rest: ASPP, ``bot_*``, ``final*`` and the resizes); each loss term is timed with
-hooks on the criterion's submodules. ``--official-style`` also measures the step the way the official code runs it,
-with autograd anomaly detection on (DECISIONS.md D9); its Python-loop samplers are not
-reproduced, so that number is a lower bound for the official step.
+hooks on the criterion's submodules (their backward is part of ``backward``).
+
+``--official-style`` also times the step the way the official code runs it, with autograd
+anomaly detection on (DECISIONS.md D9), interleaved step by step with ours so that both see
+the same machine load. The official Python-loop samplers are not reproduced, so that number
+is a lower bound for the official step.
 
 Prints JSON and a Markdown table (medians over ``--iters`` steps after ``--warmup``).
 """
