@@ -40,8 +40,9 @@ def _fake_output(generator, two_view=True, classes=5, size=16):
                     emb=[torch.nn.functional.normalize(randn(2, 8, s, s), dim=1)
                          for s in (2, 4, 4)])
     a, b = view(), view()
-    output = ModelOutput(logits=a["logits"], dec_logits=a["dec"], aux_logits=randn(2, classes, 2, 2),
-                         in_feats=a["feats"], embeddings=a["emb"])
+    output = ModelOutput(logits=a["logits"], dec_logits=a["dec"],
+                         aux_logits=randn(2, classes, 2, 2), in_feats=a["feats"],
+                         embeddings=a["emb"])
     if two_view:
         output.logits_aug, output.dec_logits_aug = b["logits"], b["dec"]
         output.in_feats_aug, output.embeddings_aug = b["feats"], b["emb"]

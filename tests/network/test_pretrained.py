@@ -8,7 +8,7 @@ import torchvision
 
 from network import get_net
 from network.deepv3 import TRUNKS
-from network.pretrained import load_trunk_weights
+from network.pretrained import cached_weight_files, load_trunk_weights
 from utils.logging import LOGGER_NAME
 
 NO_IN = (0,) * 7
@@ -63,7 +63,8 @@ def test_trunk_equals_torchvision_network(trunk_name, tmp_path):
     trunk = build_trunk(NO_IN, output_stride=32)
     report = load_trunk_weights(trunk, path, key_map)
     assert report.missing == [] and report.mismatched == []
-    assert report.unexpected and all(k.startswith(("fc.", "classifier.")) for k in report.unexpected)
+    assert report.unexpected
+    assert all(k.startswith(("fc.", "classifier.")) for k in report.unexpected)
 
     images = torch.randn(1, 3, 64, 64)
     reference.eval()
@@ -95,13 +96,15 @@ def test_pretrained_errors(tmp_path):
 def test_hub_cache_is_used_only_when_the_file_exists(tmp_path, monkeypatch, log_records):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     torch.manual_seed(0)
+    cached = cached_weight_files("shufflenet_v2_x1_0")[0]
+    assert cached.parent == tmp_path / "checkpoints" and cached.name.startswith("shufflenetv2")
     model = get_net("DeepShuffleNetV3PlusD")
     assert "randomly initialised" in log_records.text
-    assert "shufflenetv2_x1-5666bf0f80.pth" in log_records.text
+    assert cached.name in log_records.text
 
     reference = torchvision.models.shufflenet_v2_x1_0(weights=None)
-    (tmp_path / "checkpoints").mkdir()
-    torch.save(reference.state_dict(), tmp_path / "checkpoints" / "shufflenetv2_x1-5666bf0f80.pth")
+    cached.parent.mkdir()
+    torch.save(reference.state_dict(), cached)
     log_records.clear()
     model = get_net("DeepShuffleNetV3PlusD")
     torch.testing.assert_close(model.layer2[3].branch2[0].weight,
