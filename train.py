@@ -87,7 +87,7 @@ def build_val_loaders(args, names):
         dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
                                          eval_protocol=args.eval_protocol)
         loaders[base] = build_eval_loader(dataset, args.bs_mult_val, min(2, args.num_workers),
-                                          args.max_val_images)
+                                          args.max_val_images, datasets.worker_init_fn)
     return loaders
 
 
@@ -146,6 +146,7 @@ def main(argv=None):
     sampler = ResumableSampler(train_set, state.world_size, state.rank, args.seed)
     loader = DataLoader(train_set, batch_size=args.bs_mult, sampler=sampler, drop_last=True,
                         num_workers=args.num_workers, pin_memory=device.type == "cuda",
+                        worker_init_fn=datasets.worker_init_fn,
                         # Own generator: loader start-up must not consume the global RNG,
                         # or a resumed run would draw different dropout masks.
                         generator=torch.Generator().manual_seed(args.seed + state.rank))

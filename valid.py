@@ -38,7 +38,8 @@ def main(argv=None):
         base = canonical_dataset_name(name)
         dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
                                          eval_protocol=args.eval_protocol)
-        loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images)
+        loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,
+                                   datasets.worker_init_fn)
         result = evaluate(model, loader, state.device, cfg.NUM_CLASSES, amp=args.amp,
                           sliding_window=args.sliding_window, crop_size=args.crop_size,
                           stride=args.stride, desc=f"valid {base}")

@@ -38,11 +38,13 @@ class ShardSampler(Sampler):
         return len(self.indices)
 
 
-def build_eval_loader(dataset, batch_size=1, num_workers=2, max_images=None):
+def build_eval_loader(dataset, batch_size=1, num_workers=2, max_images=None,
+                      worker_init_fn=None):
     """DataLoader over this rank's shard of ``dataset`` (first ``max_images`` images only)."""
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
     sampler = ShardSampler(n, dist_utils.get_rank(), dist_utils.get_world_size())
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      worker_init_fn=worker_init_fn,
                       pin_memory=torch.cuda.is_available(),
                       # Own generator: evaluation must not consume the global RNG that
                       # training (dropout) uses, or resumed runs would diverge.
@@ -163,7 +165,7 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None):
     }
     json_path = out_dir / "results.json"
     # NaN is not valid JSON: absent classes are written as null.
-    json_path.write_text(json.dumps(_nan_to_none(payload), indent=2))
+    json_path.write_text(json.dumps(nan_to_none(payload), indent=2))
     md = [f"# Evaluation results", "",
           f"- evaluation protocol: `{protocol}`",
           f"- checkpoint: `{checkpoint}`" if checkpoint else "- checkpoint: (none)", "",
@@ -174,13 +176,14 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None):
     return json_path, md_path
 
 
-def _nan_to_none(obj):
+def nan_to_none(obj):
+    """Replace NaN floats (not valid JSON) by None, recursively."""
     if isinstance(obj, float) and math.isnan(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
+        return {k: nan_to_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
+        return [nan_to_none(v) for v in obj]
     return obj
 
 
@@ -195,7 +198,7 @@ def load_eval_model(args, device, logger):
 
     if not args.snapshot:
         raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
-    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=None)
+    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=False)
     checkpoint = load_checkpoint(args.snapshot)
     report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
     if report.missing or report.mismatched:

@@ -1,0 +1,200 @@
+"""The embedded default: baseline vs BlindNet on the generated style-shift benchmark.
+
+    python demo.py                     # what `make demo` runs (about 15 minutes on 2 CPU cores)
+    python demo.py --iters 2000 --arch network.deepv3.DeepR50V3PlusD --size 512 1024  # GPU
+
+1. generates the benchmark once (cached): a source style in GTAV format and several unseen
+   target styles (overcast, night, fog, autumn, glare) in Cityscapes / BDD-100K format;
+2. trains the DGSS baseline (one view, --color_aug 0.5 --gblur, no IN layers, no BlindNet
+   losses) and BlindNet (two views, --wt_layer 0 0 1 1 1 0 0, CML + CCL + CWCL + SDCL) with
+   the same trunk, iterations and seed, through train.py;
+3. evaluates both on the source val split and every target style with the real loaders;
+4. writes <out>/results.md and results.json, a bar chart (miou_per_domain.png) and
+   predictions side by side (predictions.png), and prints the table.
+
+Every number printed is measured in this run.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import datasets
+import train
+from config import REPO_ROOT, cfg
+from datasets.styleshift import generate_benchmark
+from transforms import eval_normalization
+from utils import viz
+from utils.evaluation import build_eval_loader, evaluate, nan_to_none
+from utils.logging import setup_logging
+
+METHODS = ("baseline", "blindnet")
+SOURCE_DOMAIN = "source"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--iters", type=int, default=300, help="training iterations per method")
+    p.add_argument("--arch", default="network.deepv3.DeepMobileNetV3PlusD")
+    p.add_argument("--size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"),
+                   help="size of the generated images")
+    p.add_argument("--crop", type=int, default=128, help="training crop")
+    p.add_argument("--bs", type=int, default=8, help="training batch")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=304, help="training seed (both methods)")
+    p.add_argument("--data_seed", type=int, default=0, help="benchmark generator seed")
+    p.add_argument("--n_train", type=int, default=400, help="source training images")
+    p.add_argument("--n_eval", type=int, default=50, help="images per evaluated domain")
+    p.add_argument("--data", default=str(REPO_ROOT / "data" / "styleshift"),
+                   help="where the benchmark is generated (cached)")
+    p.add_argument("--out", default=str(REPO_ROOT / "demo_output"), help="results folder")
+    p.add_argument("--workers", type=int, default=2, help="data-loader workers")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    return p.parse_args(argv)
+
+
+def train_argv(method, args, manifest, out):
+    """train.py flags of one method; everything but the method-specific part is shared."""
+    common = [
+        "--arch", args.arch, "--crop_size", str(args.crop), "--bs_mult", str(args.bs),
+        "--max_iter", str(args.iters), "--lr", str(args.lr), "--seed", str(args.seed),
+        "--scale_min", "0.5", "--scale_max", "1.0",
+        "--class_uniform_pct", "0.5", "--class_uniform_tile", str(min(args.size) // 2),
+        "--num_workers", str(args.workers), "--device", args.device,
+        "--gtav_dir", manifest["source"]["root"], "--val_dataset",
+        "--ckpt", str(out / "ckpt"), "--tb_path", str(out / "tb"), "--date", "demo",
+        "--exp", f"{method}_seed{args.seed}", "--save_every", str(args.iters),
+        "--log_every", str(max(1, args.iters // 10)), "--cache_dir", str(out / "cache"),
+    ]
+    if method == "baseline":
+        return common + ["--dataset", "gtav", "--wt_layer", *"0000000", "--color_aug", "0.5",
+                         "--gblur"]
+    return common + [
+        "--dataset", "gtav_jitter", "--wt_layer", *"0011100", "--color_aug", "0.5", "--gblur",
+        "--use_ca", "--use_cwcl", "--use_sdcl", "--w1", "0.2", "--w2", "0.2", "--w3", "0.3",
+        "--w4", "0.3", "--nce_T", "0.07", "--contrast_max_classes", "15",
+        "--contrast_max_views", "50", "--num_patch", "20"]
+
+
+def domains(manifest, n_eval):
+    """(domain name, dataset class name, root) of the source val split and each target."""
+    yield SOURCE_DOMAIN, "gtav", manifest["source"]["root"]
+    for style, entry in manifest["targets"].items():
+        yield style, entry["dataset"], entry["root"]
+
+
+def evaluate_all(models, manifest, args, device):
+    """mIoU of every model on every domain, and a few predictions for the figure."""
+    results, samples = {}, {}
+    for domain, name, root in domains(manifest, args.n_eval):
+        dataset = datasets.build_dataset(name, "val", root=root, training=False,
+                                         eval_protocol="robustnet")
+        loader = build_eval_loader(dataset, 1, 0, args.n_eval)
+        results[domain] = {}
+        for method, model in models.items():
+            res = evaluate(model, loader, device, cfg.NUM_CLASSES, desc=f"{method} {domain}")
+            results[domain][method] = res
+        if domain != SOURCE_DOMAIN:
+            samples[domain] = sample_predictions(models, dataset, name, device)
+    return results, samples
+
+
+@torch.no_grad()
+def sample_predictions(models, dataset, name, device):
+    """(input, ground truth, one prediction per model) of the first image, all RGB uint8."""
+    image, label, _ = dataset[0]
+    mean, std = eval_normalization(name, "robustnet")
+    row = [viz.denormalize(image, mean, std), viz.colorize(label.numpy())]
+    for model in models.values():
+        pred = model.eval()(image[None].to(device)).argmax(1)[0].cpu().numpy()
+        row.append(viz.colorize(pred))
+    return row
+
+
+def summary_table(results, methods):
+    """Markdown table of mIoU (%) per domain, with the mean over target styles."""
+    header = "| domain | " + " | ".join(methods) + (" | BlindNet − baseline |"
+                                                      if len(methods) == 2 else " |")
+    lines = [header, "|" + "---|" * (len(methods) + 1 + (len(methods) == 2))]
+    targets = [d for d in results if d != SOURCE_DOMAIN]
+    rows = [(d, {m: 100 * results[d][m]["miou"] for m in methods}) for d in results]
+    rows.append(("**mean of targets**",
+                 {m: float(np.mean([100 * results[d][m]["miou"] for d in targets]))
+                  for m in methods}))
+    for domain, values in rows:
+        cells = [f"{values[m]:.1f}" for m in methods]
+        if len(methods) == 2:
+            cells.append(f"{values[methods[1]] - values[methods[0]]:+.1f}")
+        lines.append(f"| {domain} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logger = setup_logging(0, out / "demo.log")
+    start = time.perf_counter()
+    steps = 2 + len(args.methods)
+
+    logger.info(f"[1/{steps}] style-shift benchmark in {args.data} (generated once, cached)")
+    manifest = generate_benchmark(args.data, seed=args.data_seed, size=args.size,
+                                  n_train=args.n_train, n_val=args.n_eval,
+                                  n_target=args.n_eval)
+    timings = {"generate_s": time.perf_counter() - start}
+
+    models = {}
+    for k, method in enumerate(args.methods, start=2):
+        logger.info(f"[{k}/{steps}] training {method}: {args.arch}, {args.iters} iterations")
+        tic = time.perf_counter()
+        models[method] = train.main(train_argv(method, args, manifest, out)).model
+        timings[f"train_{method}_s"] = time.perf_counter() - tic
+        setup_logging(0, out / "demo.log")  # train.py pointed the logger at its own file
+
+    logger.info(f"[{steps}/{steps}] evaluating on the source val split and "
+                f"{len(manifest['targets'])} unseen target styles")
+    tic = time.perf_counter()
+    device = next(next(iter(models.values())).parameters()).device
+    results, samples = evaluate_all(models, manifest, args, device)
+    timings["evaluate_s"] = time.perf_counter() - tic
+    timings["total_s"] = time.perf_counter() - start
+
+    methods = list(models)
+    table = summary_table(results, methods)
+    write_report(out, args, manifest, results, samples, methods, table, timings)
+    print("\n" + table + "\n")
+    logger.info(f"done in {timings['total_s'] / 60:.1f} min; results in {out}")
+    return results
+
+
+def write_report(out, args, manifest, results, samples, methods, table, timings):
+    viz.bar_chart_png({d: {m: 100 * results[d][m]["miou"] for m in methods} for d in results},
+                      out / "miou_per_domain.png",
+                      title=f"mIoU per domain ({args.arch.split('.')[-1]}, {args.iters} it)")
+    rows = list(samples.values())
+    viz.image_grid(rows, out / "predictions.png",
+                   column_titles=["input", "ground truth", *methods],
+                   row_titles=list(samples))
+    machine = f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() \
+        else torch.cuda.get_device_name()
+    (out / "results.md").write_text(
+        f"# Style-shift benchmark: baseline vs BlindNet\n\n"
+        f"{args.arch}, {args.iters} iterations, batch {args.bs}, crop {args.crop}, "
+        f"images {args.size[0]}x{args.size[1]}, seed {args.seed}, "
+        f"{args.n_eval} images per domain; {machine}; "
+        f"total {timings['total_s'] / 60:.1f} min.\n\nmIoU (%):\n\n{table}\n")
+    payload = {"args": vars(args), "timings": timings, "benchmark_seed": manifest["params"],
+               "miou": {d: {m: results[d][m]["miou"] for m in methods} for d in results},
+               "iou": {d: {m: results[d][m]["iou"] for m in methods} for d in results}}
+    (out / "results.json").write_text(json.dumps(nan_to_none(payload), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
