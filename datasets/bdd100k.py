@@ -7,7 +7,7 @@ Labels hold train ids already. Found under ``labels/<split>/`` or the newer rele
 """
 
 from datasets.base import SegmentationDataset
-from datasets.labels import BDD_LUT
+from datasets.labels import BDD_LUT, apply_lut
 from datasets.readers import read_id_label
 
 LABEL_NAMES = ("{stem}.png", "{stem}_train_id.png")
@@ -15,7 +15,7 @@ LABEL_NAMES = ("{stem}.png", "{stem}_train_id.png")
 
 def decode_bdd_label(path):
     """BDD train-id PNG -> (H, W) uint8 train ids (values other than 0..18 -> 255)."""
-    return BDD_LUT[read_id_label(path)]
+    return apply_lut(read_id_label(path), BDD_LUT)
 
 
 class BDD100K(SegmentationDataset):

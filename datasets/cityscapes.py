@@ -6,7 +6,7 @@ under the root) is accepted.
 """
 
 from datasets.base import SegmentationDataset
-from datasets.labels import CITYSCAPES_LUT
+from datasets.labels import CITYSCAPES_LUT, apply_lut
 from datasets.readers import read_id_label
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -15,7 +15,7 @@ LABEL_SUFFIX = "_gtFine_labelIds.png"
 
 def decode_cityscapes_label(path):
     """Cityscapes labelIds PNG -> (H, W) uint8 train ids."""
-    return CITYSCAPES_LUT[read_id_label(path)]
+    return apply_lut(read_id_label(path), CITYSCAPES_LUT)
 
 
 class Cityscapes(SegmentationDataset):

@@ -13,7 +13,7 @@ import numpy as np
 
 from datasets.base import SegmentationDataset
 from datasets.cache import cache_path, files_fingerprint, load_cache, parallel_map, save_cache
-from datasets.labels import decode_colour_label, palette_to_trainid_lut
+from datasets.labels import apply_lut, decode_colour_label, palette_to_trainid_lut
 from datasets.readers import DatasetReadError, read_image_size, read_pil_label
 
 
@@ -27,7 +27,7 @@ def decode_gtav_label(path):
     label = read_pil_label(path)
     if label.mode == "P":
         lut = palette_to_trainid_lut(label.getpalette() or [])
-        return lut[np.asarray(label)]
+        return apply_lut(np.asarray(label), lut)
     if label.mode in ("RGB", "RGBA"):
         return decode_colour_label(np.asarray(label))
     raise DatasetReadError(f"GTAV label {path} has PIL mode {label.mode!r}; expected a "

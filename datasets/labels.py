@@ -7,13 +7,15 @@ table lookup (DATASETS.md §1.2, §2.2, §3.2, §4, §5.2):
   a 256-entry ``uint8`` table indexed by the raw id;
 * GTAV colour labels: the RGB triplet is packed into one 24-bit integer and looked up in a
   2**24-entry table (:func:`decode_colour_label`); palette PNGs are decoded even faster by
-  running the palette's 256 colours through that table once (:func:`palette_to_trainid_lut`).
+  running the palette's 256 colours through that table once (:func:`palette_to_trainid_lut`)
+  and then looking up the palette indices.
 
 All tables are read-only module constants (the 16 MiB colour table is built on first use).
 """
 
 import functools
 
+import cv2
 import numpy as np
 
 NUM_CLASSES = 19
@@ -83,11 +85,17 @@ MAPILLARY_LUT = _id_lut(MAPILLARY_ID_TO_TRAINID)
 
 
 def pack_rgb(rgb):
-    """Pack an RGB array (..., 3) of uint8 into one int32 per pixel: R << 16 | G << 8 | B."""
-    rgb = np.asarray(rgb)
-    return ((rgb[..., 0].astype(np.int32) << 16)
-            | (rgb[..., 1].astype(np.int32) << 8)
-            | rgb[..., 2].astype(np.int32))
+    """Pack RGB (..., 3) uint8 into one uint32 per pixel: R | G << 8 | B << 16.
+
+    OpenCV appends the alpha byte (a SIMD copy), so each pixel's four bytes can be read as
+    one little-endian uint32; dropping alpha leaves the packed colour. About 3x faster than
+    shifting and or-ing three widened channels.
+    """
+    rgb = np.ascontiguousarray(np.asarray(rgb)[..., :3], dtype=np.uint8)
+    rgba = cv2.cvtColor(rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2RGBA)
+    packed = rgba.view("<u4").reshape(rgb.shape[:-1])
+    np.bitwise_and(packed, 0xFFFFFF, out=packed)
+    return packed
 
 
 @functools.cache
@@ -98,6 +106,12 @@ def colour_lut():
     return _readonly(lut)
 
 
+def apply_lut(ids, lut):
+    """``lut[ids]`` for a uint8 id array and a 256-entry uint8 table (OpenCV's SIMD lookup)."""
+    ids = np.ascontiguousarray(ids, dtype=np.uint8)
+    return cv2.LUT(ids, lut).reshape(ids.shape)
+
+
 def decode_colour_label(rgb):
     """GTAV colour label (H, W, 3 or 4) uint8 -> train ids (H, W) uint8.
 
@@ -106,7 +120,7 @@ def decode_colour_label(rgb):
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise ValueError(f"expected an (H, W, 3) colour label, got shape {rgb.shape}")
-    return colour_lut()[pack_rgb(rgb[..., :3])]
+    return np.take(colour_lut(), pack_rgb(rgb))
 
 
 def palette_to_trainid_lut(palette):
@@ -119,7 +133,7 @@ def palette_to_trainid_lut(palette):
     colours = np.zeros((256, 3), dtype=np.uint8)
     flat = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
     colours[:len(flat)] = flat
-    return colour_lut()[pack_rgb(colours)]
+    return np.take(colour_lut(), pack_rgb(colours))
 
 
 def colorize(train_ids):

@@ -5,13 +5,13 @@ palette index of a label PNG is its id.
 """
 
 from datasets.base import SegmentationDataset
-from datasets.labels import MAPILLARY_LUT
+from datasets.labels import MAPILLARY_LUT, apply_lut
 from datasets.readers import read_id_label
 
 
 def decode_mapillary_label(path):
     """Mapillary v1.2 label PNG (palette index = id 0..65) -> (H, W) uint8 train ids."""
-    return MAPILLARY_LUT[read_id_label(path)]
+    return apply_lut(read_id_label(path), MAPILLARY_LUT)
 
 
 class Mapillary(SegmentationDataset):

@@ -8,7 +8,7 @@ losslessly with OpenCV, which returns B, G, R order: the class id is channel 2 t
 import numpy as np
 
 from datasets.base import SegmentationDataset
-from datasets.labels import IGNORE_LABEL, SYNTHIA_LUT
+from datasets.labels import IGNORE_LABEL, SYNTHIA_LUT, apply_lut
 from datasets.readers import read_png_unchanged
 
 
@@ -22,7 +22,7 @@ def decode_synthia_label(path):
         class_ids = raw
     if class_ids.dtype != np.uint8:
         class_ids = np.minimum(class_ids, IGNORE_LABEL).astype(np.uint8)
-    return SYNTHIA_LUT[class_ids]
+    return apply_lut(class_ids, SYNTHIA_LUT)
 
 
 class Synthia(SegmentationDataset):

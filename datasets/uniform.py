@@ -24,7 +24,7 @@ def tile_centroids(train_ids, tile, num_classes=NUM_CLASSES):
     """Centroid of every class present in every whole tile of a train-id map.
 
     Args:
-        train_ids: (H, W) integer array, values 0..num_classes-1 or 255 (ignored).
+        train_ids: (H, W) uint8 array, values 0..num_classes-1 or 255 (ignored).
         tile: tile side; partial tiles at the right/bottom edge are ignored.
 
     Returns:
@@ -37,25 +37,31 @@ def tile_centroids(train_ids, tile, num_classes=NUM_CLASSES):
     if tiles_y == 0 or tiles_x == 0:
         return np.zeros((0, 3), dtype=np.int64)
     covered = train_ids[:tiles_y * tile, :tiles_x * tile]
-    rows = np.arange(tiles_y * tile)
-    cols = np.arange(tiles_x * tile)
-    # One bin per (tile, raw value): three bincounts give pixel counts and coordinate sums
-    # for every class of every tile at once, instead of a mask per class.
-    tile_index = (rows // tile)[:, None] * tiles_x + (cols // tile)[None, :]
-    keys = (tile_index * 256 + covered).ravel()
-    num_bins = tiles_y * tiles_x * 256
-    counts = np.bincount(keys, minlength=num_bins).reshape(-1, 256)[:, :num_classes]
-    sum_x = np.bincount(keys, weights=np.broadcast_to(cols, covered.shape).ravel(),
-                        minlength=num_bins).reshape(-1, 256)[:, :num_classes]
-    sum_y = np.bincount(keys, weights=np.broadcast_to(rows[:, None], covered.shape).ravel(),
-                        minlength=num_bins).reshape(-1, 256)[:, :num_classes]
-    tile_ids, classes = np.nonzero(counts)
-    n = counts[tile_ids, classes]
-    # Sums of integer coordinates are exact in float64, so truncating the mean matches the
-    # reference's int(center_of_mass) + tile origin.
-    x = np.floor(sum_x[tile_ids, classes] / n).astype(np.int64)
-    y = np.floor(sum_y[tile_ids, classes] / n).astype(np.int64)
-    return np.stack([x, y, classes.astype(np.int64)], axis=1)
+    # Labels are piecewise constant, so work on horizontal runs of equal value (a few
+    # thousand per image) instead of a million pixels: a run starts where the value
+    # changes or a tile begins; its pixel count and coordinate sums have closed forms.
+    starts = np.empty(covered.shape, dtype=bool)
+    np.not_equal(covered[:, 1:], covered[:, :-1], out=starts[:, 1:])
+    starts[:, ::tile] = True
+    rows, cols = np.nonzero(starts)  # row-major, so each run ends where the next begins
+    lengths = np.diff(rows * covered.shape[1] + cols, append=covered.size)
+    classes = covered[rows, cols].astype(np.int64)
+    keep = classes < num_classes
+    rows, cols, lengths, classes = rows[keep], cols[keep], lengths[keep], classes[keep]
+    keys = ((rows // tile) * tiles_x + cols // tile) * num_classes + classes
+    num_bins = tiles_y * tiles_x * num_classes
+    counts = np.bincount(keys, weights=lengths, minlength=num_bins)
+    # sum of x over a run [c, c + n) is n * (2c + n - 1) / 2; keep it doubled (integer).
+    twice_sum_x = np.bincount(keys, weights=lengths * (2 * cols + lengths - 1),
+                              minlength=num_bins)
+    sum_y = np.bincount(keys, weights=rows * lengths, minlength=num_bins)
+    present = np.nonzero(counts)[0]
+    n = counts[present]
+    # Integer sums are exact in float64, so flooring the mean matches the reference's
+    # int(center_of_mass) + tile origin.
+    x = np.floor(twice_sum_x[present] / (2 * n)).astype(np.int64)
+    y = np.floor(sum_y[present] / n).astype(np.int64)
+    return np.stack([x, y, present % num_classes], axis=1)
 
 
 def file_centroids(task):
