@@ -7,7 +7,11 @@ Roots: ``root`` argument > ``BLINDNET_*_DIR`` environment variable > ``config.py
 (DECISIONS.md D13). See ``datasets/base.py`` for items, options and determinism.
 """
 
+import random
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from config import canonical_dataset_name, dataset_root
 from datasets.base import DEFAULT_OPTIONS, DatasetLayoutError, Sample, SegmentationDataset
@@ -64,6 +68,19 @@ def build_dataset(name, split, root=None, *, training=None, **options):
                                       **options)
 
 
+def worker_init_fn(worker_id):
+    """DataLoader ``worker_init_fn``: seed ``random`` and NumPy's global RNG per worker.
+
+    Dataset items use their own per-item RNG and need nothing here; this only keeps any
+    other code that draws from the global RNGs from repeating one stream in every worker.
+    It deliberately does not call ``cv2.setNumThreads``: in a forked worker whose parent has
+    already used OpenCV's thread pool that call deadlocks.
+    """
+    seed = (torch.initial_seed() + worker_id) % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 def options_from_args(args):
     """Dataset options from the ``utils/args.py`` namespace (training-set options).
 
@@ -81,5 +98,5 @@ __all__ = [
     "BDD100K", "Cityscapes", "DATASET_CLASSES", "DATASET_NAMES", "DEFAULT_OPTIONS",
     "DatasetLayoutError", "DatasetReadError", "GTAV", "ImageFolder", "Mapillary", "Sample",
     "SegmentationDataset", "Synthia", "build_dataset", "is_two_view", "options_from_args",
-    "parse_dataset_name",
+    "parse_dataset_name", "worker_init_fn",
 ]

@@ -5,8 +5,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from datasets import build_dataset
-from transforms.photometric import to_normalized_tensor
+from PIL import Image
+
+from datasets import build_dataset, worker_init_fn
+from transforms.photometric import gaussian_blur, to_normalized_tensor
 
 
 @pytest.fixture
@@ -78,3 +80,22 @@ def test_label_is_unchanged_by_photometric_options(synthetic, cache_dir):
     jittered = build_dataset("gtav_jitter", "train", color_aug=1.0, gblur=True, **options)
     for index in range(len(plain)):
         assert torch.equal(plain[index]["label"], jittered[index]["label"])
+
+
+class _GlobalRngDraws(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        blurred = gaussian_blur(Image.new("RGB", (600, 600)), 1.0)  # OpenCV in the worker
+        return np.random.randint(1 << 30), np.asarray(blurred).shape[0]
+
+
+def test_worker_init_fn_seeds_workers_and_is_fork_safe():
+    """After the parent used OpenCV's thread pool, workers must neither hang (as
+    cv2.setNumThreads would) nor share one global NumPy stream."""
+    gaussian_blur(Image.new("RGB", (1500, 1500)), 1.0)
+    loader = DataLoader(_GlobalRngDraws(), batch_size=1, num_workers=2,
+                        worker_init_fn=worker_init_fn, timeout=60)
+    draws = [int(value) for value, _ in loader]
+    assert len(draws) == 4 and len(set(draws)) == 4
