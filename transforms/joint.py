@@ -18,7 +18,6 @@ seed it per item (see ``datasets/base.py``), so every draw is a function of
 from dataclasses import dataclass
 
 import numpy as np
-import PIL.Image
 import torch
 from PIL import Image
 from torchvision import tv_tensors
@@ -28,9 +27,11 @@ IGNORE_LABEL = 255
 
 
 def nearest_indices(start, stop, scaled, source):
-    """Source indices of output pixels ``start..stop-1`` when ``source`` pixels are resized
-    to ``scaled`` by nearest neighbour: ``floor((i + 0.5) * source / scaled)``, in exact
-    integer arithmetic so a window gives the same pixels as the whole image."""
+    """Nearest-neighbour source index of output pixels ``start..stop-1``.
+
+    For a resize of ``source`` pixels to ``scaled``: ``floor((i + 0.5) * source / scaled)``,
+    in exact integer arithmetic, so a window gives the same pixels as the whole image.
+    """
     return (2 * np.arange(start, stop) + 1) * source // (2 * scaled)
 
 
@@ -173,7 +174,7 @@ class JointTransform:
         if rrotate > 0:
             flips_and_turns.append(v2.RandomRotation(
                 rrotate, interpolation=v2.InterpolationMode.BICUBIC,
-                fill={PIL.Image.Image: 0, tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}))
+                fill={Image.Image: 0, tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}))
         # v2 transforms move the PIL image and the Mask together with one random draw;
         # masks always use nearest interpolation.
         self.flip_rotate = v2.Compose(flips_and_turns)
