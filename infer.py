@@ -34,7 +34,7 @@ def sources(args):
     for name in args.val_dataset:
         base = canonical_dataset_name(name)
         dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
-                                         eval_protocol=args.eval_protocol)
+                                         **datasets.eval_options_from_args(args))
         yield base, dataset, eval_normalization(base, args.eval_protocol)
 
 

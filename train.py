@@ -85,7 +85,7 @@ def build_val_loaders(args, names):
     for name in names:
         base = canonical_dataset_name(name)
         dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
-                                         eval_protocol=args.eval_protocol)
+                                         **datasets.eval_options_from_args(args))
         loaders[base] = build_eval_loader(dataset, args.bs_mult_val, min(2, args.num_workers),
                                           args.max_val_images, datasets.worker_init_fn)
     return loaders

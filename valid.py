@@ -37,7 +37,7 @@ def main(argv=None):
     for name in args.val_dataset:
         base = canonical_dataset_name(name)
         dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
-                                         eval_protocol=args.eval_protocol)
+                                         **datasets.eval_options_from_args(args))
         loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,
                                    datasets.worker_init_fn)
         result = evaluate(model, loader, state.device, cfg.NUM_CLASSES, amp=args.amp,

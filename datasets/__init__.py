@@ -89,14 +89,27 @@ def options_from_args(args):
     """
     options = {key: getattr(args, key) for key in DEFAULT_OPTIONS
                if key not in ("max_images", "centroid_workers") and hasattr(args, key)}
-    if options.get("cache_dir") is None and getattr(args, "ckpt", None):
-        options["cache_dir"] = Path(args.ckpt) / "cache"
+    options["cache_dir"] = _cache_dir(args)
     return options
+
+
+def eval_options_from_args(args):
+    """Options of evaluation datasets: the protocol, GTAV mismatch policy and cache folder."""
+    return {"eval_protocol": args.eval_protocol, "gtav_mismatch": args.gtav_mismatch,
+            "cache_dir": _cache_dir(args)}
+
+
+def _cache_dir(args):
+    """``--cache_dir``, else ``<--ckpt>/cache`` (DECISIONS.md D5)."""
+    if getattr(args, "cache_dir", None) is None and getattr(args, "ckpt", None):
+        return Path(args.ckpt) / "cache"
+    return getattr(args, "cache_dir", None)
 
 
 __all__ = [
     "BDD100K", "Cityscapes", "DATASET_CLASSES", "DATASET_NAMES", "DEFAULT_OPTIONS",
     "DatasetLayoutError", "DatasetReadError", "GTAV", "ImageFolder", "Mapillary", "Sample",
-    "SegmentationDataset", "Synthia", "build_dataset", "is_two_view", "options_from_args",
+    "SegmentationDataset", "Synthia", "build_dataset", "eval_options_from_args", "is_two_view",
+    "options_from_args",
     "parse_dataset_name", "worker_init_fn",
 ]

@@ -212,12 +212,6 @@ def _render_unit(unit):
     return layout_set, counts, written
 
 
-def _init_worker():
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already; avoids oversubscription
-
-
 def _run(units, workers, progress):
     """Yield ``_render_unit`` results (in order), in a process pool when worth it."""
     if workers is None:
@@ -232,7 +226,7 @@ def _run(units, workers, progress):
             return
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with context.Pool(workers, initializer=_init_worker) as pool:
+        with context.Pool(workers) as pool:
             for result in pool.imap(_render_unit, units, chunksize=2):
                 yield result
                 bar.update()
