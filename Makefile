@@ -21,3 +21,12 @@ test: install
 
 test-all: install
 	$(PYTHON) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
+
+# DEMO_ARGS passes flags to demo.py, e.g. make demo DEMO_ARGS="--iters 1000 --device cuda"
+demo: install
+	$(PYTHON) demo.py $(DEMO_ARGS)
+
+bench: install
+	$(PYTHON) bench/train_step.py --official-style
+	$(PYTHON) bench/data_pipeline.py
+	$(PYTHON) bench/demo_seeds.py
