@@ -28,7 +28,7 @@ from transforms import eval_normalization
 from utils import dist as dist_utils
 from utils.args import dataset_root_overrides, parse_args
 from utils.checkpoint import atomic_save, extract_state_dict, load_checkpoint, \
-    load_state_dict_forgiving, unwrap_model
+    load_state_dict_forgiving
 from utils.evaluation import build_eval_loader, evaluate
 from utils.logging import setup_logging
 from utils.precision import autocast, grad_scaler

@@ -1,6 +1,24 @@
-"""Small building blocks shared by the trunks: weight init and stride-to-dilation rewriting."""
+"""Small building blocks shared by the trunks: the staged forward, weight init and
+stride-to-dilation rewriting."""
 
 from torch import nn
+
+from network.instance_norm import run_stage
+
+STAGE_NAMES = ("layer0", "layer1", "layer2", "layer3", "layer4")
+
+
+class StagedTrunk(nn.Module):
+    """Base of every trunk: ``layer0..layer4`` run in order.
+
+    ``forward(x, collected=None)``: ``(B, 3, H, W) -> (B, out_channels, H/OS, W/OS)``; the
+    outputs of collecting IN layers are appended to ``collected`` (a list) in forward order.
+    """
+
+    def forward(self, x, collected=None):
+        for name in STAGE_NAMES:
+            x = run_stage(getattr(self, name), x, collected)
+        return x
 
 
 def init_trunk_weights(trunk):
@@ -14,6 +32,18 @@ def init_trunk_weights(trunk):
             if module.weight is not None:
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+
+
+def set_light_output_stride(trunk, output_stride):
+    """Output stride of a light trunk (native 32): dilate ``layer3`` for OS16, ``layer2`` and
+    ``layer3`` for OS8 (METHOD.md §6)."""
+    if output_stride == 16:
+        dilate_strided_convs(trunk.layer3, 2)
+    elif output_stride == 8:
+        dilate_strided_convs(trunk.layer2, 2)
+        dilate_strided_convs(trunk.layer3, 4)
+    elif output_stride != 32:
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
 
 
 def dilate_strided_convs(stage, dilation):

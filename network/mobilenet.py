@@ -18,8 +18,8 @@ have no effect on this trunk.
 
 from torch import nn
 
-from network.instance_norm import BlockWithInstanceNorm, instance_norm_layer, run_stage
-from network.layers import dilate_strided_convs, init_trunk_weights
+from network.instance_norm import BlockWithInstanceNorm, instance_norm_layer
+from network.layers import StagedTrunk, init_trunk_weights, set_light_output_stride
 
 # (expansion t, output channels c, repeats n, first stride s), as in the MobileNetV2 paper.
 INVERTED_RESIDUAL_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -65,7 +65,7 @@ class InvertedResidual(BlockWithInstanceNorm):
         return self._instance_norm(out, collected)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(StagedTrunk):
     """MobileNetV2 (width 1.0) trunk; :meth:`forward` returns the ``layer4`` output.
 
     Attributes: ``low_level_channels`` = 32 (layer1), ``aux_channels`` = 320 (layer3),
@@ -90,20 +90,10 @@ class MobileNetV2(nn.Module):
         for index in range(5):
             stage = nn.Sequential(*features[STAGE_BOUNDS[index]:STAGE_BOUNDS[index + 1]])
             setattr(self, f"layer{index}", stage)
-        if output_stride == 16:
-            dilate_strided_convs(self.layer3, 2)
-        elif output_stride == 8:
-            dilate_strided_convs(self.layer2, 2)
-            dilate_strided_convs(self.layer3, 4)
+        set_light_output_stride(self, output_stride)
         self.low_level_channels, self.aux_channels, self.out_channels = 32, 320, 1280
         self.output_stride = output_stride
         init_trunk_weights(self)
-
-    def forward(self, x, collected=None):
-        """``(B, 3, H, W) -> (B, 1280, H/OS, W/OS)``; IN outputs go to ``collected``."""
-        for name in ("layer0", "layer1", "layer2", "layer3", "layer4"):
-            x = run_stage(getattr(self, name), x, collected)
-        return x
 
 
 def torchvision_key(key):

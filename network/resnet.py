@@ -13,8 +13,8 @@ uses the same dilation, no multi-grid). ``wt_layer`` places IN layers:
 from torch import nn
 
 from network.instance_norm import (BlockWithInstanceNorm, instance_norm_layer, relu_after,
-                                   run_stage, stem_norm)
-from network.layers import init_trunk_weights
+                                   stem_norm)
+from network.layers import StagedTrunk, init_trunk_weights
 
 
 def conv3x3(in_channels, out_channels, stride=1, dilation=1):
@@ -95,7 +95,7 @@ def stage_dilations(output_stride):
     return list(zip(strides, dilations))
 
 
-class ResNet(nn.Module):
+class ResNet(StagedTrunk):
     """``layer0..layer4`` of a ResNet; :meth:`forward` returns the ``layer4`` output.
 
     Args:
@@ -158,12 +158,6 @@ class ResNet(nn.Module):
                                 dilation, downsample if index == 0 else None, wt))
             self.in_channels = out_channels
         return nn.Sequential(*blocks)
-
-    def forward(self, x, collected=None):
-        """``(B, 3, H, W) -> (B, out_channels, H/OS, W/OS)``; IN outputs go to ``collected``."""
-        for name in ("layer0", "layer1", "layer2", "layer3", "layer4"):
-            x = run_stage(getattr(self, name), x, collected)
-        return x
 
 
 def resnet18(wt_layer, output_stride=32):

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from network.instance_norm import (BlockWithInstanceNorm, instance_norm_layer, relu_after,
-                                   run_stage, stem_norm)
-from network.layers import dilate_strided_convs, init_trunk_weights
+                                   stem_norm)
+from network.layers import StagedTrunk, init_trunk_weights, set_light_output_stride
 
 STAGE_REPEATS = (4, 8, 4)
 STAGE_CHANNELS = (24, 116, 232, 464, 1024)
@@ -81,7 +81,7 @@ def conv_norm_relu(in_channels, out_channels, kernel_size, stride, wt):
         norm, relu_after(norm))
 
 
-class ShuffleNetV2(nn.Module):
+class ShuffleNetV2(StagedTrunk):
     """ShuffleNetV2 x1.0 trunk; :meth:`forward` returns the ``layer4`` output.
 
     Attributes: ``low_level_channels`` = 116 (layer1), ``aux_channels`` = 464 (layer3),
@@ -104,20 +104,10 @@ class ShuffleNetV2(nn.Module):
             setattr(self, f"layer{index + 1}", nn.Sequential(*units))
             in_channels = channels
         self.layer4 = conv_norm_relu(in_channels, STAGE_CHANNELS[4], 1, 1, wt_layer[6])
-        if output_stride == 16:
-            dilate_strided_convs(self.layer3, 2)
-        elif output_stride == 8:
-            dilate_strided_convs(self.layer2, 2)
-            dilate_strided_convs(self.layer3, 4)
+        set_light_output_stride(self, output_stride)
         self.low_level_channels, self.aux_channels, self.out_channels = 116, 464, 1024
         self.output_stride = output_stride
         init_trunk_weights(self)
-
-    def forward(self, x, collected=None):
-        """``(B, 3, H, W) -> (B, 1024, H/OS, W/OS)``; IN outputs go to ``collected``."""
-        for name in ("layer0", "layer1", "layer2", "layer3", "layer4"):
-            x = run_stage(getattr(self, name), x, collected)
-        return x
 
 
 # torchvision ``shufflenet_v2_x1_0`` key prefix -> ours.

@@ -43,7 +43,8 @@ def test_aliases_and_unknown_names():
 
 def test_import_has_no_side_effects(tmp_path):
     repo = Path(config.__file__).resolve().parent
-    code = f"import sys; sys.path.insert(0, {str(repo)!r}); import config; print(config.cfg.NUM_CLASSES)"
+    code = (f"import sys; sys.path.insert(0, {str(repo)!r}); import config; "
+            "print(config.cfg.NUM_CLASSES)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "19"

@@ -72,7 +72,8 @@ def test_single_process_run_writes_checkpoints_logs_and_tensorboard(data_env, tm
     assert all(k.startswith("module.") for k in ckpt["state_dict"])  # official layout
     best = load_checkpoint(run_dir / "best_cityscapes.pth")
     assert best["mean_iu"] == pytest.approx(result.best["cityscapes"])
-    history = [json.loads(line) for line in (run_dir / "val_history.jsonl").read_text().splitlines()]
+    history_lines = (run_dir / "val_history.jsonl").read_text().splitlines()
+    history = [json.loads(line) for line in history_lines]
     assert history[-1]["final"] and history[-1]["iteration"] == 3
     assert list((tmp_path / "tb" / "d" / "exp").glob("events.out.tfevents.*"))
     log = (run_dir / "train.log").read_text()

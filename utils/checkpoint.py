@@ -20,7 +20,7 @@ MODULE_PREFIX = "module."
 
 
 def atomic_save(obj, path):
-    """``torch.save(obj)`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    """``torch.save(obj)`` to ``path`` atomically (temp file in its folder, then ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

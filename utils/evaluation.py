@@ -166,7 +166,7 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None):
     json_path = out_dir / "results.json"
     # NaN is not valid JSON: absent classes are written as null.
     json_path.write_text(json.dumps(nan_to_none(payload), indent=2))
-    md = [f"# Evaluation results", "",
+    md = ["# Evaluation results", "",
           f"- evaluation protocol: `{protocol}`",
           f"- checkpoint: `{checkpoint}`" if checkpoint else "- checkpoint: (none)", "",
           "IoU per class in %; n/a = class absent from the ground truth and never predicted.", "",

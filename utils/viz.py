@@ -136,7 +136,8 @@ def bar_chart_png(values, path, title="", ylabel="mIoU (%)"):
             value = values[group][name]
             x = x0 + k * bar_w
             y = base - plot_h * value / vmax
-            draw.rectangle([x, y, x + bar_w - 3, base], fill=SERIES_COLOURS[k % len(SERIES_COLOURS)])
+            colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
+            draw.rectangle([x, y, x + bar_w - 3, base], fill=colour)
             draw.text((x, y - 14), f"{value:.0f}", fill=BLACK, font=_font(10))
         label = group if len(group) <= 14 else group[:13] + "…"
         draw.text((x0, base + 6), label, fill=BLACK, font=font)

@@ -81,7 +81,8 @@ def generate_benchmark(root, seed=0, size=(256, 512), n_train=400, n_val=50, n_t
         progress: show a tqdm bar.
 
     If ``<root>/manifest.json`` exists, is complete, has the same parameters, generator
-    version and source-code fingerprint, and all its files exist, nothing is generated. The returned manifest
+    version and source-code fingerprint, and all its files exist, nothing is generated. The
+    returned manifest
     holds absolute dataset roots under ``source["root"]`` and ``targets[name]["root"]``.
     """
     root = Path(root)
