@@ -96,6 +96,41 @@ def test_resume_continues_exactly(data_env, tmp_path):
     assert last["iteration"] == 7
 
 
+KILL_SCRIPT = """
+import os, sys
+sys.path.insert(0, {repo!r})
+import train
+real, calls = train.forward_backward, [0]
+def dying(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == {kill_at}:
+        os._exit(137)  # like SIGKILL: no cleanup, no final checkpoint
+    return real(*args, **kwargs)
+train.forward_backward = dying
+train.main({argv!r})
+"""
+
+
+def test_hard_kill_then_resume_auto_matches_uninterrupted_run(data_env, tmp_path):
+    """A process killed without warning resumes from its last periodic checkpoint and ends
+    with the weights of an uninterrupted run."""
+    common = ["--max_iter", "7", "--val_dataset", "cityscapes", "--save_every", "2"]
+    full = _run(tmp_path, *common, exp="full")
+    argv = TINY + BLINDNET + ["--ckpt", str(tmp_path / "ckpt"), "--tb_path",
+                              str(tmp_path / "tb"), "--date", "d", "--exp", "killed", *common]
+    script = KILL_SCRIPT.format(repo=str(REPO_ROOT), kill_at=6, argv=argv)
+    killed = subprocess.run([sys.executable, "-c", script], env={**os.environ, **data_env},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    run_dir = tmp_path / "ckpt" / "d" / "killed"
+    assert load_checkpoint(run_dir / "last.pth")["iteration"] == 4
+    resumed = _run(tmp_path, *common, "--resume", "auto", exp="killed")
+    assert resumed.iteration == 7
+    for key, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5,
+                                   atol=1e-6, msg=f"{key} differs after kill + resume")
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path, monkeypatch):
     real = train.forward_backward
     calls = {"n": 0}

@@ -45,7 +45,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def check_finite(values, iteration):
-    """Raise :class:`NonFiniteLossError` naming each non-finite term of ``values`` (name -> float)."""
+    """Raise :class:`NonFiniteLossError` naming each non-finite entry of ``values``."""
     bad = [f"{name}={value}" for name, value in values.items() if not math.isfinite(value)]
     if bad:
         raise NonFiniteLossError(
