@@ -203,3 +203,11 @@ def test_official_train_script_runs_with_tiny_overrides(data_env, tmp_path):
     weights = strip_module_prefix(ckpt["state_dict"])
     assert len(weights) == 390  # the official R50-D16 state dict
     assert ckpt["args"]["contrast_max_views"] == 50 and ckpt["args"]["w4"] == 0.3
+
+
+def test_bf16_autocast_and_channels_last_train(data_env, tmp_path):
+    result = _run(tmp_path, "--max_iter", "2", "--val_dataset", "cityscapes", "--amp", "bf16",
+                  "--channels_last")
+    assert result.iteration == 2
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    assert result.model.final2[0].weight.dtype == torch.float32  # master weights stay fp32
