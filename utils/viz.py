@@ -119,7 +119,7 @@ def bar_chart_png(values, path, title="", ylabel="mIoU (%)"):
     draw = ImageDraw.Draw(img)
     draw.text((left, 8), title, fill=BLACK, font=_font(14))
     for k, name in enumerate(series):  # legend
-        x = left + 150 * k
+        x = left + 60 + 150 * k
         draw.rectangle([x, 28, x + 12, 40], fill=SERIES_COLOURS[k % len(SERIES_COLOURS)])
         draw.text((x + 16, 27), name, fill=BLACK, font=font)
     base = top + plot_h
