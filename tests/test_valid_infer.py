@@ -113,3 +113,35 @@ def test_infer_on_a_folder_of_plain_images(model_and_snapshots, tmp_path):
     out = tmp_path / "res" / "e" / "images"
     assert np.asarray(Image.open(out / "p1_trainid.png")).shape == (41, 70)
     assert (out / "p0_color.png").is_file()
+
+
+@pytest.mark.slow
+def test_official_valid_and_infer_scripts_with_an_official_checkpoint(data_env, tmp_path):
+    """The official R50 scripts (valid with a weight path, infer with weights + output)."""
+    import os
+    import subprocess
+
+    import network
+    from config import REPO_ROOT
+
+    model = network.get_net("network.deepv3.DeepR50V3PlusD", 19, [0, 0, 1, 1, 1, 0, 0],
+                            pretrained=False)
+    weights = tmp_path / "official.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
+                "epoch": 10, "mean_iu": 0.4}, weights)
+    env = {**os.environ, **data_env}
+    extra = ["--max_val_images", "1", "--num_workers", "0", "--ckpt", str(tmp_path / "logs")]
+    valid_run = subprocess.run(["bash", "scripts/blindnet_valid_r50os16_gtav.sh", str(weights),
+                                *extra], cwd=REPO_ROOT, env=env, capture_output=True,
+                               text=True, timeout=900)
+    assert valid_run.returncode == 0, valid_run.stdout[-3000:] + valid_run.stderr[-3000:]
+    results = json.loads((tmp_path / "logs" / "0101" / "r50os16_gtav_blindnet"
+                          / "results.json").read_text())
+    assert set(results["datasets"]) == {"cityscapes", "bdd100k", "mapillary", "gtav"}
+
+    infer_run = subprocess.run(["bash", "scripts/blindnet_infer_r50os16.sh", str(weights),
+                                str(tmp_path / "masks"), *extra], cwd=REPO_ROOT, env=env,
+                               capture_output=True, text=True, timeout=900)
+    assert infer_run.returncode == 0, infer_run.stdout[-3000:] + infer_run.stderr[-3000:]
+    for dataset in ("cityscapes", "mapillary", "bdd100k"):  # the script says bdd-100k
+        assert len(list((tmp_path / "masks" / "blindnet" / dataset).glob("*_color.png"))) == 1
