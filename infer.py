@@ -15,10 +15,10 @@ import torch
 from tqdm import tqdm
 
 import datasets
-from config import canonical_dataset_name, cfg
+from config import cfg
 from transforms import eval_normalization
 from utils import dist as dist_utils
-from utils.args import dataset_root_overrides, parse_args
+from utils.args import parse_args
 from utils.evaluation import ShardSampler, load_eval_model, predict_logits
 from utils.logging import setup_logging
 from utils.precision import autocast
@@ -30,11 +30,8 @@ def sources(args):
     if args.images:
         yield "images", datasets.ImageFolder(args.images), (cfg.MEAN, cfg.STD)
         return
-    roots = dataset_root_overrides(args)
     for name in args.val_dataset:
-        base = canonical_dataset_name(name)
-        dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
-                                         **datasets.eval_options_from_args(args))
+        base, dataset = datasets.build_eval_dataset(name, args)
         yield base, dataset, eval_normalization(base, args.eval_protocol)
 
 

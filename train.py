@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 import datasets
 import network
-from config import canonical_dataset_name, cfg
+from config import cfg
 from datasets.labels import CLASS_NAMES
 from loss import BlindNetCriterion
 from transforms import eval_normalization
@@ -48,9 +48,8 @@ class TrainResult:
     model: torch.nn.Module
 
 
-def dataset_split(name, args):
-    """Training split of a dataset name (Cityscapes honours --city_mode)."""
-    base = canonical_dataset_name(name.removesuffix("_jitter"))
+def dataset_split(base, args):
+    """Training split of a canonical dataset name (Cityscapes honours --city_mode)."""
     return args.city_mode if base == "cityscapes" else "train"
 
 
@@ -58,14 +57,14 @@ def build_train_set(args, logger):
     """The training dataset(s); several names are concatenated (multi-source training)."""
     options = datasets.options_from_args(args)
     roots = dataset_root_overrides(args)
-    two_view = {datasets.is_two_view(name) for name in args.dataset}
+    parsed = [datasets.parse_dataset_name(name) for name in args.dataset]
+    two_view = {is_two_view for _, is_two_view in parsed}
     if len(two_view) != 1:
         raise SystemExit(f"--dataset {' '.join(args.dataset)}: mix of two-view (*_jitter) and "
                          f"single-view datasets; use one kind")
     parts = []
-    for name in args.dataset:
-        base = canonical_dataset_name(name.removesuffix("_jitter"))
-        parts.append(datasets.build_dataset(name, dataset_split(name, args), root=roots[base],
+    for name, (base, _) in zip(args.dataset, parsed):
+        parts.append(datasets.build_dataset(name, dataset_split(base, args), root=roots[base],
                                             training=True, **options))
         logger.info(f"training set {name}: {len(parts[-1])} samples per epoch")
     return (parts[0] if len(parts) == 1 else EpochConcatDataset(parts)), two_view.pop()
@@ -80,12 +79,9 @@ class EpochConcatDataset(ConcatDataset):
 
 
 def build_val_loaders(args, names):
-    roots = dataset_root_overrides(args)
     loaders = {}
     for name in names:
-        base = canonical_dataset_name(name)
-        dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
-                                         **datasets.eval_options_from_args(args))
+        base, dataset = datasets.build_eval_dataset(name, args)
         loaders[base] = build_eval_loader(dataset, args.bs_mult_val, min(2, args.num_workers),
                                           args.max_val_images, datasets.worker_init_fn)
     return loaders

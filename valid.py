@@ -12,10 +12,10 @@ Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 from pathlib import Path
 
 import datasets
-from config import canonical_dataset_name, cfg
+from config import cfg
 from datasets.labels import CLASS_NAMES
 from utils import dist as dist_utils
-from utils.args import dataset_root_overrides, parse_args
+from utils.args import parse_args
 from utils.evaluation import build_eval_loader, evaluate, format_table, load_eval_model, \
     write_results
 from utils.logging import setup_logging
@@ -30,14 +30,11 @@ def main(argv=None):
     if not args.val_dataset:
         raise SystemExit("valid.py needs at least one --val_dataset name")
     model = load_eval_model(args, state.device, logger)
-    roots = dataset_root_overrides(args)
     workers = 2 if args.num_workers is None else args.num_workers
 
     results = {}
     for name in args.val_dataset:
-        base = canonical_dataset_name(name)
-        dataset = datasets.build_dataset(base, "val", root=roots[base], training=False,
-                                         **datasets.eval_options_from_args(args))
+        base, dataset = datasets.build_eval_dataset(name, args)
         loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,
                                    datasets.worker_init_fn)
         result = evaluate(model, loader, state.device, cfg.NUM_CLASSES, amp=args.amp,

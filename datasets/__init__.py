@@ -22,6 +22,7 @@ from datasets.image_folder import ImageFolder
 from datasets.mapillary import Mapillary
 from datasets.readers import DatasetReadError
 from datasets.synthia import Synthia
+from utils.args import dataset_root_overrides
 
 DATASET_CLASSES = {
     "gtav": GTAV,
@@ -99,6 +100,18 @@ def eval_options_from_args(args):
             "cache_dir": _cache_dir(args)}
 
 
+def build_eval_dataset(name, args):
+    """The validation split of ``name`` as train.py, valid.py and infer.py evaluate it.
+
+    Returns ``(canonical name, dataset)``; the root comes from the ``--<name>_dir`` flags,
+    the environment or the default, the options from :func:`eval_options_from_args`.
+    """
+    base, _ = parse_dataset_name(name)
+    root = dataset_root_overrides(args)[base]
+    return base, build_dataset(base, "val", root=root, training=False,
+                               **eval_options_from_args(args))
+
+
 def _cache_dir(args):
     """``--cache_dir``, else ``<--ckpt>/cache`` (DECISIONS.md D5)."""
     if getattr(args, "cache_dir", None) is None and getattr(args, "ckpt", None):
@@ -109,7 +122,8 @@ def _cache_dir(args):
 __all__ = [
     "BDD100K", "Cityscapes", "DATASET_CLASSES", "DATASET_NAMES", "DEFAULT_OPTIONS",
     "DatasetLayoutError", "DatasetReadError", "GTAV", "ImageFolder", "Mapillary", "Sample",
-    "SegmentationDataset", "Synthia", "build_dataset", "eval_options_from_args", "is_two_view",
+    "SegmentationDataset", "Synthia", "build_dataset", "build_eval_dataset",
+    "eval_options_from_args", "is_two_view",
     "options_from_args",
     "parse_dataset_name", "worker_init_fn",
 ]
