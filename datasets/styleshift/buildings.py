@@ -123,9 +123,7 @@ def facade_pattern(u, v, top, blocks, index, keys, px_per_bay, px_per_floor, noi
 def paint_facades(layout, street, noise):
     """Both rows of building facades (vertical planes X = const)."""
     cam = layout.camera
-    height, width = layout.shape
-    rows = np.arange(height, dtype=np.float32)[:, None] + 0.5
-    offset = np.arange(width, dtype=np.float32) + 0.5 - cam.center_x
+    rows, offset = layout.pixel_centres()
     sun_x, _, _ = layout.sun_direction()
     for sign in (-1, 1):
         blocks = street.side(sign).blocks
@@ -173,10 +171,10 @@ def _paint_facade_pixels(layout, mask, depth, along, y, blocks, index, instances
 def paint_skyline(layout, street, noise):
     """Distant buildings (and maybe a tree line) closing the end of the street."""
     cam = layout.camera
-    height, width = layout.shape
+    width = layout.shape[1]
     depth = street.skyline_depth
-    rows = np.arange(height, dtype=np.float32)[:, None] + 0.5
-    x = (np.arange(width, dtype=np.float32) + 0.5 - cam.center_x) * depth / cam.focal
+    rows, offset = layout.pixel_centres()
+    x = offset * depth / cam.focal
     y = cam.height - (rows - cam.horizon) * depth / cam.focal
     px_per_m = cam.focal / depth
     facing_light = -layout.sun_direction()[2]  # the plane faces the camera (normal -Z)

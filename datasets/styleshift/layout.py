@@ -135,6 +135,13 @@ class SceneLayout:
     def shape(self):
         return self.train_ids.shape
 
+    def pixel_centres(self):
+        """Pixel-centre rows ``(H, 1)`` and column offsets from the principal point ``(W,)``."""
+        height, width = self.shape
+        rows = np.arange(height, dtype=np.float32)[:, None] + 0.5
+        offset = np.arange(width, dtype=np.float32) + 0.5 - self.camera.center_x
+        return rows, offset
+
     def sun_direction(self):
         """Unit vector (X, Y, Z) pointing at the sun (behind the camera, to one side)."""
         cos_e = np.cos(self.sun_elevation)

@@ -190,9 +190,7 @@ def _road_markings(street, lateral, z):
 def paint_barriers(layout, street, noise):
     """Fences, walls and hedges along the outer sidewalk edges."""
     cam = layout.camera
-    height, width = layout.shape
-    rows = np.arange(height, dtype=np.float32)[:, None] + 0.5
-    offset = np.arange(width, dtype=np.float32) + 0.5 - cam.center_x
+    rows, offset = layout.pixel_centres()
     sun_x, _, _ = layout.sun_direction()
     for sign in (-1, 1):
         barrier = street.side(sign).barrier
