@@ -5,11 +5,12 @@
 PYTHON ?= python
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all demo bench help
+.PHONY: install test test-slow test-all demo bench help
 
 help:
 	@echo "make demo      install if needed, then run the style-shift benchmark (baseline vs BlindNet)"
 	@echo "make test      install if needed, then run the test suite (CPU, ~minutes)"
+	@echo "make test-slow only the slow end-to-end tests (torchrun, official scripts)"
 	@echo "make test-all  the test suite including slow end-to-end tests"
 	@echo "make bench     run the benchmarks in bench/ and print their tables"
 
@@ -18,6 +19,9 @@ install:
 
 test: install
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: install
+	$(PYTHON) -m pytest -q -m slow $(PYTEST_ARGS)
 
 test-all: install
 	$(PYTHON) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
