@@ -1,6 +1,6 @@
 """The embedded default: baseline vs BlindNet on the generated style-shift benchmark.
 
-    python demo.py                     # what `make demo` runs (about 15 minutes on 2 CPU cores)
+    python demo.py                     # what `make demo` runs (about 12 minutes on 2 CPU cores)
     python demo.py --iters 2000 --arch network.deepv3.DeepR50V3PlusD --size 512 1024  # GPU
 
 1. generates the benchmark once (cached): a source style in GTAV format and several unseen
