@@ -72,14 +72,19 @@ def semantic_disentanglement_loss(query, key, pairs, temperature):
     """
     if pairs.batch_index.numel() == 0:
         return query.float().sum() * 0.0  # keeps every rank's graph identical under DDP
-    q_pixels = query.float().flatten(2).transpose(1, 2)                     # (B, N, D)
-    k_pixels = key.detach().float().flatten(2).transpose(1, 2)
-    q = q_pixels[pairs.batch_index, pairs.pixel_index]                       # (A, D)
-    k = k_pixels[pairs.batch_index, pairs.pixel_index]
-    negatives = q_pixels[pairs.batch_index[:, None], pairs.negative_index]   # (A, P, D)
+    dim, num_pixels = query.shape[1], query.shape[2] * query.shape[3]
+    q_pixels = query.float().flatten(2).transpose(1, 2).reshape(-1, dim)     # (B * N, D)
+    k_pixels = key.detach().float().flatten(2).transpose(1, 2).reshape(-1, dim)
+    # index_select, not tensor indexing: on CPU the backward of ``x[idx_a, idx_b]`` adds the
+    # gradients of repeated rows with atomics in parallel (run-to-run different float sums),
+    # and the negatives repeat a lot. index_select's backward (index_add) is deterministic.
+    anchor = pairs.batch_index * num_pixels + pairs.pixel_index             # (A,)
+    negative = pairs.batch_index[:, None] * num_pixels + pairs.negative_index
+    q = q_pixels.index_select(0, anchor)                                     # (A, D)
+    k = k_pixels.index_select(0, anchor)
+    negatives = q_pixels.index_select(0, negative.flatten()).view(*negative.shape, dim)
     positive = (q * k).sum(dim=-1, keepdim=True)
-    negative = torch.einsum("ad,apd->ap", q, negatives)
-    return _info_nce(positive, negative, temperature)
+    return _info_nce(positive, torch.einsum("ad,apd->ap", q, negatives), temperature)
 
 
 class ClassWiseContrastiveLoss(nn.Module):

@@ -5,6 +5,7 @@ import torch
 
 from loss import (SemanticDisentanglementContrastiveLoss, sample_sdcl_pairs,
                   semantic_disentanglement_loss)
+from loss.sampling import SDCLPairs
 
 P = 4
 
@@ -96,3 +97,29 @@ def test_loss_matches_a_direct_computation_and_is_seeded(maps):
     runs = [module([query], [key], labels, preds, preds_aug, torch.Generator().manual_seed(s))
             for s in (5, 5, 6)]
     assert runs[0].item() == runs[1].item() != runs[2].item()
+
+
+def test_gradient_is_bitwise_reproducible_with_several_threads():
+    # Every anchor of an (image, class) shares the same negatives, so many gradient rows land
+    # on few pixels; tensor indexing summed them in a thread-dependent order on CPU, which
+    # made BlindNet training irreproducible run to run.
+    generator = torch.Generator().manual_seed(0)
+    batch, dim, side, anchors, negatives = 8, 256, 32, 3000, 20
+    query = torch.randn(batch, dim, side, side, generator=generator)
+    key = torch.randn(batch, dim, side, side, generator=generator)
+    pairs = SDCLPairs(torch.randint(0, batch, (anchors,), generator=generator),
+                      torch.randint(0, side * side, (anchors,), generator=generator),
+                      torch.randint(0, 40, (anchors, negatives), generator=generator))
+
+    def gradient():
+        leaf = query.clone().requires_grad_()
+        semantic_disentanglement_loss(leaf, key, pairs, 0.07).backward()
+        return leaf.grad
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
+    try:
+        first = gradient()
+        assert all(torch.equal(first, gradient()) for _ in range(4))
+    finally:
+        torch.set_num_threads(threads)
