@@ -58,7 +58,7 @@ def build_train_set(args, logger):
     options = datasets.options_from_args(args)
     roots = dataset_root_overrides(args)
     parsed = [datasets.parse_dataset_name(name) for name in args.dataset]
-    two_view = {is_two_view for _, is_two_view in parsed}
+    two_view = {two for _, two in parsed}
     if len(two_view) != 1:
         raise SystemExit(f"--dataset {' '.join(args.dataset)}: mix of two-view (*_jitter) and "
                          f"single-view datasets; use one kind")

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from config import canonical_dataset_name
+from datasets import parse_dataset_name
 from datasets.labels import (
     CITYSCAPES_ID_TO_TRAINID,
     IGNORE_LABEL,
@@ -220,7 +220,7 @@ def generate_dataset(name, root, num_images=4, size=(64, 96), seed=0, splits=("t
     ``size`` is (H, W). Returns {stem: (H, W) uint8 ground-truth train ids}; stems are unique
     across splits (Cityscapes alternates two cities).
     """
-    name = canonical_dataset_name(name.lower().removesuffix("_jitter"))
+    name, _ = parse_dataset_name(name)
     rng = np.random.default_rng(seed)
     truth = {}
     index = 0
