@@ -37,6 +37,11 @@ DATASET_CFG_KEYS = {
 
 DATASET_ALIASES = {"bdd-100k": "bdd100k", "bdd": "bdd100k"}
 
+# --norm_semantics values (network/norm_semantics.py, docs/DECISIONS.md D28): "modern" is
+# current PyTorch; "torch1.2" reproduces how PyTorch 1.2.0 ran the official code.
+NORM_SEMANTICS = ("modern", "torch1.2")
+DEFAULT_NORM_SEMANTICS = "modern"
+
 
 def canonical_dataset_name(name):
     """Map a user-facing dataset name (``bdd-100k``, ``GTAV``) to its canonical key."""

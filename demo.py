@@ -26,7 +26,7 @@ import torch
 
 import datasets
 import train
-from config import REPO_ROOT, cfg
+from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS, REPO_ROOT, cfg
 from datasets.styleshift import TARGET_STYLES, generate_benchmark
 from transforms import eval_normalization
 from utils import viz
@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="data-loader workers")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--norm_semantics", default=DEFAULT_NORM_SEMANTICS, choices=NORM_SEMANTICS,
+                   help="train.py --norm_semantics of the BlindNet run only (the baseline "
+                        "always trains in modern mode)")
     return p.parse_args(argv)
 
 
@@ -80,6 +83,7 @@ def train_argv(method, args, manifest, out):
         return common + ["--dataset", "gtav", "--wt_layer", *"0000000", "--color_aug", "0.5",
                          "--gblur"]
     return common + [
+        "--norm_semantics", args.norm_semantics,
         "--dataset", "gtav_jitter", "--wt_layer", *"0011100", "--color_aug", "0.5", "--gblur",
         "--use_ca", "--use_cwcl", "--use_sdcl", "--w1", "0.2", "--w2", "0.2", "--w3", "0.3",
         "--w4", "0.3", "--nce_T", "0.07", "--contrast_max_classes", "15",
@@ -191,7 +195,8 @@ def write_report(out, args, manifest, results, samples, methods, table, timings)
         f"# Style-shift benchmark: baseline vs BlindNet\n\n"
         f"{args.arch}, {args.iters} iterations, batch {args.bs}, crop {args.crop}, "
         f"images {args.size[0]}x{args.size[1]}, seed {args.seed}, "
-        f"{args.n_eval} images per domain; {machine}; "
+        f"{args.n_eval} images per domain, BlindNet norm semantics {args.norm_semantics}; "
+        f"{machine}; "
         f"total {timings['total_s'] / 60:.1f} min.\n\nmIoU (%):\n\n{table}\n")
     payload = {"args": vars(args), "timings": timings, "benchmark_seed": manifest["params"],
                "miou": {d: {m: results[d][m]["miou"] for m in methods} for d in results},

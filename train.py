@@ -27,8 +27,9 @@ from loss import BlindNetCriterion
 from transforms import eval_normalization
 from utils import dist as dist_utils
 from utils.args import dataset_root_overrides, parse_args
-from utils.checkpoint import atomic_save, extract_state_dict, load_checkpoint, \
-    load_state_dict_forgiving
+from network.norm_semantics import describe as describe_norm_semantics
+from utils.checkpoint import atomic_save, checkpoint_norm_semantics, extract_state_dict, \
+    load_checkpoint, load_state_dict_forgiving
 from utils.evaluation import build_eval_loader, evaluate
 from utils.logging import setup_logging
 from utils.precision import autocast, grad_scaler
@@ -92,6 +93,28 @@ def poly_lambda(max_iter, power):
     return lambda it: max(0.0, 1.0 - it / max_iter) ** power
 
 
+def build_optimizer(model, lr, momentum, weight_decay):
+    """SGD over the parameters that require grad, in one group (METHOD.md §4).
+
+    With ``--norm_semantics torch1.2`` the BatchNorm (and affine IN) weights and biases do
+    not require grad, so they are never updated nor weight-decayed (TORCH12 fact C2); in
+    ``modern`` mode every parameter requires grad and this is ``SGD(model.parameters())``.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def check_resume_norm_semantics(ckpt, mode, path):
+    """Refuse to continue a run's optimizer state under the other --norm_semantics: the
+    optimizer holds a different set of parameters in each mode."""
+    trained = checkpoint_norm_semantics(ckpt)
+    if trained is not None and trained != mode:
+        raise SystemExit(f"{path} was trained with --norm_semantics {trained}, this run uses "
+                         f"--norm_semantics {mode}: its optimizer state cannot be continued; "
+                         f"pass --norm_semantics {trained} (or use --snapshot without "
+                         f"--restore_optimizer to start a new run from its weights)")
+
+
 def prepare_run_dir(args, state):
     run_dir = Path(args.ckpt) / args.date / args.exp
     if state.is_main:
@@ -151,15 +174,16 @@ def main(argv=None):
                          f"of --bs_mult {args.bs_mult} per process")
     val_loaders = build_val_loaders(args, args.val_dataset)
 
-    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.pretrained)
+    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.pretrained,
+                            norm_semantics=args.norm_semantics)
+    logger.info(describe_norm_semantics(model))
     model.to(device)
     if state.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     criterion = BlindNetCriterion.from_args(args).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                                weight_decay=args.weight_decay)
+    optimizer = build_optimizer(model, args.lr, args.momentum, args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(args.max_iter,
                                                                          args.poly_exp))
     scaler = grad_scaler(device, args.amp)
@@ -169,6 +193,7 @@ def main(argv=None):
     resume_path = resolve_resume(args, run_dir, logger)
     if resume_path is not None:
         ckpt = load_checkpoint(resume_path)
+        check_resume_norm_semantics(ckpt, args.norm_semantics, resume_path)
         report = load_state_dict_forgiving(model, extract_state_dict(ckpt))
         if not report.complete:
             raise SystemExit(f"--resume {resume_path} does not match --arch {args.arch} / "
@@ -187,6 +212,7 @@ def main(argv=None):
         ckpt = load_checkpoint(args.snapshot)
         load_state_dict_forgiving(model, extract_state_dict(ckpt))
         if args.restore_optimizer and "optimizer" in ckpt and "scheduler" in ckpt:
+            check_resume_norm_semantics(ckpt, args.norm_semantics, args.snapshot)
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             epoch = int(ckpt.get("epoch", 0))
@@ -230,7 +256,8 @@ def main(argv=None):
         if state.is_main:
             with (run_dir / "val_history.jsonl").open("a") as history:
                 history.write(json.dumps({"iteration": iteration, "epoch": epoch,
-                                          "final": final, "miou": mious}) + "\n")
+                                          "final": final, "miou": mious,
+                                          "norm_semantics": args.norm_semantics}) + "\n")
         dist_utils.barrier()
 
     net.train()

@@ -47,12 +47,14 @@ def main(argv=None):
 
     if state.is_main:
         json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,
-                                           args.snapshot)
+                                           args.snapshot, args.norm_semantics,
+                                           args.trained_norm_semantics)
         for base, result in results.items():
             confusion_matrix_png(result["hist"], CLASS_NAMES, out_dir / f"confusion_{base}.png",
                                  title=f"{base} ({args.eval_protocol} protocol), rows: ground "
                                        f"truth, columns: prediction, % of row")
-        logger.info(f"evaluation protocol: {args.eval_protocol}\n"
+        logger.info(f"evaluation protocol: {args.eval_protocol}, norm semantics "
+                    f"{args.norm_semantics}\n"
                     + format_table(results, CLASS_NAMES))
         logger.info(f"wrote {json_path}, {md_path}")
     dist_utils.cleanup()

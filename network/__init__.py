@@ -6,10 +6,13 @@
 
 from network.deepv3 import FACTORIES, DeepV3Plus, build_deepv3
 from network.instance_norm import OFFICIAL_WT_LAYER
+from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
+                                    apply_norm_semantics, norm_semantics_of)
 from network.output import ModelOutput
 
-__all__ = ["FACTORIES", "DeepV3Plus", "ModelOutput", "OFFICIAL_WT_LAYER", "build_deepv3",
-           "get_net", "resolve_arch"]
+__all__ = ["DEFAULT_NORM_SEMANTICS", "FACTORIES", "DeepV3Plus", "ModelOutput", "NORM_SEMANTICS",
+           "OFFICIAL_WT_LAYER", "apply_norm_semantics", "build_deepv3", "get_net",
+           "norm_semantics_of", "resolve_arch"]
 
 ARCH_PREFIXES = ("network.deepv3.", "deepv3.")
 
@@ -27,7 +30,8 @@ def resolve_arch(arch):
     return FACTORIES[name]
 
 
-def get_net(arch, num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def get_net(arch, num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
+            norm_semantics=DEFAULT_NORM_SEMANTICS):
     """Build the segmenter ``arch`` (an ``nn.Module``, in train mode).
 
     Args:
@@ -37,5 +41,10 @@ def get_net(arch, num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
         pretrained: trunk ImageNet weights: a torchvision-format file, ``None`` for the
             torch hub cache if present (random init with a warning otherwise), or ``False``
             for random init.
+        norm_semantics: ``modern`` or ``torch1.2`` (instance norms use batch statistics in
+            training, BatchNorm/affine-IN weights and biases are frozen; see
+            :mod:`network.norm_semantics`). Applied after the weights are loaded.
     """
-    return resolve_arch(arch)(num_classes=num_classes, wt_layer=wt_layer, pretrained=pretrained)
+    model = resolve_arch(arch)(num_classes=num_classes, wt_layer=wt_layer,
+                               pretrained=pretrained)
+    return apply_norm_semantics(model, norm_semantics)

@@ -9,6 +9,8 @@ additions (DECISIONS.md) are grouped under "BlindNet framework".
 import argparse
 import warnings
 
+from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
+
 SCRIPTS = ("train", "valid", "infer")
 WT_LAYER_CHOICES = (0, 1, 2, 3, 4)
 EVAL_PROTOCOLS = ("robustnet", "blindnet", "clean")
@@ -171,6 +173,11 @@ def _framework_flags(parser):
                    help="ImageNet trunk weights in torchvision format (local file)")
     g.add_argument("--eval_protocol", default="robustnet", choices=EVAL_PROTOCOLS,
                    help="robustnet (published tables), blindnet (official code), clean")
+    g.add_argument("--norm_semantics", default=None, choices=NORM_SEMANTICS,
+                   help="modern (current PyTorch) or torch1.2 (IN layers batch-normalise in "
+                        "training, BatchNorm weights frozen: how PyTorch 1.2 ran the official "
+                        "code, DECISIONS.md D28). train.py default: modern; valid/infer "
+                        "default: the checkpoint's mode")
     g.add_argument("--cwcl_negatives", default="reference", choices=["reference", "distinct"],
                    help="reference = official (own key among negatives); distinct = intent")
     g.add_argument("--cwcl_class_order", default="ascending", choices=["ascending", "random"],
@@ -271,6 +278,8 @@ def parse_args(script="train", argv=None):
     parser = build_parser(script)
     args = parser.parse_args(argv)
     args.script = script
+    if script == "train" and args.norm_semantics is None:
+        args.norm_semantics = DEFAULT_NORM_SEMANTICS
     return validate_args(args, parser, script)
 
 

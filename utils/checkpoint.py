@@ -59,6 +59,18 @@ def extract_state_dict(checkpoint):
     raise ValueError("checkpoint holds neither a 'state_dict' entry nor a plain state dict")
 
 
+def checkpoint_norm_semantics(checkpoint):
+    """The ``--norm_semantics`` a checkpoint was trained with, or ``None`` when it does not
+    say (official checkpoints, bare state dicts, ours from before the flag existed)."""
+    if not isinstance(checkpoint, dict):
+        return None
+    mode = checkpoint.get("norm_semantics")
+    args = checkpoint.get("args")
+    if mode is None and isinstance(args, dict):
+        mode = args.get("norm_semantics")
+    return mode if isinstance(mode, str) else None
+
+
 def strip_module_prefix(state_dict):
     """Remove one leading ``module.`` (the DDP wrapper's prefix) from every key that has it."""
     return {k[len(MODULE_PREFIX):] if k.startswith(MODULE_PREFIX) else k: v

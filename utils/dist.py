@@ -138,3 +138,35 @@ def broadcast_object(obj, src=0):
     holder = [obj]
     dist.broadcast_object_list(holder, src=src)
     return holder[0]
+
+
+class _AllReduceSumWithGrad(torch.autograd.Function):
+    """Sum over ranks in the forward pass; the gradient is summed over ranks too.
+
+    Every rank's output is ``sum_k x_k``, so the gradient of the total loss over all ranks
+    with respect to this rank's ``x`` is ``sum_r dL_r / d out_r``: an all-reduce of the
+    incoming gradients (what ``SyncBatchNorm``'s backward does for its statistics).
+    """
+
+    @staticmethod
+    def forward(ctx, tensor):
+        out = tensor.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad = grad_output.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_sum_with_grad(tensor):
+    """Differentiable sum of ``tensor`` over all ranks (out of place; identity in one process).
+
+    All ranks must call it in the same order, in the forward and (through autograd) in the
+    backward pass, as with any collective. Works with gloo (CPU) and NCCL.
+    """
+    if not is_distributed():
+        return tensor
+    return _AllReduceSumWithGrad.apply(tensor)

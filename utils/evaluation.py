@@ -8,6 +8,7 @@ matrices are all-reduced.
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,8 +16,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from config import cfg
+from config import DEFAULT_NORM_SEMANTICS, cfg
 from utils import dist as dist_utils
+from utils.logging import get_logger
 from utils.metrics import ConfusionMatrix
 from utils.precision import autocast
 
@@ -149,12 +151,19 @@ def _pct(value):
         else f"{100.0 * value:.2f}"
 
 
-def write_results(results, out_dir, class_names, protocol, checkpoint=None):
-    """Write ``results.json`` and ``results.md`` (DECISIONS.md D19) and return their paths."""
+def write_results(results, out_dir, class_names, protocol, checkpoint=None,
+                  norm_semantics=DEFAULT_NORM_SEMANTICS, trained_norm_semantics=None):
+    """Write ``results.json`` and ``results.md`` (DECISIONS.md D19) and return their paths.
+
+    Both name the protocol, the checkpoint, the ``--norm_semantics`` of the evaluated model
+    and the one the checkpoint says it was trained with (``None``: it does not say).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "eval_protocol": protocol,
+        "norm_semantics": norm_semantics,
+        "trained_norm_semantics": trained_norm_semantics,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "class_names": list(class_names),
         "datasets": {
@@ -168,6 +177,8 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None):
     json_path.write_text(json.dumps(nan_to_none(payload), indent=2))
     md = ["# Evaluation results", "",
           f"- evaluation protocol: `{protocol}`",
+          f"- norm semantics: `{norm_semantics}` (checkpoint trained with "
+          f"`{trained_norm_semantics or 'unrecorded'}`)",
           f"- checkpoint: `{checkpoint}`" if checkpoint else "- checkpoint: (none)", "",
           "IoU per class in %; n/a = class absent from the ground truth and never predicted.", "",
           format_table(results, class_names), ""]
@@ -187,6 +198,24 @@ def nan_to_none(obj):
     return obj
 
 
+def resolve_norm_semantics(requested, trained, snapshot):
+    """The ``--norm_semantics`` to evaluate with: the flag if given, else the checkpoint's,
+    else ``modern``. Warns (naming both) when the flag contradicts the checkpoint.
+
+    Evaluation normalises per image in both modes (TORCH12_SEMANTICS.md), so the numbers do
+    not change; the warning keeps results of the two semantics from being mixed up.
+    """
+    if requested is None:
+        return trained or DEFAULT_NORM_SEMANTICS
+    if trained is not None and trained != requested:
+        message = (f"--snapshot {snapshot} was trained with --norm_semantics {trained} but is "
+                   f"evaluated with --norm_semantics {requested}; the results will name "
+                   f"{requested} (evaluation itself is per-image in both modes)")
+        warnings.warn(message, UserWarning, stacklevel=2)
+        get_logger().warning(message)
+    return requested
+
+
 def load_eval_model(args, device, logger):
     """Build ``--arch`` and load ``--snapshot`` into it (ours or official); eval mode.
 
@@ -194,16 +223,23 @@ def load_eval_model(args, device, logger):
     because its numbers would be meaningless.
     """
     import network  # late import: evaluation helpers must not require the model code
-    from utils.checkpoint import extract_state_dict, load_checkpoint, load_state_dict_forgiving
+    from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
+                                  load_state_dict_forgiving)
 
     if not args.snapshot:
         raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
-    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=False)
     checkpoint = load_checkpoint(args.snapshot)
+    args.trained_norm_semantics = checkpoint_norm_semantics(checkpoint)
+    args.norm_semantics = resolve_norm_semantics(args.norm_semantics,
+                                                 args.trained_norm_semantics, args.snapshot)
+    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=False,
+                            norm_semantics=args.norm_semantics)
     report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
     if report.missing or report.mismatched:
         raise SystemExit(f"--snapshot {args.snapshot} does not fit --arch {args.arch} with "
                          f"--wt_layer {' '.join(map(str, args.wt_layer))}:\n{report.summary()}")
+    logger.info(f"norm semantics {args.norm_semantics} (checkpoint trained with "
+                f"{args.trained_norm_semantics or 'unrecorded'})")
     if isinstance(checkpoint, dict) and "iteration" in checkpoint:
         logger.info(f"checkpoint trained for {checkpoint['iteration']} iterations")
     model.to(device).eval()

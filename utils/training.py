@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
+from config import DEFAULT_NORM_SEMANTICS
 from utils import dist as dist_utils
 from utils.checkpoint import MODULE_PREFIX, unwrap_model
 from utils.seed import rng_state, set_rng_state
@@ -122,6 +123,8 @@ def training_checkpoint(model, optimizer, scheduler, scaler, *, iteration, epoch
         "best": dict(best),
         "rng": rng_states,
         "args": {k: v for k, v in vars(args).items() if _plain(v)},
+        # Which normalisation semantics trained these weights (network/norm_semantics.py).
+        "norm_semantics": getattr(args, "norm_semantics", None) or DEFAULT_NORM_SEMANTICS,
     }
 
 
