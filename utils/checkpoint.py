@@ -231,3 +231,33 @@ def load_state_dict_forgiving(model, state_dict, log=True):
         logger = get_logger()
         (logger.info if report.complete else logger.warning)(report.summary())
     return report
+
+
+# Top-level names of torchvision ImageNet classifiers (ResNet, MobileNetV2, ShuffleNetV2) that
+# our segmenters do not have, and of our segmentation head, which those files never have.
+IMAGENET_ROOTS = ("conv1", "bn1", "fc", "features", "classifier", "stage2", "conv5")
+SEGMENTATION_HEAD_ROOTS = ("aspp", "bot_aspp", "bot_fine", "final1", "final2")
+IMAGENET_CLASSES = 1000
+
+
+def looks_like_imagenet_weights(state_dict):
+    """Whether ``state_dict`` is a torchvision ImageNet classifier (or its trunk alone)."""
+    roots = {key.split(".", 1)[0] for key in strip_module_prefix(state_dict)}
+    if roots & set(SEGMENTATION_HEAD_ROOTS):
+        return False
+    heads = [v for k, v in strip_module_prefix(state_dict).items()
+             if k.split(".", 1)[0] in ("fc", "classifier") and k.endswith("weight")]
+    has_imagenet_head = any(v.dim() == 2 and v.shape[0] == IMAGENET_CLASSES for v in heads)
+    return has_imagenet_head or bool(roots & set(IMAGENET_ROOTS))
+
+
+def snapshot_mismatch(report, flag, path, arch, num_classes, wt_layer):
+    """The refusal message when ``report`` leaves part of the model random (else None).
+
+    The same test and list as ``valid.py``: missing or shape-mismatched tensors; keys the
+    model does not use are only listed.
+    """
+    if not (report.missing or report.mismatched):
+        return None
+    return (f"{flag} {path} does not fit --arch {arch} ({num_classes} classes) with --wt_layer "
+            f"{' '.join(map(str, wt_layer))}:\n{report.summary()}")

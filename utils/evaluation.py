@@ -194,16 +194,18 @@ def load_eval_model(args, device, logger):
     because its numbers would be meaningless.
     """
     import network  # late import: evaluation helpers must not require the model code
-    from utils.checkpoint import extract_state_dict, load_checkpoint, load_state_dict_forgiving
+    from utils.checkpoint import extract_state_dict, load_checkpoint, \
+        load_state_dict_forgiving, snapshot_mismatch
 
     if not args.snapshot:
         raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
     model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=False)
     checkpoint = load_checkpoint(args.snapshot)
     report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
-    if report.missing or report.mismatched:
-        raise SystemExit(f"--snapshot {args.snapshot} does not fit --arch {args.arch} with "
-                         f"--wt_layer {' '.join(map(str, args.wt_layer))}:\n{report.summary()}")
+    mismatch = snapshot_mismatch(report, "--snapshot", args.snapshot, args.arch,
+                                 cfg.NUM_CLASSES, args.wt_layer)
+    if mismatch:
+        raise SystemExit(mismatch)
     if isinstance(checkpoint, dict) and "iteration" in checkpoint:
         logger.info(f"checkpoint trained for {checkpoint['iteration']} iterations")
     model.to(device).eval()
