@@ -158,7 +158,7 @@ def load_snapshot(args, model, logger):
     imagenet = looks_like_imagenet_weights(weights)
     report = load_state_dict_forgiving(model, weights, log=False)
     mismatch = snapshot_mismatch(report, "--snapshot", args.snapshot, args.arch,
-                                 cfg.NUM_CLASSES, args.wt_layer)
+                                 cfg.NUM_CLASSES, args.wt_layer, allow_unused=False)
     hint = (f"{args.snapshot} looks like a torchvision ImageNet classifier, not a segmentation "
             f"checkpoint: load it into the trunk with --pretrained {args.snapshot}")
     if mismatch and not args.snapshot_partial:

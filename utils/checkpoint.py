@@ -251,13 +251,14 @@ def looks_like_imagenet_weights(state_dict):
     return has_imagenet_head or bool(roots & set(IMAGENET_ROOTS))
 
 
-def snapshot_mismatch(report, flag, path, arch, num_classes, wt_layer):
+def snapshot_mismatch(report, flag, path, arch, num_classes, wt_layer, allow_unused=True):
     """The refusal message when ``report`` leaves part of the model random (else None).
 
-    The same test and list as ``valid.py``: missing or shape-mismatched tensors; keys the
-    model does not use are only listed.
+    Missing or shape-mismatched tensors always count; tensors of the file the model does not
+    use count unless ``allow_unused`` (``valid.py``). Training refuses them too: BatchNorm
+    statistics left unused mean the file was trained with another ``--wt_layer``.
     """
-    if not (report.missing or report.mismatched):
+    if not (report.missing or report.mismatched or (report.unexpected and not allow_unused)):
         return None
     return (f"{flag} {path} does not fit --arch {arch} ({num_classes} classes) with --wt_layer "
             f"{' '.join(map(str, wt_layer))}:\n{report.summary()}")
