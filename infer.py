@@ -38,7 +38,7 @@ def sources(args):
 @torch.no_grad()
 def main(argv=None):
     args = parse_args("infer", argv)
-    state = dist_utils.init_distributed(args.device, args.local_rank)
+    state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
     logger = setup_logging(state.rank, Path(args.ckpt) / args.date / args.exp / "infer.log")
     model = load_eval_model(args, state.device, logger)
     out_root = Path(args.results) / (args.mod or args.exp)

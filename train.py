@@ -10,8 +10,10 @@ checkpoint. See README.md for the flags and docs/METHOD.md §4 for the schedule.
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -27,17 +29,26 @@ from loss import BlindNetCriterion
 from transforms import eval_normalization
 from utils import dist as dist_utils
 from utils.args import dataset_root_overrides, parse_args
+from network.input_size import check_train_crop
 from network.norm_semantics import describe as describe_norm_semantics
-from utils.checkpoint import atomic_save, checkpoint_norm_semantics, extract_state_dict, \
-    load_checkpoint, load_state_dict_forgiving
-from utils.evaluation import build_eval_loader, evaluate
+from utils.checkpoint import CheckpointError, atomic_save, checkpoint_norm_semantics, \
+    extract_state_dict, load_checkpoint, load_state_dict_forgiving, looks_like_imagenet_weights, \
+    remove_stale_temp_files, snapshot_mismatch
+from utils.evaluation import build_eval_loader, evaluate, nan_to_none
+from utils.flag_checks import LOSS_WEIGHT_FLAGS, check_batch_size, check_loss_weights, \
+    check_optimizer_flags
 from utils.logging import setup_logging
 from utils.precision import autocast, grad_scaler
+from utils.preemption import EXIT_PREEMPTED, StopSignal, signal_name, worker_init
 from utils.seed import set_seed
 from utils.tensorboard import TrainWriter
 from utils.training import (NonFiniteLossError, ResumableSampler, check_finite,
-                            check_replicas_identical, gather_rng_states, restore_rng_states,
-                            sync_buffers, training_checkpoint)
+                            check_replicas_identical, gather_rng_states, require_training_state,
+                            restore_training_state, sync_buffers, training_checkpoint)
+
+EXIT_BAD_FLAG = 2          # as argparse: a flag value is out of range
+EXIT_NON_FINITE = 3        # a loss became NaN/Inf; the last good checkpoint was kept
+EXIT_DIST_FAILURE = 4      # a collective timed out (--dist_timeout) or lost a rank
 
 
 @dataclass
@@ -79,13 +90,34 @@ class EpochConcatDataset(ConcatDataset):
             part.set_epoch(epoch)
 
 
+# DataLoader workers ignore SIGTERM/SIGINT: the main process stops them after saving.
+WORKER_INIT = partial(worker_init, datasets.worker_init_fn)
+
+
 def build_val_loaders(args, names):
     loaders = {}
     for name in names:
         base, dataset = datasets.build_eval_dataset(name, args)
         loaders[base] = build_eval_loader(dataset, args.bs_mult_val, min(2, args.num_workers),
-                                          args.max_val_images, datasets.worker_init_fn)
+                                          args.max_val_images, WORKER_INIT)
     return loaders
+
+
+def check_flags(args, state):
+    """Start-up validation of flags PyTorch would reject late and without naming them.
+
+    Exits with :data:`EXIT_BAD_FLAG` and ``train.py: error: --flag ...`` (like argparse).
+    """
+    try:
+        check_optimizer_flags(args.lr, args.weight_decay, args.momentum, args.max_iter,
+                              args.poly_exp)
+        check_loss_weights({flag: getattr(args, flag) for flag in LOSS_WEIGHT_FLAGS})
+        check_batch_size(args.bs_mult, state.world_size, state.device.type == "cuda")
+        check_train_crop(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.crop_size)
+    except ValueError as exc:
+        if state.is_main:
+            print(f"train.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_FLAG) from None
 
 
 def poly_lambda(max_iter, power):
@@ -109,18 +141,21 @@ def check_resume_norm_semantics(ckpt, mode, path):
     optimizer holds a different set of parameters in each mode."""
     trained = checkpoint_norm_semantics(ckpt)
     if trained is not None and trained != mode:
-        raise SystemExit(f"{path} was trained with --norm_semantics {trained}, this run uses "
+        raise ValueError(f"{path} was trained with --norm_semantics {trained}, this run uses "
                          f"--norm_semantics {mode}: its optimizer state cannot be continued; "
                          f"pass --norm_semantics {trained} (or use --snapshot without "
                          f"--restore_optimizer to start a new run from its weights)")
 
 
 def prepare_run_dir(args, state):
+    """Create the run folder; rank 0 deletes temp files an interrupted save left there."""
     run_dir = Path(args.ckpt) / args.date / args.exp
+    removed = []
     if state.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        removed = remove_stale_temp_files(run_dir)
     dist_utils.barrier()
-    return run_dir
+    return run_dir, removed
 
 
 def resolve_resume(args, run_dir, logger):
@@ -135,15 +170,64 @@ def resolve_resume(args, run_dir, logger):
     return Path(args.resume)
 
 
+def load_snapshot(args, model, logger):
+    """``--snapshot``: weights that must fit the model (unless ``--snapshot_partial``).
+
+    Returns the checkpoint. Raises ValueError with the mismatch list of ``valid.py``, or
+    pointing to ``--pretrained`` for a torchvision ImageNet state dict.
+    """
+    ckpt = load_checkpoint(args.snapshot)
+    if args.restore_optimizer:
+        check_resume_norm_semantics(ckpt, args.norm_semantics, args.snapshot)
+    weights = extract_state_dict(ckpt)
+    imagenet = looks_like_imagenet_weights(weights)
+    report = load_state_dict_forgiving(model, weights, log=False)
+    mismatch = snapshot_mismatch(report, "--snapshot", args.snapshot, args.arch,
+                                 cfg.NUM_CLASSES, args.wt_layer, allow_unused=False)
+    hint = (f"{args.snapshot} looks like a torchvision ImageNet classifier, not a segmentation "
+            f"checkpoint: load it into the trunk with --pretrained {args.snapshot}")
+    if mismatch and not args.snapshot_partial:
+        raise ValueError(hint if imagenet else
+                         mismatch + "\n(pass --snapshot_partial to load the matching tensors "
+                                    "and train the rest from scratch)")
+    if mismatch:
+        logger.warning(f"--snapshot_partial: {mismatch}" + (f"\n{hint}" if imagenet else ""))
+    else:
+        logger.info(report.summary())
+    return ckpt
+
+
+def resume_from(path, args, model, optimizer, scheduler, scaler, generator, state,
+                iters_per_epoch, logger):
+    """``--resume``: weights (must match exactly) and training state; a ResumePosition."""
+    ckpt = load_checkpoint(path)
+    require_training_state(ckpt, path)
+    check_resume_norm_semantics(ckpt, args.norm_semantics, path)
+    report = load_state_dict_forgiving(model, extract_state_dict(ckpt))
+    if not report.complete:
+        raise ValueError(f"--resume {path} does not match --arch {args.arch} / "
+                         f"--wt_layer:\n{report.summary()}")
+    position = restore_training_state(ckpt, path, optimizer, scheduler, scaler, generator,
+                                      state.rank, state.world_size, iters_per_epoch)
+    for note in position.notes:
+        logger.warning(f"--resume {path}: {note}")
+    logger.info(f"resumed {path} at iteration {position.iteration} (epoch {position.epoch}, "
+                f"batch {position.epoch_iter})")
+    return position
+
+
 def main(argv=None):
     args = parse_args("train", argv)
-    state = dist_utils.init_distributed(args.device, args.local_rank)
+    state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
     if args.num_workers is None:
         args.num_workers = min(8, os.cpu_count() or 1)
     if args.test_mode:
         args.max_iter, args.max_val_images, args.num_workers = min(args.max_iter, 4), 2, 1
-    run_dir = prepare_run_dir(args, state)
+    check_flags(args, state)
+    run_dir, stale = prepare_run_dir(args, state)
     logger = setup_logging(state.rank, run_dir / "train.log")
+    for path in stale:
+        logger.info(f"removed {path}, left by a save that was interrupted")
     set_seed(args.seed, state.rank, args.deterministic)
     torch.autograd.set_detect_anomaly(args.detect_anomaly)
     device = state.device
@@ -165,7 +249,7 @@ def main(argv=None):
     sampler = ResumableSampler(train_set, state.world_size, state.rank, args.seed)
     loader = DataLoader(train_set, batch_size=args.bs_mult, sampler=sampler, drop_last=True,
                         num_workers=args.num_workers, pin_memory=device.type == "cuda",
-                        worker_init_fn=datasets.worker_init_fn,
+                        worker_init_fn=WORKER_INIT,
                         # Own generator: loader start-up must not consume the global RNG,
                         # or a resumed run would draw different dropout masks.
                         generator=torch.Generator().manual_seed(args.seed + state.rank))
@@ -174,8 +258,11 @@ def main(argv=None):
                          f"of --bs_mult {args.bs_mult} per process")
     val_loaders = build_val_loaders(args, args.val_dataset)
 
-    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.pretrained,
-                            norm_semantics=args.norm_semantics)
+    try:
+        model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.pretrained,
+                                norm_semantics=args.norm_semantics)
+    except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
+        raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
     logger.info(describe_norm_semantics(model))
     model.to(device)
     if state.distributed and device.type == "cuda":
@@ -190,29 +277,20 @@ def main(argv=None):
     loss_generator = torch.Generator(device="cpu").manual_seed(args.seed + state.rank)
 
     iteration, epoch, epoch_iter, best = 0, 0, 0, {}
-    resume_path = resolve_resume(args, run_dir, logger)
-    if resume_path is not None:
-        ckpt = load_checkpoint(resume_path)
-        check_resume_norm_semantics(ckpt, args.norm_semantics, resume_path)
-        report = load_state_dict_forgiving(model, extract_state_dict(ckpt))
-        if not report.complete:
-            raise SystemExit(f"--resume {resume_path} does not match --arch {args.arch} / "
-                             f"--wt_layer:\n{report.summary()}")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        iteration, epoch, epoch_iter = ckpt["iteration"], ckpt["epoch"], ckpt["epoch_iter"]
-        best = dict(ckpt.get("best", {}))
-        if not restore_rng_states(ckpt.get("rng"), loss_generator, state.rank,
-                                  state.world_size):
-            logger.warning("world size changed since the checkpoint: RNG states re-seeded")
-        logger.info(f"resumed {resume_path} at iteration {iteration} (epoch {epoch}, "
-                    f"batch {epoch_iter})")
-    elif args.snapshot:
-        ckpt = load_checkpoint(args.snapshot)
-        load_state_dict_forgiving(model, extract_state_dict(ckpt))
+    try:
+        resume_path = resolve_resume(args, run_dir, logger)
+        if resume_path is not None:
+            position = resume_from(resume_path, args, model, optimizer, scheduler, scaler,
+                                   loss_generator, state, len(loader), logger)
+            iteration, epoch, epoch_iter = (position.iteration, position.epoch,
+                                            position.epoch_iter)
+            best = position.best
+        elif args.snapshot:
+            ckpt = load_snapshot(args, model, logger)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"train.py: error: {exc}") from None
+    if resume_path is None and args.snapshot:
         if args.restore_optimizer and "optimizer" in ckpt and "scheduler" in ckpt:
-            check_resume_norm_semantics(ckpt, args.norm_semantics, args.snapshot)
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             epoch = int(ckpt.get("epoch", 0))
@@ -255,14 +333,22 @@ def main(argv=None):
         save(run_dir / "last.pth", 0.0)
         if state.is_main:
             with (run_dir / "val_history.jsonl").open("a") as history:
-                history.write(json.dumps({"iteration": iteration, "epoch": epoch,
-                                          "final": final, "miou": mious,
-                                          "norm_semantics": args.norm_semantics}) + "\n")
+                # NaN (no valid pixel) is not JSON: written as null.
+                history.write(json.dumps(nan_to_none({"iteration": iteration, "epoch": epoch,
+                                                      "final": final, "miou": mious,
+                                                      "norm_semantics": args.norm_semantics}),
+                                         allow_nan=False) + "\n")
         dist_utils.barrier()
+
+    def stop_here(reason):
+        save(run_dir / "last.pth", 0.0)
+        logger.info(f"{reason}: saved {run_dir / 'last.pth'} at iteration {iteration}; "
+                    f"continue with --resume auto")
 
     net.train()
     bar = tqdm(total=args.max_iter, initial=iteration, disable=not state.is_main,
                dynamic_ncols=True, desc="train")
+    stop = StopSignal().install()
     try:
         while iteration < args.max_iter:
             train_set.set_epoch(epoch)
@@ -294,10 +380,12 @@ def main(argv=None):
                     save(run_dir / "last.pth", 0.0)
                 if iteration >= args.max_iter:
                     break
+                signum = stop.should_stop(device)  # every rank agrees on where to stop
+                if signum:
+                    stop_here(f"stopped by {signal_name(signum)}")
+                    preempted(state, signum, iteration, run_dir, bar)
                 if iteration == args.stop_at:
-                    save(run_dir / "last.pth", 0.0)
-                    logger.info(f"--stop_at {args.stop_at}: saved {run_dir / 'last.pth'}; "
-                                f"continue with --resume auto")
+                    stop_here(f"--stop_at {args.stop_at}")
                     return finish(best, iteration, model)
                 if args.val_every and iteration % args.val_every == 0:
                     validate_and_save()
@@ -309,8 +397,20 @@ def main(argv=None):
         check_replicas_identical(model, logger)
     except NonFiniteLossError as exc:
         logger.error(str(exc))
-        raise SystemExit(3) from exc
+        raise SystemExit(EXIT_NON_FINITE) from exc
+    except CheckpointError as exc:  # e.g. disk full: one line naming the path and the reason
+        logger.error(str(exc))
+        raise SystemExit(f"train.py: error: {exc}") from None
+    except RuntimeError as exc:
+        failure = state.distributed and dist_utils.describe_collective_failure(
+            exc, args.dist_timeout)
+        if not failure:
+            raise
+        logger.error(failure)
+        print(f"train.py: rank {state.rank}: {failure}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_DIST_FAILURE) from None
     finally:
+        stop.restore()
         bar.close()
         writer.close()
     logger.info(f"done after {iteration} iterations; best mIoU: " + ", ".join(
@@ -321,6 +421,16 @@ def main(argv=None):
 def finish(best, iteration, model):
     dist_utils.cleanup()
     return TrainResult(best=best, iteration=iteration, model=model)
+
+
+def preempted(state, signum, iteration, run_dir, bar):
+    """Every rank: one line on stderr, leave the process group, exit :data:`EXIT_PREEMPTED`."""
+    bar.close()
+    print(f"train.py: rank {state.rank}: stopped by {signal_name(signum)} after iteration "
+          f"{iteration}; {run_dir / 'last.pth'} holds it, continue with --resume auto "
+          f"(exit code {EXIT_PREEMPTED})", file=sys.stderr, flush=True)
+    dist_utils.cleanup()
+    raise SystemExit(EXIT_PREEMPTED)
 
 
 def forward_backward(net, criterion, scaler, batch, args, device, two_view, with_embeddings,

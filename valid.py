@@ -24,7 +24,7 @@ from utils.viz import confusion_matrix_png
 
 def main(argv=None):
     args = parse_args("valid", argv)
-    state = dist_utils.init_distributed(args.device, args.local_rank)
+    state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
     out_dir = Path(args.ckpt) / args.date / args.exp
     logger = setup_logging(state.rank, out_dir / "valid.log")
     if not args.val_dataset:

@@ -192,6 +192,12 @@ def _framework_flags(parser):
     g.add_argument("--channels_last", action="store_true")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--resume", default=None, help="checkpoint path or 'auto' (latest last.pth)")
+    g.add_argument("--snapshot_partial", action="store_true",
+                   help="train.py: let --snapshot load only the tensors that fit (the rest "
+                        "stays random; every other tensor is listed) instead of refusing")
+    g.add_argument("--dist_timeout", type=float, default=30.0, metavar="MINUTES",
+                   help="process-group timeout: a collective waiting longer on a frozen or "
+                        "dead rank fails with an error instead of hanging")
     g.add_argument("--save_every", type=int, default=1000, help="iterations between last.pth")
     g.add_argument("--stop_at", type=int, default=None,
                    help="save last.pth and exit at this iteration without the final validation "
@@ -257,6 +263,8 @@ def validate_args(args, parser, script="train"):
                  "class_uniform_tile"):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
+    if not args.dist_timeout > 0:
+        parser.error(f"--dist_timeout must be > 0 minutes, got {args.dist_timeout}")
     if (args.use_cwcl or args.use_sdcl) and args.nce_T <= 0:
         parser.error(f"--nce_T must be > 0 with --use_cwcl/--use_sdcl, got {args.nce_T}")
     if args.use_sdcl and args.num_patch < 2:

@@ -170,3 +170,23 @@ def all_reduce_sum_with_grad(tensor):
     if not is_distributed():
         return tensor
     return _AllReduceSumWithGrad.apply(tensor)
+
+
+def describe_collective_failure(exc, timeout_minutes):
+    """A one-line explanation when ``exc`` is a collective that timed out or lost a peer.
+
+    Returns None for any other exception. (gloo raises RuntimeError "Timed out waiting
+    <ms>ms ..." on the waiting ranks and "Connection closed by peer" once a rank is gone;
+    NCCL's watchdog instead aborts the process after logging the timeout itself.)
+    """
+    if not isinstance(exc, RuntimeError):
+        return None
+    text = str(exc)
+    if "Timed out" in text or "timed out" in text:
+        return (f"a collective waited longer than --dist_timeout {timeout_minutes:g} minutes: "
+                f"another rank is frozen, dead or far slower (PyTorch: "
+                f"{text.splitlines()[0][-120:]})")
+    if "Connection closed by peer" in text or "Connection reset by peer" in text:
+        return ("another rank left the process group (crashed or was killed); see its log "
+                f"(PyTorch: {text.splitlines()[0][-120:]})")
+    return None

@@ -224,7 +224,7 @@ def load_eval_model(args, device, logger):
     """
     import network  # late import: evaluation helpers must not require the model code
     from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
-                                  load_state_dict_forgiving)
+                                  load_state_dict_forgiving, snapshot_mismatch)
 
     if not args.snapshot:
         raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
@@ -235,9 +235,10 @@ def load_eval_model(args, device, logger):
     model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=False,
                             norm_semantics=args.norm_semantics)
     report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
-    if report.missing or report.mismatched:
-        raise SystemExit(f"--snapshot {args.snapshot} does not fit --arch {args.arch} with "
-                         f"--wt_layer {' '.join(map(str, args.wt_layer))}:\n{report.summary()}")
+    mismatch = snapshot_mismatch(report, "--snapshot", args.snapshot, args.arch,
+                                 cfg.NUM_CLASSES, args.wt_layer)
+    if mismatch:
+        raise SystemExit(mismatch)
     logger.info(f"norm semantics {args.norm_semantics} (checkpoint trained with "
                 f"{args.trained_norm_semantics or 'unrecorded'})")
     if isinstance(checkpoint, dict) and "iteration" in checkpoint:

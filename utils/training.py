@@ -3,6 +3,7 @@ training-state checkpoints (DECISIONS.md D15, D16), finiteness checks, buffer sy
 
 import math
 import sys
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -132,3 +133,63 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return all(_plain(v) for v in value)
     return value is None or isinstance(value, (bool, int, float, str))
+
+
+# Entries --resume needs; the others (scaler, rng, best, iteration, epoch_iter) are optional so
+# that official checkpoints and ones written by older versions resume too.
+TRAINING_STATE_KEYS = ("state_dict", "optimizer", "scheduler")
+
+
+@dataclass
+class ResumePosition:
+    """Where a resumed run continues, and what had to be re-initialised."""
+
+    iteration: int
+    epoch: int
+    epoch_iter: int
+    best: dict
+    notes: list  # one line per optional entry that was missing or unusable
+
+
+def require_training_state(checkpoint, path):
+    """Raise ValueError (pointing to ``--snapshot``) unless ``checkpoint`` can be resumed."""
+    missing = [k for k in TRAINING_STATE_KEYS
+               if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise ValueError(
+            f"--resume {path} holds no training state (no {', '.join(map(repr, missing))} "
+            f"entries): it is a weights-only file. To start a new run from these weights use "
+            f"--snapshot {path}")
+
+
+def restore_training_state(checkpoint, path, optimizer, scheduler, scaler, generator, rank,
+                           world_size, iters_per_epoch):
+    """Load optimizer, scheduler, scaler and RNG states of a training checkpoint.
+
+    The model weights are loaded (and checked) by the caller. Raises ValueError when
+    ``checkpoint`` has no training state (a weights-only file: use ``--snapshot``).
+    Official checkpoints (no ``iteration``) continue at the start of the epoch after
+    ``epoch``'s last batch: ``iteration = iters_per_epoch * epoch``.
+    """
+    require_training_state(checkpoint, path)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    notes = []
+    if checkpoint.get("scaler") is not None:
+        scaler.load_state_dict(checkpoint["scaler"])
+    elif scaler.is_enabled():
+        notes.append("no 'scaler' entry: the fp16 loss scale starts afresh")
+    epoch = int(checkpoint.get("epoch", 0))
+    if "iteration" in checkpoint:
+        iteration, epoch_iter = int(checkpoint["iteration"]), int(checkpoint.get("epoch_iter", 0))
+    else:
+        iteration, epoch_iter = iters_per_epoch * epoch, 0
+        notes.append(f"no 'iteration' entry (official checkpoint): continuing at iteration "
+                     f"{iteration}, the start of epoch {epoch}")
+    if "rng" not in checkpoint:
+        notes.append("no 'rng' entry: random states stay as seeded, so the run will not "
+                     "repeat an uninterrupted one exactly")
+    elif not restore_rng_states(checkpoint["rng"], generator, rank, world_size):
+        notes.append("world size changed since the checkpoint: RNG states re-seeded")
+    return ResumePosition(iteration, epoch, epoch_iter, dict(checkpoint.get("best") or {}),
+                          notes)

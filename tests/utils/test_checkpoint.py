@@ -1,3 +1,7 @@
+import errno
+import os
+import random
+import stat
 import subprocess
 import sys
 import textwrap
@@ -28,7 +32,7 @@ def test_exception_mid_save_keeps_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ckpt.CheckpointError, match="last.pth: disk full"):
         ckpt.atomic_save({"v": torch.tensor(2)}, path)
     monkeypatch.undo()
     assert ckpt.load_checkpoint(path)["v"].item() == 1
@@ -62,6 +66,114 @@ def test_load_missing_and_corrupt_files_name_the_path(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="bad.pth"):
         ckpt.load_checkpoint(bad)
+
+
+def _unreadable_files(tmp_path):
+    """(path, expected words) for every kind of unreadable file we have met."""
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.zeros(1000)}, good)
+    payload = good.read_bytes()
+    rng = random.Random(0)
+    cases = {
+        "empty.pth": (b"", "empty file"),
+        "random.pth": (bytes(rng.randrange(256) for _ in range(4096)), "not a PyTorch checkpoint"),
+        # Random bytes that happen to start like a legacy (pickle) checkpoint.
+        "random_pickle.pth": (b"\x80" + bytes(rng.randrange(256) for _ in range(4095)),
+                              "corrupt"),
+        "truncated.pth": (payload[:len(payload) // 2], "truncated"),
+        "text.pth": (b"not a checkpoint", "not a PyTorch checkpoint"),
+    }
+    for name, (data, _) in cases.items():
+        (tmp_path / name).write_bytes(data)
+    return [(tmp_path / name, words) for name, (_, words) in cases.items()]
+
+
+def test_unreadable_files_get_our_message_naming_the_path(tmp_path):
+    for path, words in _unreadable_files(tmp_path):
+        with pytest.raises(ckpt.CheckpointError) as excinfo:
+            ckpt.load_checkpoint(path)
+        message = str(excinfo.value)
+        assert str(path) in message and words in message, message
+        assert "weights_only" not in message
+        # Nothing printed with the traceback repeats PyTorch's advice either.
+        shown = excinfo.value.__cause__ or (None if excinfo.value.__suppress_context__
+                                            else excinfo.value.__context__)
+        assert shown is None or "weights_only" not in str(shown)
+
+
+def test_pickled_objects_are_refused_without_unsafe_advice(tmp_path):
+    path = tmp_path / "objects.pth"
+    torch.save({"w": torch.zeros(1), "opts": argparse_like()}, path)
+    with pytest.raises(ckpt.CheckpointError, match="objects other than tensors") as excinfo:
+        ckpt.load_checkpoint(path)
+    assert "weights_only" not in str(excinfo.value) and str(path) in str(excinfo.value)
+
+
+def argparse_like():
+    import argparse
+    return argparse.Namespace(lr=0.1)
+
+
+class _DiskFull:
+    """A file object that accepts ``room`` bytes, then fails like a full disk."""
+
+    def __init__(self, handle, room):
+        self.handle, self.room = handle, room
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def flush(self):
+        self.handle.flush()
+
+    def fileno(self):
+        return self.handle.fileno()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def test_disk_full_names_path_and_reason_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pth"
+    ckpt.atomic_save({"v": torch.tensor(1)}, path)
+    real_open = ckpt._open_temp
+    monkeypatch.setattr(ckpt, "_open_temp", lambda fd: _DiskFull(real_open(fd), room=600))
+    with pytest.raises(ckpt.CheckpointError) as excinfo:
+        ckpt.atomic_save({"v": torch.arange(10000)}, path)
+    message = str(excinfo.value)
+    assert message == f"could not save checkpoint {path}: No space left on device"
+    monkeypatch.undo()
+    assert ckpt.load_checkpoint(path)["v"].item() == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
+
+
+def test_checkpoints_get_the_umask_permissions(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = ckpt.atomic_save({"v": torch.tensor(1)}, tmp_path / "a.pth")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        os.umask(0o002)
+        path = ckpt.atomic_save({"v": torch.tensor(1)}, tmp_path / "b.pth")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
+
+
+def test_remove_stale_temp_files_only_touches_save_leftovers(tmp_path):
+    leftovers = [tmp_path / ".last.pth.abc123.tmp", tmp_path / ".best_cityscapes.pth.x_9.tmp"]
+    keep = [tmp_path / "last.pth", tmp_path / "notes.tmp", tmp_path / ".hidden.tmp"]
+    for path in leftovers + keep:
+        path.write_bytes(b"x")
+    removed = ckpt.remove_stale_temp_files(tmp_path)
+    assert sorted(removed) == sorted(leftovers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
+    assert ckpt.remove_stale_temp_files(tmp_path / "absent") == []
 
 
 class _Tiny(nn.Module):

@@ -1,0 +1,263 @@
+"""train.py (and the shared loaders of valid.py / infer.py) on bad weights, bad files, bad
+flags, a full disk and NaN metrics: each refused or reported with the flag / path named."""
+
+import errno
+import json
+import os
+
+import pytest
+import torch
+import torchvision
+
+import infer
+import network
+import train
+import valid
+from tests.test_train import BLINDNET, TINY, _run
+from utils import checkpoint as ckpt_utils
+from utils.checkpoint import load_checkpoint
+
+R18_OFFICIAL = ["--arch", "network.deepv3.DeepR18V3PlusD", "--wt_layer", "0", "0", "1", "1",
+                "1", "0", "0"]
+
+
+def _weights(path, arch, num_classes=19, wt_layer=(0, 0, 1, 1, 1, 0, 0)):
+    torch.manual_seed(0)
+    model = network.get_net(arch, num_classes, list(wt_layer), pretrained=False)
+    torch.save({"state_dict": model.state_dict()}, path)
+    return path
+
+
+def _exit_message(excinfo):
+    return str(excinfo.value.code)
+
+
+# --- flags -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, words", [
+    (["--lr", "-0.01"], "--lr must be > 0, got -0.01"),
+    (["--weight_decay", "-1"], "--weight_decay must be >= 0"),
+    (["--w3", "-0.3"], "--w3 (a loss weight) must be finite and >= 0"),
+    (["--crop_size", "8"], "--crop_size 8 is too small for --arch network.deepv3.DeepR18V3PlusD"),
+    (["--bs_mult", "1"], "--bs_mult 1 in a single process cannot train: the ASPP image-pooling"),
+])
+def test_bad_flags_exit_2_naming_the_flag(data_env, tmp_path, capsys, flags, words):
+    with pytest.raises(SystemExit) as excinfo:
+        _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes", *flags)
+    assert excinfo.value.code == train.EXIT_BAD_FLAG
+    assert words in capsys.readouterr().err
+
+
+def test_crop_size_limit_is_the_measured_one():
+    from network.input_size import check_train_crop
+
+    official = [0, 0, 1, 1, 1, 0, 0]
+    check_train_crop("DeepR18V3PlusD", 19, official, 9)  # measured: 9 works, 8 does not
+    with pytest.raises(ValueError, match=r"--crop_size 8 .* use --crop_size >= 9"):
+        check_train_crop("DeepR18V3PlusD", 19, official, 8)
+    with pytest.raises(ValueError, match=r"spatial element.*use --crop_size >= 17"):
+        check_train_crop("DeepShuffleNetV3PlusD", 19, official, 12)
+    check_train_crop("DeepShuffleNetV3PlusD", 19, [0] * 7, 8)  # no IN layer: no limit
+
+
+def test_flag_checks_library_raises_value_errors():
+    from utils.flag_checks import check_batch_size, check_loss_weights, check_optimizer_flags
+
+    check_optimizer_flags(0.01, 0.0, 0.9, 1, 0.9)
+    for args, flag in (((0.0, 0.0, 0.9, 1, 0.9), "--lr"), ((0.01, 0.0, 0.9, 0, 0.9), "--max_iter"),
+                       ((float("nan"), 0.0, 0.9, 1, 0.9), "--lr"),
+                       ((0.01, 0.0, 1.0, 1, 0.9), "--momentum")):
+        with pytest.raises(ValueError, match=flag):
+            check_optimizer_flags(*args)
+    with pytest.raises(ValueError, match="--w1"):
+        check_loss_weights({"w1": float("inf")})
+    check_batch_size(1, 2, sync_batchnorm=True)  # SyncBatchNorm over 2 GPU processes: fine
+    with pytest.raises(ValueError, match="in each of 2 processes without SyncBatchNorm"):
+        check_batch_size(1, 2, sync_batchnorm=False)
+    with pytest.raises(ValueError, match="--bs_mult must be an integer >= 1"):
+        check_batch_size(0, 1, sync_batchnorm=False)
+
+
+# --- weights that do not fit -------------------------------------------------------------
+
+def test_snapshot_that_does_not_fit_is_refused_with_the_list(data_env, tmp_path):
+    cases = {
+        "r18_for_r50": (_weights(tmp_path / "r18.pth", "DeepR18V3PlusD"),
+                        ["--arch", "network.deepv3.DeepR50V3PlusD"], "shape mismatch"),
+        "7_classes": (_weights(tmp_path / "c7.pth", "DeepR18V3PlusD", num_classes=7), [],
+                      "shape mismatch final2"),
+        "shufflenet_for_r18": (_weights(tmp_path / "shuffle.pth", "DeepShuffleNetV3PlusD"), [],
+                               "missing in checkpoint"),
+        # Trained without IN layers: its layer0 BatchNorm has no place in the IN model.
+        "wt_layer": (_weights(tmp_path / "nowt.pth", "DeepR18V3PlusD", wt_layer=[0] * 7), [],
+                     "unused from checkpoint (5): layer0.1.weight"),
+    }
+    for name, (path, flags, words) in cases.items():
+        with pytest.raises(SystemExit) as excinfo:
+            _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes", "--snapshot",
+                 str(path), *flags, exp=name)
+        message = _exit_message(excinfo)
+        assert f"--snapshot {path} does not fit --arch" in message, message
+        assert words in message and "--snapshot_partial" in message, (name, message)
+
+
+def test_snapshot_partial_loads_what_fits_and_warns(data_env, tmp_path):
+    path = _weights(tmp_path / "c7.pth", "DeepR18V3PlusD", num_classes=7)
+    result = _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes", "--snapshot",
+                  str(path), "--snapshot_partial")
+    assert result.iteration == 1
+    log = (tmp_path / "ckpt" / "d" / "exp" / "train.log").read_text()
+    assert "WARNING --snapshot_partial: --snapshot" in log and "shape mismatch final2" in log
+
+
+def test_torchvision_imagenet_weights_as_snapshot_point_to_pretrained(data_env, tmp_path):
+    full = torchvision.models.resnet18().state_dict()
+    trunk_only = {k: v for k, v in full.items() if not k.startswith("fc.")}
+    for name, weights in (("full", full), ("trunk", trunk_only)):
+        path = tmp_path / f"{name}.pth"
+        torch.save(weights, path)
+        with pytest.raises(SystemExit) as excinfo:
+            _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes", "--snapshot",
+                 str(path), exp=name)
+        message = _exit_message(excinfo)
+        assert "torchvision ImageNet classifier" in message, message
+        assert f"--pretrained {path}" in message
+
+
+# --- resume ------------------------------------------------------------------------------
+
+def test_resume_of_weights_only_file_says_use_snapshot(data_env, tmp_path):
+    path = _weights(tmp_path / "weights.pth", "DeepR18V3PlusD")
+    with pytest.raises(SystemExit) as excinfo:
+        _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes", "--resume", str(path))
+    message = _exit_message(excinfo)
+    assert f"--resume {path} holds no training state" in message
+    assert f"use --snapshot {path}" in message
+
+
+def test_resume_tolerates_missing_scaler_and_rng(data_env, tmp_path):
+    common = ["--max_iter", "4", "--val_dataset", "cityscapes", "--save_every", "100"]
+    _run(tmp_path, *common, "--stop_at", "2")
+    last = tmp_path / "ckpt" / "d" / "exp" / "last.pth"
+    state = load_checkpoint(last)
+    del state["scaler"], state["rng"]
+    torch.save(state, last)
+    resumed = _run(tmp_path, *common, "--resume", "auto")
+    assert resumed.iteration == 4
+    log = (tmp_path / "ckpt" / "d" / "exp" / "train.log").read_text()
+    assert "no 'rng' entry" in log and "resumed" in log
+
+
+def test_official_checkpoint_without_iteration_resumes_at_its_epoch(tmp_path):
+    from utils.training import restore_training_state
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: 1.0)
+    official = {"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": 3, "mean_iu": 0.4}
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    position = restore_training_state(official, "official.pth", optimizer, scheduler, scaler,
+                                      torch.Generator(), 0, 1, iters_per_epoch=10)
+    assert (position.iteration, position.epoch, position.epoch_iter) == (30, 3, 0)
+    assert any("no 'iteration' entry" in note for note in position.notes)
+
+
+# --- unreadable files --------------------------------------------------------------------
+
+def _unreadable(tmp_path):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    return [(empty, "empty file"), (garbage, "not a PyTorch checkpoint")]
+
+
+def test_unreadable_files_get_our_message_in_every_entry_point(data_env, tmp_path):
+    for path, words in _unreadable(tmp_path):
+        for flag in ("--snapshot", "--resume", "--pretrained"):
+            with pytest.raises(SystemExit) as excinfo:
+                _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes", flag, str(path))
+            message = _exit_message(excinfo)
+            assert str(path) in message and words in message, (flag, message)
+            assert "weights_only" not in message
+        eval_argv = R18_OFFICIAL + ["--snapshot", str(path), "--val_dataset", "cityscapes",
+                                    "--ckpt", str(tmp_path / "eval"), "--num_workers", "0"]
+        for script in (valid, infer):
+            argv = eval_argv + (["--results", str(tmp_path / "res")] if script is infer else [])
+            with pytest.raises(ckpt_utils.CheckpointError) as excinfo:
+                script.main(argv)
+            assert str(path) in str(excinfo.value) and words in str(excinfo.value)
+
+
+# --- disk full, stale temp files, NaN in JSON -------------------------------------------
+
+def test_disk_full_during_training_save_is_one_line_and_keeps_last_good(data_env, tmp_path,
+                                                                        monkeypatch):
+    real_open, opened = ckpt_utils._open_temp, []
+
+    class Full:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def second_save_fails(fd):
+        opened.append(fd)
+        return real_open(fd) if len(opened) == 1 else Full(real_open(fd))
+
+    monkeypatch.setattr(ckpt_utils, "_open_temp", second_save_fails)
+    with pytest.raises(SystemExit) as excinfo:
+        _run(tmp_path, "--max_iter", "4", "--val_dataset", "cityscapes", "--save_every", "1")
+    run_dir = tmp_path / "ckpt" / "d" / "exp"
+    message = _exit_message(excinfo)
+    assert message == (f"train.py: error: could not save checkpoint {run_dir / 'last.pth'}: "
+                       f"No space left on device")
+    monkeypatch.undo()
+    assert load_checkpoint(run_dir / "last.pth")["iteration"] == 1
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_stale_temp_files_are_removed_at_start_up(data_env, tmp_path):
+    run_dir = tmp_path / "ckpt" / "d" / "exp"
+    run_dir.mkdir(parents=True)
+    stale = run_dir / ".last.pth.k2j4x1.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes")
+    assert not stale.exists()
+    assert f"removed {stale}" in (run_dir / "train.log").read_text()
+
+
+def test_val_history_writes_null_for_nan(data_env, tmp_path, monkeypatch):
+    real = train.evaluate
+
+    def no_valid_pixel(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result["miou"] = float("nan")
+        return result
+
+    monkeypatch.setattr(train, "evaluate", no_valid_pixel)
+    _run(tmp_path, "--max_iter", "2", "--val_dataset", "cityscapes")
+    lines = (tmp_path / "ckpt" / "d" / "exp" / "val_history.jsonl").read_text().splitlines()
+
+    def refuse(constant):
+        raise ValueError(f"invalid JSON constant {constant}")
+
+    history = [json.loads(line, parse_constant=refuse) for line in lines]
+    assert history and all(entry["miou"] == {"cityscapes": None} for entry in history)
+
+
+def test_blindnet_flags_still_build_the_tiny_run():
+    # The shared TINY / BLINDNET lists stay valid for the start-up checks.
+    from utils.args import parse_args
+    from utils.flag_checks import LOSS_WEIGHT_FLAGS, check_loss_weights
+
+    args = parse_args("train", TINY + BLINDNET)
+    check_loss_weights({flag: getattr(args, flag) for flag in LOSS_WEIGHT_FLAGS})
