@@ -7,6 +7,12 @@ For every image: ``<results>/<mod>/<dataset>/<stem>_color.png`` (Cityscapes pale
 ``<stem>_trainid.png`` (8-bit train ids) and, with ``--overlay``, ``<stem>_overlay.png``.
 ``--images`` runs on a folder or glob of arbitrary images (no labels needed); its outputs go
 to ``<results>/<mod>/images``. ``--sliding_window`` bounds memory on very large images.
+
+Output names never collide: inputs that share a stem (``coffee.png``, ``coffee.jpg``) keep
+their extension (``coffee.png_color.png``, ``coffee.jpg_color.png``; see
+``datasets.image_folder.unique_output_stems``). Images smaller than the network needs are
+zero-padded and the prediction cropped back (``utils.evaluation.forward_padded``); 16-bit
+and grayscale inputs are scaled to 8-bit RGB. The log counts the files and images written.
 """
 
 from pathlib import Path
@@ -16,6 +22,7 @@ from tqdm import tqdm
 
 import datasets
 from config import cfg
+from datasets.image_folder import unique_output_stems
 from transforms import eval_normalization
 from utils import dist as dist_utils
 from utils.args import parse_args
@@ -35,8 +42,18 @@ def sources(args):
         yield base, dataset, eval_normalization(base, args.eval_protocol)
 
 
+def output_stems(dataset):
+    """(item names, one collision-free output stem per item) of an ImageFolder or dataset."""
+    if isinstance(dataset, datasets.ImageFolder):
+        names, paths = [p.stem for p in dataset.paths], dataset.paths
+    else:
+        names, paths = [s.name for s in dataset.samples], [s.image for s in dataset.samples]
+    return names, unique_output_stems(names, paths)
+
+
 @torch.no_grad()
 def main(argv=None):
+    """Run inference; returns the number of images written (over all ranks)."""
     args = parse_args("infer", argv)
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
     logger = setup_logging(state.rank, Path(args.ckpt) / args.date / args.exp / "infer.log")
@@ -47,23 +64,30 @@ def main(argv=None):
         out_dir = out_root / folder
         n = len(dataset) if args.max_val_images is None else min(len(dataset),
                                                                   args.max_val_images)
+        names, stems = output_stems(dataset)
+        renamed = [stem for stem, name in zip(stems[:n], names) if stem != name]
+        if renamed and state.is_main:
+            logger.info(f"{folder}: {len(renamed)} inputs share their stem with another; "
+                        f"their outputs keep the source extension, e.g. {renamed[0]}_color.png")
+        counts = torch.zeros(2, dtype=torch.int64, device=state.device)  # images, files
         shard = ShardSampler(n, state.rank, state.world_size)
         for index in tqdm(shard, desc=f"infer {folder}", disable=not state.is_main):
-            item = dataset[index]
-            image, name = item[0], item[-1]
+            image = dataset[index][0]
             batch = image.unsqueeze(0).to(state.device)
             with autocast(state.device, args.amp):
                 logits = predict_logits(model, batch, args.sliding_window, args.crop_size,
                                         args.stride)
             pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
-            stem = Path(name).stem if "." in name else name
-            save_png(colorize(pred), out_dir / f"{stem}_color.png")
-            save_png(pred, out_dir / f"{stem}_trainid.png")
+            outputs = {"color": colorize(pred), "trainid": pred}
             if args.overlay:
-                save_png(overlay(denormalize(image, mean, std), pred),
-                         out_dir / f"{stem}_overlay.png")
-            written += 1
-        logger.info(f"{folder}: wrote predictions of {len(shard)} images to {out_dir}")
+                outputs["overlay"] = overlay(denormalize(image, mean, std), pred)
+            for kind, array in outputs.items():
+                save_png(array, out_dir / f"{stems[index]}_{kind}.png")
+            counts += torch.tensor([1, len(outputs)], device=state.device)
+        dist_utils.all_reduce_sum(counts)
+        images, files = (int(v) for v in counts.tolist())
+        logger.info(f"{folder}: wrote {files} files for {images} of {n} images to {out_dir}")
+        written += images
     dist_utils.cleanup()
     return written
 

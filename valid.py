@@ -43,7 +43,10 @@ def main(argv=None):
         results[base] = result
         logger.info(f"{base}: mIoU {100 * result['miou']:.2f}, pixel acc "
                     f"{100 * result['pixel_acc']:.2f} over {result['images']} images "
-                    f"(protocol {args.eval_protocol})")
+                    f"(protocol {args.eval_protocol})"
+                    + (f"; {result['empty_labels']} of them have no valid label pixel, e.g. "
+                       f"{', '.join(result['empty_label_names'])}"
+                       if result["empty_labels"] else ""))
 
     if state.is_main:
         json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,

@@ -29,11 +29,15 @@ import torch
 from torch.utils.data import Dataset
 
 from config import DATASET_CFG_KEYS, DATASET_ENV_VARS, REPO_ROOT
+from datasets.label_scan import load_or_scan_empty_labels
+from datasets.labels import EXPECTED_LABEL_VALUES
 from datasets.readers import DatasetReadError, load_train_ids, read_rgb_image
 from datasets.uniform import build_epoch, load_or_compute_centroids
 from transforms.eval import EVAL_PROTOCOLS, EvalTransform
 from transforms.joint import JointTransform
 from transforms.photometric import jittered_view_transform, original_view_transform
+from utils.empty_labels import check_empty_labels
+from utils.logging import printable
 
 SPLITS = ("train", "val", "trainval")
 GTAV_MISMATCH_MODES = ("drop", "resize")
@@ -53,7 +57,13 @@ _ITEM_SEED_TAG, _EPOCH_SEED_TAG = 1, 2
 
 
 class DatasetLayoutError(FileNotFoundError):
-    """A dataset root, split folder or file is missing; the message shows the expected tree."""
+    """A dataset root, split folder or file is missing; the message shows the expected tree.
+
+    The message is made printable (file names that are not valid UTF-8 backslash-escaped).
+    """
+
+    def __init__(self, message):
+        super().__init__(printable(message))
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,8 @@ class SegmentationDataset(Dataset):
 
         self.eval_transform = EvalTransform(self.name, opts["eval_protocol"])
         self.centroids = {}
+        # Label paths of training samples without a valid pixel (see _check_training_labels).
+        self.empty_labels = []
         if training:
             self.joint_transform = JointTransform(
                 opts["crop_size"], opts["scale_min"], opts["scale_max"], opts["pre_size"],
@@ -141,10 +153,29 @@ class SegmentationDataset(Dataset):
             self.view_transform = original_view_transform(
                 opts["color_aug"], opts["gblur"], opts["bblur"])
             self.aug_transform = jittered_view_transform() if two_view else None
-            if self.class_uniform_pct > 0:
-                self.centroids = load_or_compute_centroids(
-                    self, opts["class_uniform_tile"], self.cache_dir, self.workers)
+            self._check_training_labels(opts["class_uniform_tile"])
         self.set_epoch(0)
+
+    def _check_training_labels(self, tile):
+        """Centroids (class-uniform) and the labels without a valid pixel, both cached.
+
+        Some such labels are a warning; a split of nothing but such labels raises
+        :class:`~utils.empty_labels.EmptyLabelsError` (it would train with loss 0).
+        Evaluation sets are checked as they are evaluated (``utils/evaluation.py``).
+        """
+        if self.class_uniform_pct > 0:
+            self.centroids, empty = load_or_compute_centroids(
+                self, tile, self.cache_dir, self.workers)
+        else:
+            empty = load_or_scan_empty_labels(self, self.cache_dir, self.workers)
+        self.empty_labels = [self.samples[i].label for i in empty]
+        check_empty_labels(self.name, self.split, self.root, self.empty_labels,
+                           len(self.samples), self.expected_labels)
+
+    @property
+    def expected_labels(self):
+        """What this dataset's label files must contain (named in empty-label reports)."""
+        return EXPECTED_LABEL_VALUES.get(self.name, "")
 
     # ----------------------------------------------------------------- layout and pairing
     def list_samples(self, folder):

@@ -20,17 +20,24 @@ from tqdm import tqdm
 
 from utils.dist import is_main_process
 
-CACHE_FORMAT = 1
+# 2: centroid caches also list the labels without a valid pixel (a new format gives new
+# fingerprints, so files of the old one are simply not found and recomputed).
+CACHE_FORMAT = 2
 
 
 def files_fingerprint(samples, root):
-    """Hex digest of the (image, label) file list: relative paths and byte sizes."""
+    """Hex digest of the (image, label) file list: relative paths and byte sizes.
+
+    Paths are hashed as their file-system bytes (UTF-8 with ``surrogateescape``), so a name
+    that is not valid UTF-8 (PEP 383 surrogates in the ``str``) hashes like any other and
+    valid names keep the digest they always had.
+    """
     root = Path(root)
     digest = hashlib.sha1(f"format={CACHE_FORMAT}\n".encode())
     for sample in samples:
         for path in (sample.image, sample.label):
             digest.update(f"{Path(path).relative_to(root).as_posix()}\t"
-                          f"{os.stat(path).st_size}\n".encode())
+                          f"{os.stat(path).st_size}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 

@@ -15,6 +15,7 @@ from datasets.base import SegmentationDataset
 from datasets.cache import cache_path, files_fingerprint, load_cache, parallel_map, save_cache
 from datasets.labels import apply_lut, decode_colour_label, palette_to_trainid_lut
 from datasets.readers import DatasetReadError, read_image_size, read_pil_label
+from utils.logging import printable
 
 
 def decode_gtav_label(path):
@@ -70,8 +71,8 @@ class GTAV(SegmentationDataset):
                   else "kept with the label resized (nearest) to the image size")
         listing = ", ".join(f"{label} (image {img[0]}x{img[1]}, label {lab[0]}x{lab[1]})"
                             for label, (img, lab) in sorted(mismatched.items()))
-        warnings.warn(f"GTAV {self.split}: {len(mismatched)} image/label pair(s) differ in "
-                      f"size and are {action} (--gtav_mismatch): {listing}",
+        warnings.warn(printable(f"GTAV {self.split}: {len(mismatched)} image/label pair(s) "
+                                f"differ in size and are {action} (--gtav_mismatch): {listing}"),
                       RuntimeWarning, stacklevel=2)
         if self.options["gtav_mismatch"] == "drop":
             return [s for s in samples if str(s.label) not in mismatched]

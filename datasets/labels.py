@@ -84,6 +84,24 @@ MAPILLARY_ID_TO_TRAINID = {
 MAPILLARY_LUT = _id_lut(MAPILLARY_ID_TO_TRAINID)
 
 
+def _ids(table):
+    return ", ".join(str(raw_id) for raw_id in sorted(table))
+
+
+# What the label files of each dataset must contain for a pixel to get a train id (named in
+# the error for a split whose labels are all ignore).
+EXPECTED_LABEL_VALUES = {
+    "gtav": "palette or RGB label PNGs with the colours of the 19 Cityscapes train classes "
+            "(DATASETS.md §1.2)",
+    "synthia": f"16-bit label PNGs with a Synthia class id in the first channel, one of "
+               f"{_ids(SYNTHIA_ID_TO_TRAINID)}",
+    "cityscapes": f"*_gtFine_labelIds.png with Cityscapes labelIds "
+                  f"{_ids(CITYSCAPES_ID_TO_TRAINID)}",
+    "bdd100k": f"8-bit label PNGs holding train ids 0..{NUM_CLASSES - 1}",
+    "mapillary": f"v1.2 label PNGs with Mapillary ids {_ids(MAPILLARY_ID_TO_TRAINID)}",
+}
+
+
 def pack_rgb(rgb):
     """Pack RGB (..., 3) uint8 into one uint32 per pixel: R | G << 8 | B << 16.
 

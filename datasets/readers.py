@@ -8,16 +8,50 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from utils.logging import printable
+
 
 class DatasetReadError(OSError):
-    """A dataset file exists but cannot be read or has an unexpected format."""
+    """A dataset file exists but cannot be read or has an unexpected format.
+
+    The message is made :func:`~utils.logging.printable`, so a file name that is not valid
+    UTF-8 is named (backslash-escaped) instead of breaking the log that reports it.
+    """
+
+    def __init__(self, message):
+        super().__init__(printable(message))
+
+
+# PIL modes of one-channel images with more than 8 bits per sample (16-bit PNG/TIFF
+# grayscale opens as "I;16"; older Pillow and 32-bit files give "I", floats give "F").
+_WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_UINT16_MAX = 65535
+
+
+def to_rgb8(image):
+    """Any PIL image -> 8-bit RGB ``PIL.Image`` with the full range scaled, never clipped.
+
+    ``convert("RGB")`` clips wide grayscale samples to 0..255 (a 16-bit PNG becomes almost
+    all white), so those are scaled by 255 / 65535 (rounded; 32-bit and float samples are
+    taken as 16-bit ranged and clipped to it) and replicated to three channels. Every other
+    mode (RGB, 16-bit RGB, which PIL already reduces to its high bytes, L, P, LA, RGBA,
+    CMYK, 1) goes through ``convert("RGB")``.
+    """
+    if image.mode not in _WIDE_GRAY_MODES:
+        return image.convert("RGB")
+    samples = np.clip(np.asarray(image, dtype=np.float64), 0, _UINT16_MAX)
+    gray = np.rint(samples * (255 / _UINT16_MAX)).astype(np.uint8)
+    return Image.fromarray(np.repeat(gray[..., None], 3, axis=2))
 
 
 def read_rgb_image(path):
-    """Read an image file as an RGB ``PIL.Image`` (fully decoded, file closed)."""
+    """Read an image file as an 8-bit RGB ``PIL.Image`` (fully decoded, file closed).
+
+    Grayscale, palette and 16-bit images are converted by :func:`to_rgb8`.
+    """
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return to_rgb8(image)
     except (OSError, ValueError, SyntaxError) as error:
         raise DatasetReadError(f"cannot read image {path}: {error}") from error
 
@@ -61,7 +95,13 @@ def read_png_unchanged(path):
     Pillow cannot be used for 16-bit multi-channel PNGs: it keeps only the high byte of
     each sample, which turns every Synthia class id into 0 (DATASETS.md §2.2).
     """
-    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # cv2.imread takes the path as UTF-8 text and crashes the process on a name that is not
+    # valid UTF-8; reading the bytes in Python and decoding them in memory works for any name.
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise DatasetReadError(f"cannot read label {path}: {error}") from error
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if array is None:
         raise DatasetReadError(f"cannot read label {path}: OpenCV could not decode it "
                                "(missing, truncated or not an image)")

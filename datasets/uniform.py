@@ -8,6 +8,10 @@ Tiles (DECISIONS.md D6, same as the reference): only whole ``tile x tile`` windo
 origins ``(x * tile, y * tile)`` are used. With the official tile 1024, GTAV (1914x1052)
 yields only its top-left 1024x1024 window and BDD (1280x720) and Synthia (1280x760) yield
 no centroids at all, so their "class-uniform" epochs contain only the random part.
+
+The centroid pass reads every label anyway, so it also records the labels without a single
+valid pixel (cached with the centroids); ``datasets/label_scan.py`` does the same for
+training without class-uniform sampling.
 """
 
 import warnings
@@ -65,9 +69,11 @@ def tile_centroids(train_ids, tile, num_classes=NUM_CLASSES):
 
 
 def file_centroids(task):
-    """Pool worker: (label_decoder, label_path, resize_to or None, tile) -> (K, 3) array."""
+    """Pool worker: (label_decoder, label_path, resize_to or None, tile) -> ((K, 3) array,
+    whether the label has any pixel of a valid train id anywhere, not only in whole tiles)."""
     label_decoder, label_path, resize_to, tile = task
-    return tile_centroids(load_train_ids(label_decoder, label_path, resize_to), tile)
+    train_ids = load_train_ids(label_decoder, label_path, resize_to)
+    return tile_centroids(train_ids, tile), bool((train_ids < NUM_CLASSES).any())
 
 
 def group_by_class(per_file, num_classes=NUM_CLASSES):
@@ -82,9 +88,15 @@ def group_by_class(per_file, num_classes=NUM_CLASSES):
 
 
 def _centroids_from_payload(payload, num_samples, num_classes=NUM_CLASSES):
-    """Parse and validate a cached payload; raises ValueError if it is inconsistent."""
+    """Parse and validate a cached payload -> (centroids, empty label indices).
+
+    Raises ValueError (or TypeError, KeyError) if it is inconsistent.
+    """
+    empty = [int(i) for i in payload["empty_labels"]]
+    if any(not 0 <= i < num_samples for i in empty):
+        raise ValueError("empty_labels: index out of range")
     centroids = {}
-    for key, records in payload.items():
+    for key, records in payload["centroids"].items():
         cls = int(key)
         array = np.asarray(records, dtype=np.int64).reshape(-1, 3)
         if not 0 <= cls < num_classes or (len(array) and (
@@ -92,14 +104,15 @@ def _centroids_from_payload(payload, num_samples, num_classes=NUM_CLASSES):
                 or array[:, 1:].min() < 0)):
             raise ValueError(f"class {key}: records out of range")
         centroids[cls] = array
-    return centroids
+    return centroids, empty
 
 
 def load_or_compute_centroids(dataset, tile, cache_dir, workers):
     """Centroids of ``dataset`` for ``tile``: from the cache if valid, else computed and saved.
 
     ``dataset`` provides ``name``, ``split``, ``root``, ``samples``, ``label_decoder`` and
-    ``label_target_size(sample)``. Returns {class: (M, 3) int64 (sample_index, x, y)}.
+    ``label_target_size(sample)``. Returns ({class: (M, 3) int64 (sample_index, x, y)},
+    sorted indices of the samples whose label has no valid pixel).
     """
     fingerprint = files_fingerprint(dataset.samples, dataset.root)
     kind = f"{dataset.name}_{dataset.split}_tile{tile}"
@@ -110,16 +123,19 @@ def load_or_compute_centroids(dataset, tile, cache_dir, workers):
     if payload is not None:
         try:
             return _centroids_from_payload(payload, len(dataset.samples))
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, KeyError) as error:
             warnings.warn(f"cache file {path} is corrupt ({error}); recomputing it",
                           RuntimeWarning, stacklevel=2)
     tasks = [(dataset.label_decoder, sample.label, dataset.label_target_size(sample), tile)
              for sample in dataset.samples]
-    per_file = parallel_map(file_centroids, tasks, workers,
-                            desc=f"centroids {dataset.name}/{dataset.split}")
-    centroids = group_by_class(per_file)
-    save_cache(path, header, {str(c): rows.tolist() for c, rows in centroids.items()})
-    return centroids
+    results = parallel_map(file_centroids, tasks, workers,
+                           desc=f"centroids {dataset.name}/{dataset.split}")
+    centroids = group_by_class([rows for rows, _ in results])
+    empty = [index for index, (_, has_valid) in enumerate(results) if not has_valid]
+    save_cache(path, header, {
+        "centroids": {str(c): rows.tolist() for c, rows in centroids.items()},
+        "empty_labels": empty})
+    return centroids, empty
 
 
 def build_epoch(num_samples, centroids, class_uniform_pct, rng, num_classes=NUM_CLASSES):

@@ -275,6 +275,10 @@ def validate_args(args, parser, script="train"):
         parser.error("--lr_schedule scl-poly is not supported (the official scripts use poly)")
     if script == "infer" and args.images is None and not args.val_dataset:
         parser.error("infer.py needs --val_dataset names or --images DIR|GLOB")
+    if script != "infer" and args.images is not None:
+        parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
+                     f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
+                     f"--images {args.images}")
     for name in ignored_flags_in_use(args, parser):
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)

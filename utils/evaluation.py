@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from config import DEFAULT_NORM_SEMANTICS, cfg
 from utils import dist as dist_utils
-from utils.logging import get_logger
+from utils.empty_labels import MAX_NAMES, check_empty_labels
+from utils.logging import get_logger, printable
 from utils.metrics import ConfusionMatrix
 from utils.precision import autocast
 
@@ -53,6 +54,25 @@ def build_eval_loader(dataset, batch_size=1, num_workers=2, max_images=None,
                       generator=torch.Generator())
 
 
+# Smallest side fed to the network: below it the deepest instance-normalised feature map of
+# some trunks has one element and instance norm fails ("Expected more than 1 spatial
+# element"). 64 leaves >= 2x2 even at output stride 32.
+MIN_INPUT_SIDE = 64
+
+
+def forward_padded(model, images, min_side=MIN_INPUT_SIDE):
+    """``model(images)`` for images of any size: sides below ``min_side`` are zero-padded
+    (bottom/right; zero is the normalised mean colour) and the logits cropped back.
+
+    images: (B, 3, H, W) -> logits (B, C, H, W).
+    """
+    height, width = images.shape[-2:]
+    pad_h, pad_w = max(0, min_side - height), max(0, min_side - width)
+    if not pad_h and not pad_w:
+        return model(images)
+    return model(F.pad(images, (0, pad_w, 0, pad_h)))[:, :, :height, :width]
+
+
 def _window_starts(length, crop, stride):
     if length <= crop:
         return [0]
@@ -68,10 +88,11 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
 
     With ``sliding_window`` the image is covered by ``crop_size`` windows every ``stride``
     pixels (default 2/3 of the crop); overlapping logits are averaged. Images smaller than a
-    window are zero-padded (the normalised mean) and the padding is cropped away again.
+    window are zero-padded (the normalised mean) and the padding is cropped away again; so
+    are images (or windows) with a side below :data:`MIN_INPUT_SIDE` (:func:`forward_padded`).
     """
     if not sliding_window:
-        return model(images)
+        return forward_padded(model, images)
     stride = stride or max(1, int(math.ceil(crop_size * 2 / 3)))
     _, _, height, width = images.shape
     pad_h, pad_w = max(0, crop_size - height), max(0, crop_size - width)
@@ -81,7 +102,7 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
     for y in _window_starts(ph, crop_size, stride):
         for x in _window_starts(pw, crop_size, stride):
             window = padded[:, :, y:y + crop_size, x:x + crop_size]
-            out = model(window).float()
+            out = forward_padded(model, window).float()
             if logits is None:
                 logits = torch.zeros(images.shape[0], out.shape[1], ph, pw, device=images.device)
             logits[:, :, y:y + crop_size, x:x + crop_size] += out
@@ -101,12 +122,20 @@ def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
 
     Returns:
         dict: metrics of :func:`utils.metrics.metrics_from_confusion` plus ``val_loss``,
-        ``images`` (count over all ranks) and ``hist`` (the all-reduced (C, C) matrix).
+        ``images`` (count over all ranks), ``hist`` (the all-reduced (C, C) matrix),
+        ``empty_labels`` (images, over all ranks, whose label has no valid pixel) and
+        ``empty_label_names`` (the first few of them on this rank).
+
+    Raises:
+        utils.empty_labels.EmptyLabelsError: every evaluated label has no valid pixel (the
+            mIoU would be NaN); some such labels give a warning naming them.
     """
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, device=device)
     loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # CE sum, pixel count
+    empty = torch.zeros(1, dtype=torch.int64, device=device)
+    empty_names = []
     show = dist_utils.is_main_process()
     for images, labels, names in tqdm(loader, desc=desc, disable=not show, leave=False,
                                       dynamic_ncols=True):
@@ -117,7 +146,11 @@ def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
         logits = logits.float()
         preds = logits.argmax(1)
         confusion.update(preds, labels)
-        valid = (labels != ignore_index).sum()
+        valid_per_image = (labels != ignore_index).flatten(1).sum(1)
+        valid = valid_per_image.sum()
+        no_valid = (valid_per_image == 0).cpu()
+        empty += int(no_valid.sum())
+        empty_names += [printable(n) for n, e in zip(names, no_valid.tolist()) if e]
         if valid > 0:
             ce = F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
             loss_sum += torch.stack([ce.double(), valid.double()])
@@ -127,12 +160,29 @@ def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
     confusion.all_reduce()
     dist_utils.all_reduce_sum(loss_sum)
     dist_utils.all_reduce_sum(counted)
+    dist_utils.all_reduce_sum(empty)
     model.train(was_training)
+    _check_eval_labels(loader.dataset, int(empty.item()), empty_names, int(counted.item()))
     result = confusion.compute()
     result["val_loss"] = float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else float("nan")
     result["images"] = int(counted.item())
     result["hist"] = confusion.hist.cpu().tolist()
+    result["empty_labels"] = int(empty.item())
+    result["empty_label_names"] = empty_names[:MAX_NAMES]
     return result
+
+
+def _check_eval_labels(dataset, num_empty, names, total):
+    """Warn about / refuse evaluated labels without a valid pixel (every rank raises alike).
+
+    ``names`` are this rank's; padded with placeholders so the count stays the global one.
+    """
+    if num_empty == 0:
+        return
+    names = names + ["(on another rank)"] * (num_empty - len(names))
+    check_empty_labels(getattr(dataset, "name", type(dataset).__name__),
+                       getattr(dataset, "split", "?"), getattr(dataset, "root", "?"),
+                       names, total, getattr(dataset, "expected_labels", ""))
 
 
 def format_table(results, class_names):

@@ -7,6 +7,24 @@ from pathlib import Path
 LOGGER_NAME = "blindnet"
 
 
+def printable(text):
+    """``str(text)`` safe to write anywhere: undecodable file-name bytes as ``\\xNN``.
+
+    On Linux a file name that is not valid UTF-8 (e.g. Latin-1 ``caf\\xe9.png``) becomes a
+    ``str`` holding lone surrogates (PEP 383); writing it to a UTF-8 log file or stream
+    raises ``UnicodeEncodeError``. Such bytes are shown backslash-escaped instead, valid
+    names are returned unchanged.
+    """
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _PrintableFormatter(logging.Formatter):
+    """A formatter whose output never holds surrogates (see :func:`printable`)."""
+
+    def format(self, record):
+        return printable(super().format(record))
+
+
 class _RankFilter(logging.Filter):
     """Drop console records on ranks other than 0 unless ``all_ranks`` is set."""
 
@@ -41,7 +59,7 @@ def setup_logging(rank=0, log_file=None, all_ranks=False, level=logging.INFO):
         handler.close()
 
     prefix = "[rank %(rank)s] " if all_ranks else ""
-    fmt = logging.Formatter(prefix + "%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    fmt = _PrintableFormatter(prefix + "%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(fmt)
     console.addFilter(_RankFilter(rank, all_ranks))
@@ -53,7 +71,7 @@ def setup_logging(rank=0, log_file=None, all_ranks=False, level=logging.INFO):
             path = path.with_name(f"{path.stem}_rank{rank}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(path)
-        file_handler.setFormatter(logging.Formatter(
+        file_handler.setFormatter(_PrintableFormatter(
             "%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         file_handler.addFilter(_RankFilter(rank, True))
         logger.addHandler(file_handler)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from utils import viz
+from utils.logging import printable
 
 IMAGES_PER_DATASET = 3
 TRAIN_SCALAR_EVERY = 10  # iterations between training scalars (event files stay small)
@@ -59,7 +60,8 @@ class TrainWriter:
                 gt = viz.colorize(label.cpu().numpy())
                 pr = viz.colorize(pred.cpu().numpy())
                 strip = np.concatenate([rgb, gt, pr], axis=1)
-                self.writer.add_image(f"{dataset}/{name}", strip, iteration, dataformats="HWC")
+                self.writer.add_image(printable(f"{dataset}/{name}"), strip, iteration,
+                                      dataformats="HWC")
                 logged[0] += 1
         return log
 

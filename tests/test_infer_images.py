@@ -1,0 +1,97 @@
+"""infer.py --images on awkward inputs: tiny, 16-bit, grayscale, shared stems; valid.py --images."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import infer
+import valid
+from datasets.image_folder import ImageFolder, unique_output_stems
+from datasets.readers import read_rgb_image, to_rgb8
+
+ARCH = "network.deepv3.DeepR50V3PlusD"  # its instance norms failed on a 7x5 image
+WT = ["0", "0", "1", "1", "1", "0", "0"]
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    import network
+
+    torch.manual_seed(0)
+    model = network.get_net(ARCH, 19, [int(w) for w in WT], pretrained=False)
+    path = tmp_path_factory.mktemp("snap") / "raw.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def _infer(tmp_path, snapshot, images, *extra):
+    return infer.main(["--arch", ARCH, "--wt_layer", *WT, "--snapshot", str(snapshot),
+                       "--ckpt", str(tmp_path / "logs"), "--date", "d", "--exp", "e",
+                       "--images", str(images), "--results", str(tmp_path / "res"), *extra])
+
+
+def test_tiny_16_bit_grey_and_same_stem_images_are_all_written(tmp_path, snapshot):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)).save(photos / "tiny.png")
+    cv2.imwrite(str(photos / "deep.png"), rng.integers(0, 65535, (40, 30), dtype=np.uint16))
+    Image.fromarray(rng.integers(0, 255, (33, 20), dtype=np.uint8)).save(photos / "grey.png")
+    Image.fromarray(rng.integers(0, 255, (36, 44, 3), dtype=np.uint8)).save(photos / "coffee.png")
+    Image.fromarray(rng.integers(0, 255, (24, 28, 3), dtype=np.uint8)).save(photos / "coffee.jpg")
+    written = _infer(tmp_path, snapshot, photos, "--overlay")
+    assert written == 5
+    out = tmp_path / "res" / "e" / "images"
+    expected = {"tiny": (5, 7), "deep": (40, 30), "grey": (33, 20), "coffee.png": (36, 44),
+                "coffee.jpg": (24, 28)}
+    assert len(list(out.iterdir())) == 3 * len(expected)  # nothing overwritten
+    for stem, shape in expected.items():
+        ids = np.asarray(Image.open(out / f"{stem}_trainid.png"))
+        assert ids.shape == shape and ids.max() < 19, stem
+        assert np.asarray(Image.open(out / f"{stem}_overlay.png")).shape[:2] == shape
+    log = (tmp_path / "logs" / "d" / "e" / "infer.log").read_text()
+    assert "wrote 15 files for 5 of 5 images" in log
+    assert "coffee.jpg_color.png" in log or "coffee.png_color.png" in log
+
+
+def test_16_bit_and_grayscale_inputs_are_scaled_not_clipped(tmp_path):
+    ramp = (np.arange(16, dtype=np.uint32) * 4369).reshape(4, 4).astype(np.uint16)  # 0..65535
+    cv2.imwrite(str(tmp_path / "g16.png"), ramp)
+    rgb = read_rgb_image(tmp_path / "g16.png")
+    array = np.asarray(rgb)
+    assert rgb.mode == "RGB" and array.dtype == np.uint8
+    np.testing.assert_array_equal(array[..., 0], np.rint(ramp / 257.0).astype(np.uint8))
+    assert (array[..., 0] == array[..., 2]).all()
+    assert len(np.unique(array)) == 16  # a clip would leave 0 and 255 only
+    grey = Image.fromarray(np.array([[0, 128, 255]], dtype=np.uint8))
+    np.testing.assert_array_equal(np.asarray(to_rgb8(grey))[0, :, 1], [0, 128, 255])
+    wide = Image.fromarray(np.array([[0, 65535, 70000, -5]], dtype=np.int32), mode="I")
+    np.testing.assert_array_equal(np.asarray(to_rgb8(wide))[0, :, 0], [0, 255, 255, 0])
+    cv2.imwrite(str(tmp_path / "rgb16.png"), np.dstack([ramp] * 3))
+    np.testing.assert_array_equal(np.asarray(read_rgb_image(tmp_path / "rgb16.png"))[..., 1],
+                                  (ramp >> 8).astype(np.uint8))
+    folder_item = ImageFolder(tmp_path, normalize=False)[0][0]
+    assert folder_item.shape == (3, 4, 4) and 0.0 <= folder_item.min() < folder_item.max() <= 1
+
+
+def test_output_stems_never_collide():
+    paths = ["a/coffee.png", "a/coffee.jpg", "a/tea.png", "a/Coffee.bmp", "a/coffee.png.jpg",
+             "b/tea.jpg", "c/tea.jpg", "a/x.png"]
+    names = ["coffee", "coffee", "tea", "Coffee", "coffee.png", "tea", "tea", "x"]
+    stems = unique_output_stems(names, paths)
+    assert stems[:4] == ["coffee.png", "coffee.jpg", "tea.png", "Coffee.bmp"]
+    assert stems[-1] == "x"  # a unique stem is kept as it was
+    assert len({s.casefold() for s in stems}) == len(stems)
+    assert stems[5:7] == ["tea.jpg", "tea.jpg~2"]
+
+
+@pytest.mark.parametrize("script", ["valid", "train"])
+def test_images_flag_outside_infer_is_an_error_pointing_to_infer(script, capsys):
+    main = valid.main if script == "valid" else __import__("train").main
+    with pytest.raises(SystemExit) as info:
+        main(["--images", "photos/", "--val_dataset", "cityscapes"])
+    assert info.value.code != 0
+    err = capsys.readouterr().err
+    assert "--images is only read by infer.py" in err and "python infer.py" in err
