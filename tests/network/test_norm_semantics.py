@@ -2,6 +2,7 @@
 training, instance norm in eval, global over gloo processes) and C2 (frozen affine)."""
 
 import os
+import pickle
 import socket
 
 import pytest
@@ -132,6 +133,8 @@ def test_generic_on_module_types_for_any_trunk():
     assert all(p.requires_grad for m in (tree[0], tree[4], tree[5][0]) for p in m.parameters())
     x = torch.randn(2, 4, 5)
     torch.testing.assert_close(tree[5][1](x), F.batch_norm(x, None, None, training=True))
+    copy = pickle.loads(pickle.dumps(tree))  # whole-model save/copy still works
+    assert type(copy[2]) is type(tree[2]) and not copy[1].weight.requires_grad
     with pytest.raises(ValueError, match="already has torch1.2"):
         apply_norm_semantics(tree, "modern")
     with pytest.raises(ValueError, match="--norm_semantics must be one of"):
