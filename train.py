@@ -24,10 +24,10 @@ import network
 from config import cfg
 from datasets.labels import CLASS_NAMES
 from loss import BlindNetCriterion
+from network.norm_semantics import describe as describe_norm_semantics
 from transforms import eval_normalization
 from utils import dist as dist_utils
 from utils.args import dataset_root_overrides, parse_args
-from network.norm_semantics import describe as describe_norm_semantics
 from utils.checkpoint import atomic_save, checkpoint_norm_semantics, extract_state_dict, \
     load_checkpoint, load_state_dict_forgiving
 from utils.evaluation import build_eval_loader, evaluate
