@@ -47,6 +47,7 @@ def _reference_instance_norm(module, x):
     ("DeepR18V3PlusD", ALL_CODES),
     ("DeepShuffleNetV3PlusD", (0, 0, 3, 4, 1, 0, 2)),
     ("DeepMobileNetV3PlusD", (0, 0, 1, 1, 1, 0, 0)),
+    ("DeepEffLite0V3PlusD", (0, 0, 4, 2, 3, 1, 0)),  # added after norm_semantics.py
 ])
 def test_training_in_layers_are_batch_norms_over_each_view_separately(arch, wt_layer):
     torch.manual_seed(0)
