@@ -26,11 +26,11 @@ import network
 from config import cfg
 from datasets.labels import CLASS_NAMES
 from loss import BlindNetCriterion
+from network.input_size import check_train_crop
+from network.norm_semantics import describe as describe_norm_semantics
 from transforms import eval_normalization
 from utils import dist as dist_utils
 from utils.args import dataset_root_overrides, parse_args
-from network.input_size import check_train_crop
-from network.norm_semantics import describe as describe_norm_semantics
 from utils.checkpoint import CheckpointError, atomic_save, checkpoint_norm_semantics, \
     extract_state_dict, load_checkpoint, load_state_dict_forgiving, looks_like_imagenet_weights, \
     remove_stale_temp_files, snapshot_mismatch

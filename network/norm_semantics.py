@@ -99,9 +99,14 @@ def torch12_class(cls):
     if issubclass(cls, Torch12InstanceNorm):
         return cls
     if cls not in _TORCH12_CLASSES:
-        _TORCH12_CLASSES[cls] = type(f"Torch12{cls.__name__}", (Torch12InstanceNorm, cls),
-                                     {"__module__": __name__,
-                                      "__doc__": f"{cls.__name__} with torch1.2 semantics."})
+        name = f"Torch12{cls.__name__}"
+        if cls.__module__ != "torch.nn.modules.instancenorm":
+            name = f"Torch12_{cls.__module__.replace('.', '_')}_{cls.__name__}"
+        new = type(name, (Torch12InstanceNorm, cls),
+                   {"__module__": __name__, "__qualname__": name,
+                    "__doc__": f"{cls.__name__} with torch1.2 semantics."})
+        globals()[name] = new  # a module-level name, so whole models still pickle
+        _TORCH12_CLASSES[cls] = new
     return _TORCH12_CLASSES[cls]
 
 

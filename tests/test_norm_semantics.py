@@ -2,6 +2,7 @@
 in args.json, checkpoints and results, and the warning for a mode mismatch."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -200,3 +201,15 @@ def test_torch12_train_script_runs_the_official_recipe_with_the_switch(data_env,
     assert ckpt["norm_semantics"] == "torch1.2"
     assert ckpt["args"]["arch"] == "network.deepv3.DeepR50V3PlusD"
     assert ckpt["args"]["wt_layer"] == [0, 0, 1, 1, 1, 0, 0] and ckpt["args"]["w4"] == 0.3
+
+
+def test_demo_passes_norm_semantics_to_blindnet_only():
+    import demo
+
+    args = demo.parse_args(["--norm_semantics", "torch1.2"])
+    manifest = {"source": {"root": "unused"}}
+    blindnet = demo.train_argv("blindnet", args, manifest, Path("out"))
+    baseline = demo.train_argv("baseline", args, manifest, Path("out"))
+    assert blindnet[blindnet.index("--norm_semantics") + 1] == "torch1.2"
+    assert "--norm_semantics" not in baseline
+    assert demo.parse_args([]).norm_semantics == "modern"

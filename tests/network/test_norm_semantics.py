@@ -2,6 +2,7 @@
 training, instance norm in eval, global over gloo processes) and C2 (frozen affine)."""
 
 import os
+import pickle
 import socket
 
 import pytest
@@ -46,6 +47,7 @@ def _reference_instance_norm(module, x):
     ("DeepR18V3PlusD", ALL_CODES),
     ("DeepShuffleNetV3PlusD", (0, 0, 3, 4, 1, 0, 2)),
     ("DeepMobileNetV3PlusD", (0, 0, 1, 1, 1, 0, 0)),
+    ("DeepEffLite0V3PlusD", (0, 0, 4, 2, 3, 1, 0)),  # added after norm_semantics.py
 ])
 def test_training_in_layers_are_batch_norms_over_each_view_separately(arch, wt_layer):
     torch.manual_seed(0)
@@ -132,6 +134,8 @@ def test_generic_on_module_types_for_any_trunk():
     assert all(p.requires_grad for m in (tree[0], tree[4], tree[5][0]) for p in m.parameters())
     x = torch.randn(2, 4, 5)
     torch.testing.assert_close(tree[5][1](x), F.batch_norm(x, None, None, training=True))
+    copy = pickle.loads(pickle.dumps(tree))  # whole-model save/copy still works
+    assert type(copy[2]) is type(tree[2]) and not copy[1].weight.requires_grad
     with pytest.raises(ValueError, match="already has torch1.2"):
         apply_norm_semantics(tree, "modern")
     with pytest.raises(ValueError, match="--norm_semantics must be one of"):
