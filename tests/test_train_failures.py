@@ -40,6 +40,8 @@ def _exit_message(excinfo):
     (["--w3", "-0.3"], "--w3 (a loss weight) must be finite and >= 0"),
     (["--crop_size", "8"], "--crop_size 8 is too small for --arch network.deepv3.DeepR18V3PlusD"),
     (["--bs_mult", "1"], "--bs_mult 1 in a single process cannot train: the ASPP image-pooling"),
+    (["--poly_exp", "-1"], "--poly_exp must be >= 0"),
+    (["--dist_timeout", "0"], "--dist_timeout must be > 0 minutes"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(data_env, tmp_path, capsys, flags, words):
     with pytest.raises(SystemExit) as excinfo:

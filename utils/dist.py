@@ -176,13 +176,15 @@ def describe_collective_failure(exc, timeout_minutes):
     """A one-line explanation when ``exc`` is a collective that timed out or lost a peer.
 
     Returns None for any other exception. (gloo raises RuntimeError "Timed out waiting
-    <ms>ms ..." on the waiting ranks and "Connection closed by peer" once a rank is gone;
+    <ms>ms ..." or "Application timeout caused pair closure" on the waiting ranks and
+    "Connection closed by peer" once a rank is gone;
     NCCL's watchdog instead aborts the process after logging the timeout itself.)
     """
     if not isinstance(exc, RuntimeError):
         return None
     text = str(exc)
-    if "Timed out" in text or "timed out" in text:
+    # gloo: "Timed out waiting 6000ms for recv", or "Application timeout caused pair closure".
+    if "timed out" in text.lower() or "timeout" in text.lower():
         return (f"a collective waited longer than --dist_timeout {timeout_minutes:g} minutes: "
                 f"another rank is frozen, dead or far slower (PyTorch: "
                 f"{text.splitlines()[0][-120:]})")

@@ -70,3 +70,16 @@ def test_two_processes_on_gloo():
     results = manager.dict()
     mp.spawn(_worker, args=(2, _free_port(), results), nprocs=2, join=True)
     assert dict(results) == {0: ("gloo", 2, 3.0, 0.5, 0), 1: ("gloo", 2, 3.0, 0.5, 0)}
+
+
+def test_describe_collective_failure_names_the_timeout():
+    from utils.dist import describe_collective_failure
+
+    for text in ("[gloo/unbound_buffer.cc:78] Timed out waiting 6000ms for recv operation",
+                 "Application timeout caused pair closure"):
+        message = describe_collective_failure(RuntimeError(text), 0.1)
+        assert message.startswith("a collective waited longer than --dist_timeout 0.1 minutes")
+    assert "another rank left" in describe_collective_failure(
+        RuntimeError("[pair.cc:561] Connection closed by peer [127.0.0.1]:26499"), 30)
+    assert describe_collective_failure(RuntimeError("CUDA out of memory"), 30) is None
+    assert describe_collective_failure(ValueError("timeout"), 30) is None
