@@ -206,7 +206,7 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "eval_protocol": protocol,
-        "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint": printable(checkpoint) if checkpoint else None,
         "class_names": list(class_names),
         "datasets": {
             name: {**{k: v for k, v in res.items() if k != "hist"},
@@ -219,7 +219,8 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None):
     json_path.write_text(json.dumps(nan_to_none(payload), indent=2))
     md = ["# Evaluation results", "",
           f"- evaluation protocol: `{protocol}`",
-          f"- checkpoint: `{checkpoint}`" if checkpoint else "- checkpoint: (none)", "",
+          f"- checkpoint: `{printable(checkpoint)}`" if checkpoint else "- checkpoint: (none)",
+          "",
           "IoU per class in %; n/a = class absent from the ground truth and never predicted.", "",
           format_table(results, class_names), ""]
     md_path = out_dir / "results.md"
