@@ -101,7 +101,9 @@ class RandomScaleCrop:
         width, height = image_size
         base = 1.0 if self.pre_size is None else self.pre_size / min(width, height)
         scale = base * _uniform(self.scale_min, self.scale_max)
-        w, h = int(width * scale), int(height * scale)
+        # At least one pixel: a tiny image at a small scale would otherwise become 0 pixels
+        # wide and crash the resize (the reference's int() alone gives 0).
+        w, h = max(1, int(width * scale)), max(1, int(height * scale))
         crop = self.crop_size
         crop_w = crop_h = crop
         pad_x = pad_y = 0

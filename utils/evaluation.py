@@ -214,7 +214,7 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
         "eval_protocol": protocol,
         "norm_semantics": norm_semantics,
         "trained_norm_semantics": trained_norm_semantics,
-        "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint": printable(checkpoint) if checkpoint else None,
         "class_names": list(class_names),
         "datasets": {
             name: {**{k: v for k, v in res.items() if k != "hist"},
@@ -229,7 +229,8 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
           f"- evaluation protocol: `{protocol}`",
           f"- norm semantics: `{norm_semantics}` (checkpoint trained with "
           f"`{trained_norm_semantics or 'unrecorded'}`)",
-          f"- checkpoint: `{checkpoint}`" if checkpoint else "- checkpoint: (none)", "",
+          f"- checkpoint: `{printable(checkpoint)}`" if checkpoint else "- checkpoint: (none)",
+          "",
           "IoU per class in %; n/a = class absent from the ground truth and never predicted.", "",
           format_table(results, class_names), ""]
     md_path = out_dir / "results.md"

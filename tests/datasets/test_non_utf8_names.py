@@ -130,3 +130,14 @@ def test_train_and_validate_on_gtav_with_latin1_names(latin1_gtav, tmp_path):
     assert result.iteration == 2 and "gtav" in result.best
     log = (tmp_path / "ckpt" / "d" / "latin1" / "train.log").read_text(encoding="utf-8")
     assert "done after 2 iterations" in log
+
+
+def test_results_files_name_a_latin1_checkpoint_path(tmp_path):
+    from utils.evaluation import write_results
+
+    result = {"miou": 0.5, "pixel_acc": 0.9, "iou": [0.5] * 19, "hist": [[0] * 19] * 19}
+    checkpoint = os.fsdecode(os.fsencode(tmp_path) + b"/" + LATIN1 + b".pth")
+    json_path, md_path = write_results({"gtav": result}, tmp_path, [str(i) for i in range(19)],
+                                       "robustnet", checkpoint)
+    assert json.loads(json_path.read_text())["checkpoint"].endswith(f"{SHOWN}.pth")
+    assert f"{SHOWN}.pth" in md_path.read_text(encoding="utf-8")
