@@ -53,9 +53,11 @@ def _assert_same_weights(expected_model, actual_model, what):
                                    msg=f"{key} differs after {what}")
 
 
-COMMON = ["--max_iter", "7", "--val_dataset", "cityscapes", "--save_every", "100"]
+COMMON = ["--max_iter", "6", "--val_dataset", "cityscapes", "--max_val_images", "1",
+          "--save_every", "100"]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_at_the_current_iteration_and_resume_matches(data_env, tmp_path):
     """SIGTERM during iteration 3: iteration 3 completes, last.pth holds iteration 3, exit 75,
     and --resume auto ends with the weights of an uninterrupted run."""
@@ -71,7 +73,7 @@ def test_sigterm_saves_at_the_current_iteration_and_resume_matches(data_env, tmp
     assert "Traceback" not in out.stderr
     assert "stopped by SIGTERM: saved" in (run_dir / "train.log").read_text()
     resumed = _run(tmp_path, *COMMON, "--resume", "auto", exp="term")
-    assert resumed.iteration == 7
+    assert resumed.iteration == 6
     _assert_same_weights(full.model, resumed.model, "SIGTERM + resume")
 
 
@@ -85,7 +87,7 @@ def test_second_signal_exits_at_once_without_saving(data_env, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_with_data_workers_saves_and_resume_matches(data_env, tmp_path):
     """SIGINT to the whole process group (as a terminal's Ctrl-C), DataLoader workers too."""
-    common = COMMON[:-2] + ["--save_every", "100", "--num_workers", "2"]
+    common = COMMON + ["--num_workers", "2"]
     full = _run(tmp_path, *common, exp="full")
     out = _signalled_run(tmp_path, data_env, "int", common, sig="SIGINT", at=5, group=True)
     assert out.returncode == EXIT_PREEMPTED, out.stderr[-3000:]
