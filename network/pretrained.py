@@ -66,6 +66,20 @@ def find_cached_weights(trunk_name):
     return next((path for path in cached_weight_files(trunk_name) if path.is_file()), None)
 
 
+def read_mapped_weights(path, key_map):
+    """The tensors of the weights file ``path`` under our names, and the file keys that
+    ``key_map`` sends to ``None`` (e.g. an ImageNet classifier): ``(dict, list)``."""
+    state = strip_module_prefix(extract_state_dict(load_checkpoint(path)))
+    mapped, unmapped = {}, []
+    for key, value in state.items():
+        target = key_map(key)
+        if target is None:
+            unmapped.append(key)
+        else:
+            mapped[target] = value
+    return mapped, unmapped
+
+
 def load_trunk_weights(trunk, path, key_map):
     """Copy the tensors of ``path`` whose mapped name and shape match into ``trunk``.
 
@@ -78,14 +92,7 @@ def load_trunk_weights(trunk, path, key_map):
         the :class:`utils.checkpoint.LoadReport`; ``unexpected`` also lists file keys that
         have no counterpart (e.g. the classifier). Raises ValueError when nothing matched.
     """
-    state = strip_module_prefix(extract_state_dict(load_checkpoint(path)))
-    mapped, unmapped = {}, []
-    for key, value in state.items():
-        target = key_map(key)
-        if target is None:
-            unmapped.append(key)
-        else:
-            mapped[target] = value
+    mapped, unmapped = read_mapped_weights(path, key_map)
     report = load_state_dict_forgiving(trunk, mapped, log=False)
     if not report.loaded:
         raise ValueError(f"--pretrained {path}: no tensor matches the trunk by name and shape; "
@@ -103,15 +110,8 @@ def load_trunk_weights_strict(trunk, path, key_map):
     and logged; trunk tensors of affine IN layers (``--wt_layer`` 4) are new and keep their
     init. Raises ValueError naming every missing, unknown or mismatched key.
     """
-    state = strip_module_prefix(extract_state_dict(load_checkpoint(path)))
+    mapped, unused = read_mapped_weights(path, key_map)
     own = trunk.state_dict()
-    mapped, unused = {}, []
-    for key, value in state.items():
-        target = key_map(key)
-        if target is None:
-            unused.append(key)
-        else:
-            mapped[target] = value
     report = LoadReport(unexpected=[key for key in mapped if key not in own])
     for key, value in own.items():
         if key not in mapped:
