@@ -1,6 +1,6 @@
 """The demo's comparison (baseline vs BlindNet) over several training seeds: mean and spread.
 
-    python bench/demo_seeds.py                      # 3 seeds, the demo's defaults (~35 min CPU)
+    python bench/demo_seeds.py                      # 3 seeds, the demo's defaults (~25 min CPU)
     python bench/demo_seeds.py --seeds 1 2 3 4 5 -- --iters 1000 --arch ...
 
 Arguments after ``--`` go to ``demo.py`` unchanged. The benchmark data are generated once
