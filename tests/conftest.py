@@ -43,3 +43,23 @@ def data_env(generated_roots, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+# Overrides that make an official training script (R50, 40k iterations) finish in seconds.
+TINY_TRAIN_OVERRIDES = ("--crop_size", "64", "--max_iter", "2", "--bs_mult", "2",
+                        "--class_uniform_tile", "32", "--num_workers", "0",
+                        "--max_val_images", "1", "--scale_min", "0.75", "--scale_max", "1.25")
+
+
+def run_train_script_tiny(script, data_env, tmp_path):
+    """Run ``scripts/<script>`` in one process with :data:`TINY_TRAIN_OVERRIDES`, writing
+    checkpoints under ``tmp_path``; returns the ``CompletedProcess``."""
+    import os
+    import subprocess
+
+    from config import REPO_ROOT
+
+    argv = [*TINY_TRAIN_OVERRIDES, "--ckpt", str(tmp_path), "--tb_path", str(tmp_path / "tb")]
+    return subprocess.run(["bash", f"scripts/{script}", *argv], cwd=REPO_ROOT,
+                          env={**os.environ, **data_env, "NGPU": "1"},
+                          capture_output=True, text=True, timeout=900)

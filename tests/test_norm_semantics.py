@@ -11,6 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import train
 import valid
+from tests.conftest import run_train_script_tiny
 from utils.checkpoint import load_checkpoint
 
 ARCH = "network.deepv3.DeepR18V3PlusD"
@@ -185,17 +186,7 @@ def test_torchrun_two_cpu_processes_in_torch12_mode(data_env, tmp_path):
 
 @pytest.mark.slow
 def test_torch12_train_script_runs_the_official_recipe_with_the_switch(data_env, tmp_path):
-    import os
-    import subprocess
-
-    from config import REPO_ROOT
-
-    tiny = ["--crop_size", "64", "--max_iter", "2", "--bs_mult", "2", "--class_uniform_tile",
-            "32", "--num_workers", "0", "--max_val_images", "1", "--ckpt", str(tmp_path),
-            "--tb_path", str(tmp_path / "tb"), "--scale_min", "0.75", "--scale_max", "1.25"]
-    out = subprocess.run(["bash", "scripts/blindnet_train_r50os16_gtav_torch12.sh", *tiny],
-                         cwd=REPO_ROOT, env={**os.environ, **data_env, "NGPU": "1"},
-                         capture_output=True, text=True, timeout=900)
+    out = run_train_script_tiny("blindnet_train_r50os16_gtav_torch12.sh", data_env, tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "0326" / "BlindNet_r50os16_gtav_torch12" / "last.pth")
     assert ckpt["norm_semantics"] == "torch1.2"

@@ -10,6 +10,7 @@ import torch
 
 import train
 from config import REPO_ROOT
+from tests.conftest import run_train_script_tiny
 from utils.checkpoint import load_checkpoint, strip_module_prefix
 
 TINY = ["--arch", "network.deepv3.DeepR18V3PlusD", "--crop_size", "64", "--bs_mult", "2",
@@ -191,12 +192,7 @@ def test_torchrun_two_cpu_processes(data_env, tmp_path):
 
 @pytest.mark.slow
 def test_official_train_script_runs_with_tiny_overrides(data_env, tmp_path):
-    tiny = ["--crop_size", "64", "--max_iter", "2", "--bs_mult", "2", "--class_uniform_tile",
-            "32", "--num_workers", "0", "--max_val_images", "1", "--ckpt", str(tmp_path),
-            "--tb_path", str(tmp_path / "tb"), "--scale_min", "0.75", "--scale_max", "1.25"]
-    out = subprocess.run(["bash", "scripts/blindnet_train_r50os16_gtav.sh", *tiny],
-                         cwd=REPO_ROOT, env={**os.environ, **data_env, "NGPU": "1"},
-                         capture_output=True, text=True, timeout=900)
+    out = run_train_script_tiny("blindnet_train_r50os16_gtav.sh", data_env, tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run_dir = tmp_path / "0326" / "BlindNet_r50os16_gtav"
     ckpt = load_checkpoint(run_dir / "last.pth")
