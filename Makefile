@@ -15,7 +15,7 @@ help:
 	@echo "make bench     run the benchmarks in bench/ and print their tables"
 
 install:
-	$(PYTHON) tools/ensure_requirements.py requirements.txt
+	$(PYTHON) tools/ensure_requirements.py requirements.txt --no-deps requirements-nodeps.txt
 
 test: install
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)

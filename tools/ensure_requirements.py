@@ -4,7 +4,12 @@
 and may touch the network; this check reads installed metadata and returns in well under a
 second, so ``make test`` / ``make demo`` stay fast on the second run.
 
-Usage: python tools/ensure_requirements.py [requirements.txt]
+Usage: python tools/ensure_requirements.py [requirements.txt] [--no-deps FILE]
+
+Files after ``--no-deps`` are installed with ``pip install --no-deps -r FILE``: their
+packages declare a dependency that must not be installed (``imagecorruptions`` requires
+``opencv-python``, which would be installed next to ``opencv-python-headless`` into the same
+``cv2`` folder); their real requirements are listed in ``requirements.txt``.
 """
 
 import subprocess
@@ -38,13 +43,29 @@ def unsatisfied(requirements_file):
     return missing
 
 
+def parse_argv(argv):
+    """``[prog, FILE..., --no-deps FILE...]`` -> [(file, no_deps)]; default requirements.txt."""
+    files, no_deps = [], False
+    for arg in argv[1:]:
+        if arg == "--no-deps":
+            no_deps = True
+            continue
+        files.append((arg, no_deps))
+        no_deps = False
+    return files or [("requirements.txt", False)]
+
+
 def main(argv):
-    requirements_file = argv[1] if len(argv) > 1 else "requirements.txt"
-    missing = unsatisfied(requirements_file)
-    if not missing:
-        return 0
-    print("installing missing requirements:", ", ".join(missing), flush=True)
-    return subprocess.call([sys.executable, "-m", "pip", "install", "-r", requirements_file])
+    status = 0
+    for requirements_file, no_deps in parse_argv(argv):
+        missing = unsatisfied(requirements_file)
+        if not missing:
+            continue
+        print("installing missing requirements:", ", ".join(missing), flush=True)
+        command = [sys.executable, "-m", "pip", "install", *(["--no-deps"] if no_deps else []),
+                   "-r", requirements_file]
+        status = status or subprocess.call(command)
+    return status
 
 
 if __name__ == "__main__":
