@@ -41,3 +41,18 @@ class Synthia(SegmentationDataset):
         images = self.list_files(self.root / "RGB" / folder, ".png")
         labels = self.require_dir(self.root / "GT" / "LABELS" / folder, "label split folder")
         return [(image, image.stem, [labels / image.name]) for image in images]
+
+
+# Class subsets of SYNTHIA-source tables (results.json ``miou_16`` / ``miou_13``). SYNTHIA-
+# RAND-CITYSCAPES has no terrain, truck or train pixels (its ids 16, 18, 20 never occur), so
+# SYNTHIA -> Cityscapes tables average the IoU of the other 16 of the 19 Cityscapes classes;
+# the 13-class "mIoU*" further drops wall, fence and pole. The 13-class list is the one of
+# the SYNTHIA -> Cityscapes adaptation benchmark (AdaptSegNet, Tsai et al., CVPR 2018), the
+# 16/13 pair the one ADVENT (Vu et al., CVPR 2019) reports side by side (mIoU / mIoU*);
+# both conventions come from those papers (no file of the official code defines them).
+# Both are nan-means of the 19-class IoUs (19-class confusion matrix) over the subset.
+SYNTHIA_16_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "sky", "person", "rider", "car", "bus", "motorcycle", "bicycle",
+)
+SYNTHIA_13_CLASSES = tuple(c for c in SYNTHIA_16_CLASSES if c not in ("wall", "fence", "pole"))
