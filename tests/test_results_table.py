@@ -1,0 +1,150 @@
+"""tools/results_table.py: methods x seeds -> mean ± std, and refusal of setting mixes."""
+
+import json
+import math
+
+import pytest
+
+from datasets.labels import CLASS_NAMES
+from tools import results_table as rt
+from utils.evaluation import write_results
+
+
+def _result(miou):
+    iou = [miou] * len(CLASS_NAMES)
+    return {"miou": miou, "iou": iou, "pixel_acc": 0.9, "hist": [[0]], "images": 1}
+
+
+def _write_run(base, folder, mious, exp=None, seed=None, protocol="robustnet", tta=None,
+               source="gtav"):
+    """A results.json as valid.py writes it (plus the training run, TTA and targets)."""
+    out = base / folder
+    write_results({name: _result(m) for name, m in mious.items()}, out, CLASS_NAMES, protocol,
+                  checkpoint="ckpt.pth")
+    path = out / "results.json"
+    payload = json.loads(path.read_text())
+    if exp is not None:
+        payload["training_run"] = {"exp": exp, "seed": seed}
+    if tta is not None:
+        payload["tta"] = {"name": tta}
+    payload["mean_over_targets"] = {"targets": [n for n in mious if n != source]}
+    path.write_text(json.dumps(payload))
+    return out
+
+
+@pytest.fixture
+def three_runs(tmp_path):
+    """Two seeds of baseline, one of blindnet; GTAV evaluated too (the source)."""
+    return [
+        _write_run(tmp_path, "a", {"cityscapes": 0.30, "bdd100k": 0.20, "gtav": 0.70},
+                   exp="baseline_seed304", seed=304),
+        _write_run(tmp_path, "b", {"cityscapes": 0.34, "bdd100k": 0.26, "gtav": 0.72},
+                   exp="baseline_seed305", seed=305),
+        _write_run(tmp_path, "c", {"cityscapes": 0.40, "bdd100k": 0.31, "gtav": 0.69},
+                   exp="blindnet_seed304", seed=304),
+    ]
+
+
+def test_mean_and_std_over_seeds(three_runs):
+    table = rt.build_table([rt.load_run(p) for p in three_runs])
+    assert table["columns"] == ["cityscapes", "bdd100k", "mean"]
+    baseline, blindnet = table["rows"]
+    assert (baseline["method"], baseline["seeds"]) == ("baseline", [304, 305])
+    assert (blindnet["method"], blindnet["seeds"]) == ("blindnet", [304])
+    mean, std, values = baseline["cells"]["cityscapes"]
+    assert mean == pytest.approx(32.0) and std == pytest.approx(2 * math.sqrt(2))
+    assert values == pytest.approx([30.0, 34.0])
+    mean, std, values = baseline["cells"]["mean"]  # per-seed means 25 and 30
+    assert values == pytest.approx([25.0, 30.0])
+    assert mean == pytest.approx(27.5) and std == pytest.approx(5 / math.sqrt(2))
+    mean, std, _ = blindnet["cells"]["mean"]
+    assert mean == pytest.approx(35.5) and math.isnan(std)
+
+
+def test_markdown_and_latex(three_runs, capsys):
+    assert rt.main([str(p) for p in three_runs]) == 0
+    out = capsys.readouterr().out
+    assert "| method | n | cityscapes | bdd100k | mean |" in out
+    assert "| baseline | 2 | 32.00 ± 2.83 | 23.00 ± 4.24 | 27.50 ± 3.54 |" in out
+    assert "| blindnet | 1 | 40.00 | 31.00 | 35.50 |" in out
+    assert "protocol robustnet, TTA single-scale" in out
+    assert r"baseline & 2 & 32.00 $\pm$ 2.83 & 23.00 $\pm$ 4.24 & 27.50 $\pm$ 3.54 \\" in out
+    assert r"\begin{tabular}" in out and r"\end{tabular}" in out
+
+
+def test_refuses_a_protocol_mix(three_runs, tmp_path, capsys):
+    other = _write_run(tmp_path, "d", {"cityscapes": 0.41, "bdd100k": 0.30},
+                       exp="blindnet_seed305", seed=305, protocol="blindnet")
+    assert rt.main([str(p) for p in three_runs + [other]]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to put runs of different evaluation settings into one column" in err
+    assert "protocol robustnet, TTA single-scale" in err and "protocol blindnet" in err
+    assert str(other / "results.json") in err
+
+
+def test_refuses_a_tta_mix_and_splits_on_request(three_runs, tmp_path, capsys):
+    other = _write_run(tmp_path, "d", {"cityscapes": 0.45, "bdd100k": 0.33},
+                       exp="blindnet_seed305", seed=305, tta="ms(0.5,1,1.5)+flip")
+    runs = [rt.load_run(p) for p in three_runs + [other]]
+    with pytest.raises(rt.ResultsTableError, match="TTA ms\\(0.5,1,1.5\\)\\+flip"):
+        rt.build_table(runs)
+    text = rt.render(runs, split_settings=True, fmt="markdown")
+    assert text.count("| method | n |") == 2 and "| blindnet | 1 | 45.00 | 33.00 | 39.00 |" in text
+
+
+def test_targets_option_and_missing_column(three_runs, tmp_path):
+    runs = [rt.load_run(p) for p in three_runs]
+    table = rt.build_table(runs, targets=["bdd100k"])
+    assert table["columns"] == ["bdd100k", "mean"]
+    assert table["rows"][0]["cells"]["mean"][0] == pytest.approx(23.0)
+    short = _write_run(tmp_path, "e", {"cityscapes": 0.5}, exp="x_seed1", seed=1)
+    with pytest.raises(rt.ResultsTableError, match="no result for 'bdd100k'.*--targets"):
+        rt.build_table(runs + [rt.load_run(short)])
+
+
+def test_method_and_seed_from_the_folder_name_and_refusals(tmp_path):
+    run = rt.load_run(_write_run(tmp_path, "oracle-s7", {"cityscapes": 0.5}))
+    assert (run.method, run.seed) == ("oracle", 7)
+    with pytest.raises(rt.ResultsTableError, match="cannot tell the seed"):
+        rt.load_run(_write_run(tmp_path, "unnamed", {"cityscapes": 0.5}))
+    twice = [rt.load_run(_write_run(tmp_path, f"r{i}", {"cityscapes": 0.5}, exp="m_seed1",
+                                    seed=1)) for i in range(2)]
+    with pytest.raises(rt.ResultsTableError, match="seed\\(s\\) \\[1\\] more than once"):
+        rt.build_table(twice)
+    with pytest.raises(rt.ResultsTableError, match="no results.json"):
+        rt.load_run(tmp_path / "nothing")
+
+
+def test_synthia_class_subsets(tmp_path):
+    out = _write_run(tmp_path, "syn_seed1", {"cityscapes": 0.5}, source="synthia")
+    payload = json.loads((out / "results.json").read_text())
+    per_class = payload["datasets"]["cityscapes"]["iou_per_class"]
+    for name in ("terrain", "truck", "train"):
+        per_class[name] = 0.0
+    per_class["wall"] = None  # absent and never predicted
+    (out / "results.json").write_text(json.dumps(payload))
+    run = rt.load_run(out)
+    assert rt.run_value(run, "cityscapes", "16") == pytest.approx(0.5)
+    assert rt.run_value(run, "cityscapes", "13") == pytest.approx(0.5)
+    assert rt.run_value(run, "cityscapes", "19") == pytest.approx(0.5)  # stored miou
+
+
+def test_foggy_columns_name_their_beta(tmp_path):
+    out = _write_run(tmp_path, "f_seed1", {"foggy_cityscapes": 0.5})
+    payload = json.loads((out / "results.json").read_text())
+    payload["datasets"]["foggy_cityscapes"]["foggy_beta"] = 0.01
+    (out / "results.json").write_text(json.dumps(payload))
+    assert rt.load_run(out).targets == ["foggy_cityscapes (β=0.01)"]
+
+
+def test_script_runs_from_the_command_line(three_runs):
+    import subprocess
+    import sys
+
+    from config import REPO_ROOT
+
+    done = subprocess.run([sys.executable, "tools/results_table.py", "--format", "markdown",
+                           *map(str, three_runs)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "| baseline | 2 |" in done.stdout
