@@ -1,4 +1,4 @@
-"""The BlindNet segmenters: ``get_net(arch, ...)`` and :class:`ModelOutput`.
+"""The BlindNet segmenters: ``get_net(arch, ...)``, :class:`ModelOutput` and :class:`ViewOutput`.
 
 ``arch`` is an official factory name, with or without the ``network.deepv3.`` prefix of
 ``--arch`` (e.g. ``network.deepv3.DeepR50V3PlusD``); see ``network.deepv3.FACTORIES``.
@@ -8,10 +8,10 @@ from network.deepv3 import FACTORIES, DeepV3Plus, build_deepv3
 from network.instance_norm import OFFICIAL_WT_LAYER
 from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
                                     apply_norm_semantics, norm_semantics_of)
-from network.output import ModelOutput
+from network.output import ModelOutput, ViewOutput
 
 __all__ = ["DEFAULT_NORM_SEMANTICS", "FACTORIES", "DeepV3Plus", "ModelOutput", "NORM_SEMANTICS",
-           "OFFICIAL_WT_LAYER", "apply_norm_semantics", "build_deepv3", "get_net",
+           "OFFICIAL_WT_LAYER", "ViewOutput", "apply_norm_semantics", "build_deepv3", "get_net",
            "norm_semantics_of", "resolve_arch"]
 
 ARCH_PREFIXES = ("network.deepv3.", "deepv3.")

@@ -10,7 +10,6 @@ view is normalised by its own batch statistics and BatchNorm running statistics 
 twice per training step (original view first), as in the official code.
 """
 
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -21,21 +20,10 @@ from network import efficientnet, mobilenet, resnet, shufflenet
 from network.heads import (ASPP, FINE_CHANNELS, ProjectionHead, aux_head, classifier_1x1,
                            conv_bn_relu, decoder_final1, init_head_weights)
 from network.instance_norm import OFFICIAL_WT_LAYER, run_stage, validate_wt_layer
-from network.output import ModelOutput
+from network.output import ModelOutput, ViewOutput
 from network.pretrained import init_pretrained
 
 DECODER_CHANNELS = 256
-
-
-@dataclass
-class ViewOutput:
-    """Outputs of one view (see :class:`network.output.ModelOutput` for shapes)."""
-
-    logits: torch.Tensor
-    dec_logits: torch.Tensor
-    aux_logits: torch.Tensor | None
-    in_feats: list | None
-    embeddings: list | None
 
 
 class DeepV3Plus(nn.Module):
@@ -93,19 +81,30 @@ class DeepV3Plus(nn.Module):
         dec1 = self.final1(dec0)
         return dec0, dec1, self.final2(dec1)
 
-    def _forward_view(self, images, collect, with_aux, with_embeddings):
-        """Encoder, decoder and the requested heads for one view ``(B, 3, H, W)``."""
-        in_feats = [] if collect else None
+    def _upsampled_logits(self, images, in_feats=None):
+        """Encoder and decoder of one view ``(B, 3, H, W)``.
+
+        Returns ``(logits (B, C, H, W), dec2, aux_in, encoded, dec0, dec1)``; collected IN
+        outputs are appended to ``in_feats`` when it is a list.
+        """
         low_level, aux_in, encoded = self.encode(images, in_feats)
         dec0, dec1, dec2 = self.decode(low_level, encoded)
         logits = F.interpolate(dec2, size=images.shape[-2:], mode="bilinear",
                                align_corners=True)
+        return logits, dec2, aux_in, encoded, dec0, dec1
+
+    def _forward_view(self, images, with_aux, with_embeddings):
+        """One training view ``(B, 3, H, W)``: ``(ViewOutput, aux logits or None)``."""
+        in_feats = []
+        logits, dec2, aux_in, encoded, dec0, dec1 = self._upsampled_logits(images, in_feats)
+        # The aux head (Dropout2d) runs before the projection heads, as in the official
+        # code, so that the random stream is consumed in the same order.
         aux_logits = self.dsn(aux_in) if with_aux else None
         embeddings = None
         if with_embeddings:
             embeddings = [self.ProjectionHead_cls_0(encoded), self.ProjectionHead_cls_1(dec0),
                           self.ProjectionHead_cls_2(dec1)]
-        return ViewOutput(logits, dec2, aux_logits, in_feats, embeddings)
+        return ViewOutput(logits, dec2, in_feats, embeddings), aux_logits
 
     def forward(self, images, images_aug=None, with_embeddings=True):
         """Segment ``images`` (and, for BlindNet training, their augmented twins).
@@ -116,27 +115,23 @@ class DeepV3Plus(nn.Module):
             with_embeddings: run the projection heads (needed by CWCL/SDCL only).
 
         Returns:
-            eval mode without ``images_aug``: logits ``(B, C, H, W)``; otherwise a
-            :class:`ModelOutput` (``*_aug`` fields ``None`` for a single view).
+            eval mode without ``images_aug``: logits ``(B, C, H, W)``; otherwise (every
+            training-mode call) a :class:`ModelOutput` whose ``augmented`` view is ``None``
+            for a single view.
         """
         _check_images(images, "images")
         if not self.training and images_aug is None:
-            return self._forward_view(images, collect=False, with_aux=False,
-                                      with_embeddings=False).logits
-        view = self._forward_view(images, collect=True, with_aux=True,
-                                  with_embeddings=with_embeddings)
-        output = ModelOutput(logits=view.logits, dec_logits=view.dec_logits,
-                             aux_logits=view.aux_logits, in_feats=view.in_feats,
-                             embeddings=view.embeddings)
+            return self._upsampled_logits(images)[0]
+        original, aux_logits = self._forward_view(images, with_aux=True,
+                                                  with_embeddings=with_embeddings)
+        output = ModelOutput(original=original, aux_logits=aux_logits)
         if images_aug is not None:
             _check_images(images_aug, "images_aug")
             if images_aug.shape != images.shape:
                 raise ValueError(f"images_aug must have the shape of images "
                                  f"{tuple(images.shape)}, got {tuple(images_aug.shape)}")
-            view_aug = self._forward_view(images_aug, collect=True, with_aux=False,
-                                          with_embeddings=with_embeddings)
-            output.logits_aug, output.dec_logits_aug = view_aug.logits, view_aug.dec_logits
-            output.in_feats_aug, output.embeddings_aug = view_aug.in_feats, view_aug.embeddings
+            output.augmented, _ = self._forward_view(images_aug, with_aux=False,
+                                                     with_embeddings=with_embeddings)
         return output
 
 
