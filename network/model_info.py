@@ -1,7 +1,7 @@
 """Parameters and FLOPs of a segmenter, counted with ``thop`` on the evaluation forward.
 
-    python -m utils.model_info --arch network.deepv3.DeepR50V3PlusD --size 768
-    python -m utils.model_info --arch all --size 512 1024
+    python -m network.model_info --arch network.deepv3.DeepR50V3PlusD --size 768
+    python -m network.model_info --arch all --size 512 1024
 
 ``gmacs`` is thop's count of multiply-accumulates (what many papers call "FLOPs");
 ``gflops`` = 2 x ``gmacs``. Bilinear upsampling is not counted by thop. ``params`` counts
