@@ -32,7 +32,3 @@ class AttrDict(dict):
             del self[name]
         except KeyError:
             raise AttributeError(name) from None
-
-    def to_dict(self):
-        """Return a deep copy made of plain dicts (for JSON dumps)."""
-        return {k: v.to_dict() if isinstance(v, AttrDict) else v for k, v in self.items()}

@@ -41,9 +41,6 @@ class ConfusionMatrix:
         dist_utils.all_reduce_sum(self.hist)
         return self
 
-    def reset(self):
-        self.hist.zero_()
-
     def compute(self):
         """Metrics of the accumulated matrix; see :func:`metrics_from_confusion`."""
         return metrics_from_confusion(self.hist.cpu().numpy())
