@@ -11,6 +11,7 @@ from torch import nn
 from loss.contrastive import ClassWiseContrastiveLoss, SemanticDisentanglementContrastiveLoss
 from loss.covariance import CovarianceMatchingLoss, CrossCovarianceLoss
 from loss.segmentation import AuxCrossEntropy, SegmentationCrossEntropy
+from utils.labels import IGNORE_LABEL
 
 
 class BlindNetCriterion(nn.Module):
@@ -39,7 +40,7 @@ class BlindNetCriterion(nn.Module):
     def __init__(self, use_ca=False, use_cwcl=False, use_sdcl=False, w1=0.0, w2=0.0, w3=0.3,
                  w4=0.0, aux_weight=0.4, nce_T=0.07, contrast_max_classes=15,
                  contrast_max_views=50, num_patch=20, cwcl_negatives="reference",
-                 cwcl_class_order="ascending", ignore_index=255, class_weights=None):
+                 cwcl_class_order="ascending", ignore_index=IGNORE_LABEL, class_weights=None):
         super().__init__()
         self.use_ca, self.use_cwcl, self.use_sdcl = use_ca, use_cwcl, use_sdcl
         self.weights = {"aux": aux_weight, "cml": w1, "ccl": w2, "cwcl": w3, "sdcl": w4}

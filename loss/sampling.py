@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from utils.labels import IGNORE_LABEL
+
 NUM_LABEL_VALUES = 256
 
 
@@ -75,7 +77,7 @@ def _choose_classes(candidate, max_classes, random_order, generator):
 
 
 def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False,
-                        random_class_order=False, ignore_index=255, generator=None):
+                        random_class_order=False, ignore_index=IGNORE_LABEL, generator=None):
     """Draw the ``K * V`` CWCL anchors of every image.
 
     Per image: the classes (not ``ignore_index``) with more than V pixels are candidates;
@@ -161,7 +163,7 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
 
 
 def sample_sdcl_pairs(labels, preds, preds_aug, num_patch, *, max_samples=1000,
-                      ignore_index=255, generator=None):
+                      ignore_index=IGNORE_LABEL, generator=None):
     """Draw the SDCL anchors (pixels the augmented view got wrong) and their negatives.
 
     An anchor is a labelled pixel where the original view is right and the augmented view

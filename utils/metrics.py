@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from utils import dist as dist_utils
+from utils.labels import NUM_CLASSES
 
 
 class ConfusionMatrix:
@@ -13,7 +14,7 @@ class ConfusionMatrix:
     together with their predictions, exactly as the reference does.
     """
 
-    def __init__(self, num_classes=19, device="cpu"):
+    def __init__(self, num_classes=NUM_CLASSES, device="cpu"):
         self.num_classes = num_classes
         self.hist = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
