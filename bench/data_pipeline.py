@@ -38,10 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datasets import build_dataset  # noqa: E402
 from datasets.cityscapes import decode_cityscapes_label  # noqa: E402
 from datasets.gtav import decode_gtav_label  # noqa: E402
-from datasets.labels import (  # noqa: E402
+from datasets.label_codes import (  # noqa: E402
     CITYSCAPES_ID_TO_TRAINID,
     CITYSCAPES_LUT,
-    TRAIN_COLOURS,
     apply_lut,
     decode_colour_label,
     palette_to_trainid_lut,
@@ -52,6 +51,7 @@ from datasets.synthetic import (  # noqa: E402
     write_gtav_sample,
 )
 from datasets.uniform import tile_centroids  # noqa: E402
+from utils.labels import TRAIN_COLOURS  # noqa: E402
 
 GTAV_SIZE = (1052, 1914)  # H, W
 CITYSCAPES_SIZE = (1024, 2048)

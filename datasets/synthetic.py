@@ -24,14 +24,12 @@ import numpy as np
 from PIL import Image
 
 from datasets import parse_dataset_name
-from datasets.labels import (
+from datasets.label_codes import (
     CITYSCAPES_ID_TO_TRAINID,
-    IGNORE_LABEL,
     MAPILLARY_ID_TO_TRAINID,
-    NUM_CLASSES,
-    PALETTE,
     SYNTHIA_ID_TO_TRAINID,
 )
+from utils.labels import IGNORE_LABEL, NUM_CLASSES, PALETTE, TrainId
 
 # Official Cityscapes colours of labelIds 0..33 (DATASETS.md §3.2), incl. polegroup = pole.
 CITYSCAPES_ID_COLOURS = (
@@ -185,9 +183,9 @@ def random_scene(rng, size, num_shapes=6):
     random classes (ignore included).
     """
     height, width = size
-    train_ids = np.full(size, 2, dtype=np.uint8)
-    train_ids[: height // 3] = 10
-    train_ids[2 * height // 3:] = 0
+    train_ids = np.full(size, TrainId.BUILDING, dtype=np.uint8)
+    train_ids[: height // 3] = TrainId.SKY
+    train_ids[2 * height // 3:] = TrainId.ROAD
     for _ in range(num_shapes):
         cls = rng.choice(np.r_[np.arange(NUM_CLASSES), IGNORE_LABEL])
         h = int(rng.integers(max(2, height // 8), max(3, height // 2)))

@@ -27,15 +27,14 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.synthetic import write_bdd_sample, write_cityscapes_sample, write_gtav_sample
+from utils.labels import NUM_CLASSES
 
-from .layout import TrainId
 from .scene import render_scene
 from .styles import SOURCE_STYLE, STYLES, TARGET_STYLES, render_style
 
 GENERATOR_VERSION = 1  # bump whenever the generated files change for the same parameters
 MANIFEST = "manifest.json"
 SOURCE_DIR = "gtav"
-NUM_CLASSES = len(TrainId)
 
 
 def code_fingerprint():

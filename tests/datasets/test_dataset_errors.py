@@ -121,7 +121,8 @@ def test_gtav_size_mismatch_drop_and_resize(tmp_path, cache_dir):
         resized = build_dataset("gtav", "train", root=tmp_path, cache_dir=cache_dir,
                                 gtav_mismatch="resize", training=False)
     assert len(resized) == 3
-    image, label, name = resized[1]
+    item = resized[1]
+    image, label, name = item["image"], item["label"], item["name"]
     assert name == "00002" and label.shape == (12, 20) and (label == 8).all()
     # The size check is cached: a second build reads no image header.
     import datasets.gtav

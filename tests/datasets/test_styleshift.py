@@ -13,9 +13,10 @@ from datasets.bdd100k import decode_bdd_label
 from datasets.cityscapes import decode_cityscapes_label
 from datasets.gtav import decode_gtav_label
 from datasets.styleshift import (
-    SOURCE_STYLE, STYLES, TARGET_STYLES, TrainId, generate_benchmark, layout_rng,
+    SOURCE_STYLE, STYLES, TARGET_STYLES, generate_benchmark, layout_rng,
     render_scene, render_style, style_rng,
 )
+from utils.labels import TrainId
 
 SIZE = (96, 192)
 TINY = dict(seed=3, size=SIZE, n_train=3, n_val=4, n_target=4, progress=False)
@@ -192,13 +193,13 @@ def test_real_loaders_read_the_benchmark(generated, tmp_path):
     source = build_dataset("gtav", "val", root=manifest["source"]["root"], training=False,
                            cache_dir=tmp_path)
     assert len(source) == 4
-    image, label, _ = source[0]
+    image, label = source[0]["image"], source[0]["label"]
     assert tuple(image.shape) == (3,) + SIZE and tuple(label.shape) == SIZE
     for name, entry in manifest["targets"].items():
         dataset = build_dataset(entry["dataset"], "val", root=entry["root"], training=False,
                                 cache_dir=tmp_path)
         assert len(dataset) == 4, name
-        _, target_label, _ = dataset[0]
+        target_label = dataset[0]["label"]
         np.testing.assert_array_equal(target_label.numpy(), label.numpy())
 
 
