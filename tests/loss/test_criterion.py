@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+import cli
 from loss import BlindNetCriterion, SegmentationCrossEntropy
 from network import ModelOutput, ViewOutput, get_net
-from utils.args import parse_args
 
 OFFICIAL_FLAGS = ["--dataset", "gtav_jitter", "--wt_layer", "0", "0", "1", "1", "1", "0", "0",
                   "--use_ca", "--use_cwcl", "--use_sdcl", "--w1", "0.2", "--w2", "0.2",
@@ -21,8 +21,8 @@ def _blocky_labels(batch, size, generator):
     return labels
 
 
-def test_from_args_uses_the_official_flags():
-    criterion = BlindNetCriterion.from_args(parse_args("train", OFFICIAL_FLAGS))
+def test_the_official_flags_build_the_official_criterion():
+    criterion = BlindNetCriterion(**cli.criterion_kwargs(cli.parse_args("train", OFFICIAL_FLAGS)))
     assert (criterion.use_ca, criterion.use_cwcl, criterion.use_sdcl) == (True, True, True)
     assert criterion.weights == {"aux": 0.4, "cml": 0.2, "ccl": 0.2, "cwcl": 0.3, "sdcl": 0.3}
     assert (criterion.cwcl.max_classes, criterion.cwcl.max_views) == (15, 50)
