@@ -45,12 +45,9 @@ from datasets.label_codes import (  # noqa: E402
     decode_colour_label,
     palette_to_trainid_lut,
 )
-from datasets.synthetic import (  # noqa: E402
-    random_scene,
-    write_cityscapes_sample,
-    write_gtav_sample,
-)
+from datasets.styleshift.formats import write_cityscapes_sample, write_gtav_sample  # noqa: E402
 from datasets.uniform import tile_centroids  # noqa: E402
+from tests.generated_data import random_scene  # noqa: E402
 from utils.labels import TRAIN_COLOURS  # noqa: E402
 
 GTAV_SIZE = (1052, 1914)  # H, W

@@ -11,7 +11,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import datasets.uniform
 from datasets import build_dataset
-from datasets.synthetic import write_bdd_sample
+from datasets.styleshift.formats import write_bdd_sample
 from datasets.uniform import build_epoch, tile_centroids
 
 

@@ -17,7 +17,7 @@ from datasets.label_codes import (
 )
 from datasets.mapillary import decode_mapillary_label
 from datasets.readers import DatasetReadError
-from datasets.synthetic import CITYSCAPES_ID_COLOURS, write_synthia_sample
+from datasets.styleshift.formats import CITYSCAPES_ID_COLOURS, write_synthia_sample
 from datasets.synthia import decode_synthia_label
 from utils.labels import CLASS_NAMES, PALETTE, TRAIN_COLOURS
 

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 import datasets
 from datasets import DATASET_NAMES, ImageFolder, build_dataset, parse_dataset_name
-from datasets.synthetic import write_bdd_sample, write_cityscapes_sample
+from datasets.styleshift.formats import write_bdd_sample, write_cityscapes_sample
 
 DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")
 

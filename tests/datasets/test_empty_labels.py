@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from datasets import build_dataset
-from datasets.synthetic import random_scene, write_bdd_sample, write_gtav_sample
+from datasets.styleshift.formats import write_bdd_sample, write_gtav_sample
+from tests.generated_data import random_scene
 from utils.empty_labels import EmptyLabelsError
 
 ARCH = "network.deepv3.DeepR18V3PlusD"

@@ -12,7 +12,7 @@ import pytest
 import datasets.cache
 from datasets import DatasetLayoutError, DatasetReadError, build_dataset
 from datasets.cache import files_fingerprint
-from datasets.synthetic import generate_dataset
+from tests.generated_data import generate_dataset
 from utils.logging import printable, setup_logging
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or os.fsencode("\udce9") != b"\xe9",

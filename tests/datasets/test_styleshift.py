@@ -250,3 +250,23 @@ def test_refuses_to_overwrite_foreign_folders(tmp_path):
 def test_bad_parameters_are_rejected(tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         generate_benchmark(tmp_path, **dict(TINY, **bad))
+
+
+def test_cache_key_hashes_only_the_generator_package(tmp_path, monkeypatch):
+    """The code fingerprint covers the generator (incl. its format writers), no test code."""
+    import shutil
+
+    import datasets.styleshift.benchmark as benchmark
+
+    package = tmp_path / "datasets" / "styleshift"
+    shutil.copytree(Path(benchmark.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(benchmark, "__file__", str(package / "benchmark.py"))
+    before = benchmark.code_fingerprint()
+    (tmp_path / "datasets" / "synthetic.py").write_text("# a fixture writer outside\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "generated_data.py").write_text("# test code\n")
+    assert benchmark.code_fingerprint() == before
+    with open(package / "formats.py", "a") as handle:
+        handle.write("# a change to a format writer\n")
+    assert benchmark.code_fingerprint() != before
