@@ -7,27 +7,29 @@ warns about each one set away from its default, so nothing is ignored silently. 
 additions (DECISIONS.md) are grouped under "BlindNet framework". The ``--<name>_dir`` root
 flags come from the dataset registry (``datasets.root_flags()``).
 
-Only the entry points import this module. The converters at the end turn the namespace into
-the plain values and small dataclasses the library and ``engine`` take; nothing below the
-entry points ever sees the namespace.
+Only the entry points import this module. Its converters turn the namespace into the plain
+values and dataclasses the library and ``engine`` take; nothing below ever sees the namespace.
 """
 
 import argparse
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import datasets
 from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
+from engine.evaluation import SnapshotMismatchError
+from engine.evaluation import load_eval_model as _load_eval_model
 from transforms.normalization import EVAL_PROTOCOLS
 
-SCRIPTS = ("train", "valid", "infer")
+# Script -> description of its parser (all three share every flag).
+SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
+           "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
+           "infer": "Write colourized predictions of a checkpoint."}
 WT_LAYER_CHOICES = (0, 1, 2, 3, 4)
 
-# Official flags that have no effect here; a non-default value triggers a warning.
-# (dest -> why it is ignored)
+# Official flags without effect here (dest -> why); a non-default value triggers a warning.
 _UNUSED, _ISW, _SGD = ("unused by BlindNet", "RobustNet ISW parameter, unused by BlindNet",
                        "SGD is always used, as in the reference")
 IGNORED_FLAGS = {
@@ -217,14 +219,9 @@ def _framework_flags(parser):
 def build_parser(script="train"):
     """The parser of ``train.py`` / ``valid.py`` / ``infer.py`` (all share every flag)."""
     if script not in SCRIPTS:
-        raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
-    descriptions = {
-        "train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
-        "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
-        "infer": "Write colourized predictions of a checkpoint.",
-    }
+        raise ValueError(f"script must be one of {tuple(SCRIPTS)}, got {script!r}")
     parser = argparse.ArgumentParser(
-        prog=f"{script}.py", description=descriptions[script],
+        prog=f"{script}.py", description=SCRIPTS[script],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _official_flags(parser)
     _framework_flags(parser)
@@ -347,8 +344,7 @@ def criterion_kwargs(args):
 
 
 def run_dir(args):
-    """The run folder ``<--ckpt>/<--date>/<--exp>``."""
-    return Path(args.ckpt) / args.date / args.exp
+    return Path(args.ckpt) / args.date / args.exp  # the run folder
 
 
 def tb_logdir(args):
@@ -357,6 +353,7 @@ def tb_logdir(args):
 
 
 def optim_config(args):
+    """SGD and poly-LR settings."""
     return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                        max_iter=args.max_iter, poly_exp=args.poly_exp)
 
@@ -387,6 +384,16 @@ def _plain(value):
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def argv_or_sys(argv):
-    """``argv`` as a list, ``sys.argv[1:]`` when None (what the command really was)."""
-    return list(sys.argv[1:] if argv is None else argv)
+def load_eval_model(args, device, logger):
+    """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
+
+    Returns ``(model, norm_semantics, trained_norm_semantics)``.
+    """
+    if not args.snapshot:
+        raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
+    try:
+        return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
+                                norm_semantics=args.norm_semantics,
+                                channels_last=args.channels_last, logger=logger)
+    except SnapshotMismatchError as exc:
+        raise SystemExit(str(exc)) from None

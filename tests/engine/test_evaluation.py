@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from utils.evaluation import (ShardSampler, build_eval_loader, evaluate, predict_logits,
+from engine.evaluation import (ShardSampler, build_eval_loader, evaluate, predict_logits,
                               write_results)
 from utils.metrics import metrics_from_confusion
 
