@@ -45,7 +45,6 @@ from transforms.presets import EvalPreset, TrainPreset
 from utils.empty_labels import check_empty_labels
 from utils.logging import printable
 
-SPLITS = ("train", "val", "trainval")
 GTAV_MISMATCH_MODES = ("drop", "resize")
 DEFAULT_CACHE_DIR = REPO_ROOT / "logs" / "ckpt" / "cache"
 # Every option of build_dataset and its default (the official values, DATASETS.md §8-9).
