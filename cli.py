@@ -98,6 +98,12 @@ def _official_flags(parser):
     g.add_argument("--relax_denom", type=float, default=2.0, help="unused (RobustNet ISW)")
     g.add_argument("--wt_layer", nargs=7, type=int, default=[0, 0, 0, 0, 0, 0, 0],
                    metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0)")
+    _official_method_flags(g)
+    return g
+
+
+def _official_method_flags(g):
+    """The official BlindNet loss flags and the run / output flags (same group)."""
     g.add_argument("--use_ca", action="store_true", help="covariance alignment (CML + CCL)")
     g.add_argument("--use_cwcl", action="store_true", help="class-wise contrastive loss")
     g.add_argument("--use_sdcl", action="store_true",
@@ -229,12 +235,6 @@ def build_parser(script="train"):
     return parser
 
 
-def ignored_flags_in_use(args, parser):
-    """Names of official-but-ignored flags set away from their defaults."""
-    return [name for name in IGNORED_FLAGS
-            if hasattr(args, name) and getattr(args, name) != parser.get_default(name)]
-
-
 def validate_args(args, parser, script="train"):
     """Check values the parser cannot check alone; warn about ignored flags.
 
@@ -267,7 +267,7 @@ def validate_args(args, parser, script="train"):
         parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
                      f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
                      f"--images {args.images}")
-    for name in ignored_flags_in_use(args, parser):
+    for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
     return args
