@@ -352,16 +352,16 @@ def tb_logdir(args):
     return Path(args.tb_path) / args.date / (args.exp + (f"_{args.tb_tag}" if args.tb_tag else ""))
 
 
-def optim_config(args):
-    """SGD and poly-LR settings."""
+def optim_config(args):  # SGD and the poly LR
     return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                        max_iter=args.max_iter, poly_exp=args.poly_exp)
 
 
-def step_config(args, two_view):
-    """How one training step runs; ``two_view``: the training data has ``image_aug``."""
-    return StepConfig(two_view=two_view, with_embeddings=args.use_cwcl or args.use_sdcl,
-                      amp=args.amp, channels_last=args.channels_last)
+def step_config(args, two_view, with_embeddings):
+    """How one step runs (``two_view``: batches carry ``image_aug``; ``with_embeddings``:
+    ``BlindNetCriterion.needs_embeddings``)."""
+    return StepConfig(two_view=two_view, with_embeddings=with_embeddings, amp=args.amp,
+                      channels_last=args.channels_last)
 
 
 def fit_config(args, argv):
