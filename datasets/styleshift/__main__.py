@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from config import cfg
+from config import data_root
 
 from .benchmark import generate_benchmark
 from .styles import STYLES, TARGET_STYLES
@@ -15,7 +15,7 @@ def parse_args(argv=None):
         description="Generate the style-shift benchmark: source style in GTAV format, unseen "
                     "target styles in Cityscapes / BDD-100K format. Cached: rerunning with "
                     "the same parameters does nothing.")
-    parser.add_argument("--root", default=str(cfg.DATA_ROOT / "styleshift"),
+    parser.add_argument("--root", default=str(data_root() / "styleshift"),
                         help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
@@ -33,12 +33,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    bdd_style = None if args.bdd_style.lower() == "none" else args.bdd_style
-    manifest = generate_benchmark(args.root, seed=args.seed, size=args.size,
-                                  n_train=args.n_train, n_val=args.n_val,
-                                  n_target=args.n_target, target_styles=args.styles,
-                                  bdd_style=bdd_style, workers=args.workers)
+    # this tool's entry point: the namespace becomes plain arguments right here
+    opts = parse_args(argv)
+    bdd_style = None if opts.bdd_style.lower() == "none" else opts.bdd_style
+    manifest = generate_benchmark(opts.root, seed=opts.seed, size=opts.size,
+                                  n_train=opts.n_train, n_val=opts.n_val,
+                                  n_target=opts.n_target, target_styles=opts.styles,
+                                  bdd_style=bdd_style, workers=opts.workers)
     summary = {"root": manifest["root"], "seconds": manifest["seconds"],
                "source": {k: manifest["source"][k] for k in ("dataset", "root", "splits")},
                "targets": {name: {k: entry[k] for k in ("dataset", "root", "count")}

@@ -12,7 +12,7 @@ import pytest
 import datasets.cache
 from datasets import DatasetLayoutError, DatasetReadError, build_dataset
 from datasets.cache import files_fingerprint
-from datasets.synthetic import generate_dataset
+from tests.generated_data import generate_dataset
 from utils.logging import printable, setup_logging
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or os.fsencode("\udce9") != b"\xe9",
@@ -83,7 +83,7 @@ def test_synthia_with_a_latin1_name_reads_its_16_bit_label(tmp_path):
     dataset = build_dataset("synthia", "train", root=root, training=False,
                             cache_dir=tmp_path / "c")
     (index,) = [i for i, s in enumerate(dataset.samples) if s.name == os.fsdecode(LATIN1)]
-    _, label, _ = dataset[index]
+    label = dataset[index]["label"]
     assert label.numpy().max() < 255 or (label.numpy() == 255).all()
     assert set(np.unique(label.numpy())) <= set(range(19)) | {255}
 
@@ -133,7 +133,7 @@ def test_train_and_validate_on_gtav_with_latin1_names(latin1_gtav, tmp_path):
 
 
 def test_results_files_name_a_latin1_checkpoint_path(tmp_path):
-    from utils.evaluation import write_results
+    from engine.evaluation import write_results
 
     result = {"miou": 0.5, "pixel_acc": 0.9, "iou": [0.5] * 19, "hist": [[0] * 19] * 19}
     checkpoint = os.fsdecode(os.fsencode(tmp_path) + b"/" + LATIN1 + b".pth")

@@ -4,16 +4,42 @@ and the DeepLabV3+ on it collects IN outputs at the documented block ends."""
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from skimage import data, transform
 
 from loss import BlindNetCriterion
 from network import get_net
-from network.efficientnet import (IN_POSITIONS, STAGE_BLOCKS, Conv2dSame, EfficientNetLite0,
-                                  file_key, imagenet_head)
+from network.efficientnet import (IN_POSITIONS, STAGE_BLOCKS, STAGE_CHANNELS, Conv2dSame,
+                                  EfficientNetLite0, batch_norm, file_key)
 from network.pretrained import efficientnet_lite0_file, init_pretrained
 from transforms import IMAGENET_MEAN, IMAGENET_STD
 
 NO_IN = (0,) * 7
+
+
+class ImageNetHead(nn.Module):
+    """The packaged file's classifier: 1x1 conv -> BN -> ReLU6 -> global mean -> linear.
+
+    ``(B, 320, h, w) -> (B, 1000)`` logits; keys ``_conv_head``, ``_bn1``, ``_fc``.
+    """
+
+    def __init__(self, channels=1280, classes=1000):
+        super().__init__()
+        self._conv_head = Conv2dSame(STAGE_CHANNELS[4], channels, 1)
+        self._bn1 = batch_norm(channels)
+        self._fc = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return self._fc(x.mean(dim=(2, 3)))
+
+
+def imagenet_head(state_dict):
+    """:class:`ImageNetHead` loaded strictly from the head entries of the packaged file."""
+    head = ImageNetHead()
+    head.load_state_dict({k: v for k, v in state_dict.items()
+                          if k.startswith(("_conv_head.", "_bn1.", "_fc."))}, strict=True)
+    return head
 
 
 def _imagenet_input(image):
@@ -117,9 +143,10 @@ def test_two_view_blindnet_step_collects_in_at_the_stage_ends():
     labels = labels.repeat_interleave(16, 1).repeat_interleave(16, 2)
 
     output = model(images, images_aug, with_embeddings=True)
-    assert [tuple(f.shape[1:]) for f in output.in_feats] == [
+    assert [tuple(f.shape[1:]) for f in output.original.in_feats] == [
         (16, 32, 32), (24, 16, 16), (40, 8, 8), (112, 4, 4), (320, 4, 4)]
-    for collected, block_out in zip(output.in_feats + output.in_feats_aug, block_outputs):
+    in_feats = output.original.in_feats + output.augmented.in_feats
+    for collected, block_out in zip(in_feats, block_outputs):
         assert collected is block_out
         torch.testing.assert_close(collected.mean(dim=(2, 3)),
                                    torch.zeros(collected.shape[:2]), atol=1e-5, rtol=0)
