@@ -21,24 +21,25 @@ import torch
 from tqdm import tqdm
 
 import datasets
-from config import cfg
+from train import eval_dataset_args
 from datasets.image_folder import unique_output_stems
-from transforms import eval_normalization
+from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, eval_normalization
 from utils import dist as dist_utils
 from utils.args import parse_args
 from utils.evaluation import ShardSampler, load_eval_model, predict_logits
 from utils.logging import setup_logging
 from utils.precision import autocast
-from utils.viz import colorize, denormalize, overlay, save_png
+from utils.labels import colorize
+from utils.viz import denormalize, overlay, save_png
 
 
 def sources(args):
     """(output folder name, dataset, (mean, std) of its inputs) for everything to segment."""
     if args.images:
-        yield "images", datasets.ImageFolder(args.images), (cfg.MEAN, cfg.STD)
+        yield "images", datasets.ImageFolder(args.images), (IMAGENET_MEAN, IMAGENET_STD)
         return
     for name in args.val_dataset:
-        base, dataset = datasets.build_eval_dataset(name, args)
+        base, dataset = datasets.build_eval_dataset(name, **eval_dataset_args(args, name))
         yield base, dataset, eval_normalization(base, args.eval_protocol)
 
 
@@ -72,7 +73,7 @@ def main(argv=None):
         counts = torch.zeros(2, dtype=torch.int64, device=state.device)  # images, files
         shard = ShardSampler(n, state.rank, state.world_size)
         for index in tqdm(shard, desc=f"infer {folder}", disable=not state.is_main):
-            image = dataset[index][0]
+            image = dataset[index]["image"]
             batch = image.unsqueeze(0).to(state.device)
             with autocast(state.device, args.amp):
                 logits = predict_logits(model, batch, args.sliding_window, args.crop_size,

@@ -18,23 +18,22 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import datasets
 import network
-from config import cfg
-from datasets.labels import CLASS_NAMES
 from loss import BlindNetCriterion
 from network.input_size import check_train_crop
 from network.norm_semantics import describe as describe_norm_semantics
 from transforms import eval_normalization
 from utils import dist as dist_utils
-from utils.args import dataset_root_overrides, parse_args
+from utils.args import parse_args
 from utils.checkpoint import CheckpointError, atomic_save, checkpoint_norm_semantics, \
     extract_state_dict, load_checkpoint, load_state_dict_forgiving, looks_like_imagenet_weights, \
     remove_stale_temp_files, snapshot_mismatch
 from utils.evaluation import build_eval_loader, evaluate, nan_to_none
+from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.flag_checks import LOSS_WEIGHT_FLAGS, check_batch_size, check_loss_weights, \
     check_optimizer_flags
 from utils.logging import setup_logging
@@ -65,10 +64,42 @@ def dataset_split(base, args):
     return args.city_mode if base == "cityscapes" else "train"
 
 
+def cache_dir(args):
+    """``--cache_dir``, else ``<--ckpt>/cache`` (DECISIONS.md D5). (Moves to cli.py.)"""
+    if getattr(args, "cache_dir", None) is None and getattr(args, "ckpt", None):
+        return Path(args.ckpt) / "cache"
+    return getattr(args, "cache_dir", None)
+
+
+def root_overrides(args):
+    """Canonical dataset name -> ``--<name>_dir`` value (None when not given)."""
+    return {name: getattr(args, datasets.root_flag_dest(flag), None)
+            for flag, name, _ in datasets.root_flags()}
+
+
+def dataset_options(args):
+    """Training-set options (``datasets.DEFAULT_OPTIONS`` names) from the namespace.
+
+    ``max_images`` and ``centroid_workers`` are left out: quick runs set them explicitly.
+    (Moves to cli.py.)
+    """
+    options = {key: getattr(args, key) for key in datasets.DEFAULT_OPTIONS
+               if key not in ("max_images", "centroid_workers") and hasattr(args, key)}
+    options["cache_dir"] = cache_dir(args)
+    return options
+
+
+def eval_dataset_args(args, name):
+    """Keyword arguments of ``datasets.build_eval_dataset(name, ...)``. (Moves to cli.py.)"""
+    base, _ = datasets.parse_dataset_name(name)
+    return {"root": root_overrides(args)[base], "eval_protocol": args.eval_protocol,
+            "gtav_mismatch": args.gtav_mismatch, "cache_dir": cache_dir(args)}
+
+
 def build_train_set(args, logger):
-    """The training dataset(s); several names are concatenated (multi-source training)."""
-    options = datasets.options_from_args(args)
-    roots = dataset_root_overrides(args)
+    """The prepared training dataset(s); several names are concatenated (multi-source)."""
+    options = dataset_options(args)
+    roots = root_overrides(args)
     parsed = [datasets.parse_dataset_name(name) for name in args.dataset]
     two_view = {two for _, two in parsed}
     if len(two_view) != 1:
@@ -77,17 +108,9 @@ def build_train_set(args, logger):
     parts = []
     for name, (base, _) in zip(args.dataset, parsed):
         parts.append(datasets.build_dataset(name, dataset_split(base, args), root=roots[base],
-                                            training=True, **options))
+                                            training=True, **options).prepare())
         logger.info(f"training set {name}: {len(parts[-1])} samples per epoch")
-    return (parts[0] if len(parts) == 1 else EpochConcatDataset(parts)), two_view.pop()
-
-
-class EpochConcatDataset(ConcatDataset):
-    """ConcatDataset that forwards ``set_epoch`` to its parts (class-uniform rebuilds)."""
-
-    def set_epoch(self, epoch):
-        for part in self.datasets:
-            part.set_epoch(epoch)
+    return (parts[0] if len(parts) == 1 else datasets.EpochConcatDataset(parts)), two_view.pop()
 
 
 # DataLoader workers ignore SIGTERM/SIGINT: the main process stops them after saving.
@@ -97,7 +120,7 @@ WORKER_INIT = partial(worker_init, datasets.worker_init_fn)
 def build_val_loaders(args, names):
     loaders = {}
     for name in names:
-        base, dataset = datasets.build_eval_dataset(name, args)
+        base, dataset = datasets.build_eval_dataset(name, **eval_dataset_args(args, name))
         loaders[base] = build_eval_loader(dataset, args.bs_mult_val, min(2, args.num_workers),
                                           args.max_val_images, WORKER_INIT)
     return loaders
@@ -113,7 +136,7 @@ def check_flags(args, state):
                               args.poly_exp)
         check_loss_weights({flag: getattr(args, flag) for flag in LOSS_WEIGHT_FLAGS})
         check_batch_size(args.bs_mult, state.world_size, state.device.type == "cuda")
-        check_train_crop(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.crop_size)
+        check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size)
     except ValueError as exc:
         if state.is_main:
             print(f"train.py: error: {exc}", file=sys.stderr)
@@ -183,7 +206,7 @@ def load_snapshot(args, model, logger):
     imagenet = looks_like_imagenet_weights(weights)
     report = load_state_dict_forgiving(model, weights, log=False)
     mismatch = snapshot_mismatch(report, "--snapshot", args.snapshot, args.arch,
-                                 cfg.NUM_CLASSES, args.wt_layer, allow_unused=False)
+                                 NUM_CLASSES, args.wt_layer, allow_unused=False)
     hint = (f"{args.snapshot} looks like a torchvision ImageNet classifier, not a segmentation "
             f"checkpoint: load it into the trunk with --pretrained {args.snapshot}")
     if mismatch and not args.snapshot_partial:
@@ -259,7 +282,7 @@ def main(argv=None):
     val_loaders = build_val_loaders(args, args.val_dataset)
 
     try:
-        model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, args.pretrained,
+        model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, args.pretrained,
                                 norm_semantics=args.norm_semantics)
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
         raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
@@ -320,7 +343,7 @@ def main(argv=None):
         sync_buffers(model)
         mious = {}
         for name, val_loader in val_loaders.items():
-            res = evaluate(model, val_loader, device, cfg.NUM_CLASSES, amp=args.amp,
+            res = evaluate(model, val_loader, device, NUM_CLASSES, amp=args.amp,
                            desc=f"val {name}", on_batch=writer.image_logger(
                                name, iteration, *eval_normalization(name, args.eval_protocol)))
             mious[name] = res["miou"]

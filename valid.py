@@ -12,12 +12,12 @@ Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 from pathlib import Path
 
 import datasets
-from config import cfg
-from datasets.labels import CLASS_NAMES
+from train import eval_dataset_args
 from utils import dist as dist_utils
 from utils.args import parse_args
 from utils.evaluation import build_eval_loader, evaluate, format_table, load_eval_model, \
     write_results
+from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.logging import setup_logging
 from utils.viz import confusion_matrix_png
 
@@ -34,10 +34,10 @@ def main(argv=None):
 
     results = {}
     for name in args.val_dataset:
-        base, dataset = datasets.build_eval_dataset(name, args)
+        base, dataset = datasets.build_eval_dataset(name, **eval_dataset_args(args, name))
         loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,
                                    datasets.worker_init_fn)
-        result = evaluate(model, loader, state.device, cfg.NUM_CLASSES, amp=args.amp,
+        result = evaluate(model, loader, state.device, NUM_CLASSES, amp=args.amp,
                           sliding_window=args.sliding_window, crop_size=args.crop_size,
                           stride=args.stride, desc=f"valid {base}")
         results[base] = result

@@ -38,20 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datasets import build_dataset  # noqa: E402
 from datasets.cityscapes import decode_cityscapes_label  # noqa: E402
 from datasets.gtav import decode_gtav_label  # noqa: E402
-from datasets.labels import (  # noqa: E402
+from datasets.label_codes import (  # noqa: E402
     CITYSCAPES_ID_TO_TRAINID,
     CITYSCAPES_LUT,
-    TRAIN_COLOURS,
     apply_lut,
     decode_colour_label,
     palette_to_trainid_lut,
 )
-from datasets.synthetic import (  # noqa: E402
-    random_scene,
-    write_cityscapes_sample,
-    write_gtav_sample,
-)
+from datasets.styleshift.formats import write_cityscapes_sample, write_gtav_sample  # noqa: E402
 from datasets.uniform import tile_centroids  # noqa: E402
+from tests.generated_data import random_scene  # noqa: E402
+from utils.labels import TRAIN_COLOURS  # noqa: E402
 
 GTAV_SIZE = (1052, 1914)  # H, W
 CITYSCAPES_SIZE = (1024, 2048)

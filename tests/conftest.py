@@ -26,7 +26,7 @@ GENERATED_DATASETS = {"gtav": "BLINDNET_GTAV_DIR", "cityscapes": "BLINDNET_CITYS
 @pytest.fixture(scope="session")
 def generated_roots(tmp_path_factory):
     """Five small datasets (5 train + 5 val images each) in their real on-disk formats."""
-    from datasets.synthetic import generate_dataset
+    from tests.generated_data import generate_dataset
 
     base = tmp_path_factory.mktemp("generated_data")
     roots = {}

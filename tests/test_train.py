@@ -32,13 +32,14 @@ def test_training_lowers_the_loss_on_a_fixed_batch(data_env):
     import datasets
     import network
     from loss import BlindNetCriterion
+    from train import dataset_options
     from utils.args import parse_args
     from utils.precision import grad_scaler
 
     args = parse_args("train", TINY + BLINDNET)
     torch.manual_seed(0)
     dataset = datasets.build_dataset("gtav_jitter", "train", training=True,
-                                     **datasets.options_from_args(args))
+                                     **dataset_options(args))
     batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
     model = network.get_net(args.arch, 19, args.wt_layer)
     criterion = BlindNetCriterion.from_args(args)

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from config import DEFAULT_NORM_SEMANTICS, cfg
+from config import DEFAULT_NORM_SEMANTICS
 from utils import dist as dist_utils
 from utils.empty_labels import MAX_NAMES, check_empty_labels
+from utils.labels import IGNORE_LABEL, NUM_CLASSES
 from utils.logging import get_logger, printable
 from utils.metrics import ConfusionMatrix
 from utils.precision import autocast
@@ -111,13 +112,13 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
+def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
              sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None):
     """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
 
     Args:
         model: eval-mode model (DDP-wrapped or not) returning logits (B, C, H, W).
-        loader: yields ``(image (B,3,H,W), label (B,H,W), names)``.
+        loader: yields item dicts ``{"image": (B,3,H,W), "label": (B,H,W), "name": [str]}``.
         on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
 
     Returns:
@@ -137,10 +138,10 @@ def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
     empty = torch.zeros(1, dtype=torch.int64, device=device)
     empty_names = []
     show = dist_utils.is_main_process()
-    for images, labels, names in tqdm(loader, desc=desc, disable=not show, leave=False,
-                                      dynamic_ncols=True):
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    for batch in tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True):
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        names = batch["name"]
         with autocast(device, amp):
             logits = predict_logits(model, images, sliding_window, crop_size, stride)
         logits = logits.float()
@@ -283,11 +284,11 @@ def load_eval_model(args, device, logger):
     args.trained_norm_semantics = checkpoint_norm_semantics(checkpoint)
     args.norm_semantics = resolve_norm_semantics(args.norm_semantics,
                                                  args.trained_norm_semantics, args.snapshot)
-    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=False,
+    model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, pretrained=False,
                             norm_semantics=args.norm_semantics)
     report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
     mismatch = snapshot_mismatch(report, "--snapshot", args.snapshot, args.arch,
-                                 cfg.NUM_CLASSES, args.wt_layer)
+                                 NUM_CLASSES, args.wt_layer)
     if mismatch:
         raise SystemExit(mismatch)
     logger.info(f"norm semantics {args.norm_semantics} (checkpoint trained with "

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from utils import viz
+from utils.labels import colorize
 from utils.logging import printable
 
 IMAGES_PER_DATASET = 3
@@ -57,8 +58,8 @@ class TrainWriter:
                 if logged[0] >= IMAGES_PER_DATASET:
                     return
                 rgb = viz.denormalize(image, mean, std)
-                gt = viz.colorize(label.cpu().numpy())
-                pr = viz.colorize(pred.cpu().numpy())
+                gt = colorize(label.cpu().numpy())
+                pr = colorize(pred.cpu().numpy())
                 strip = np.concatenate([rgb, gt, pr], axis=1)
                 self.writer.add_image(printable(f"{dataset}/{name}"), strip, iteration,
                                       dataformats="HWC")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from datasets.synthetic import generate_dataset
+from tests.generated_data import generate_dataset
 
 DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")
 

@@ -28,7 +28,7 @@ class _Pairs(Dataset):
 
     def __getitem__(self, i):
         image = torch.from_numpy(self.preds[i]).float()[None].repeat(3, 1, 1)
-        return image, torch.from_numpy(self.labels[i]).long(), f"img{i}"
+        return {"image": image, "label": torch.from_numpy(self.labels[i]).long(), "name": f"img{i}"}
 
 
 def test_evaluate_equals_direct_confusion_computation(tmp_path):

@@ -1,0 +1,305 @@
+"""Evaluation shared by training (after every epoch), ``valid.py``, ``infer.py`` and ``demo.py``.
+
+Single scale, no flip, arg-max of the main output (DATASETS.md §7.1); whole-image inference by
+default, sliding windows on request. In DDP every rank evaluates its own shard
+(``ShardSampler``: every image exactly once, none dropped or duplicated) and the confusion
+matrices are all-reduced.
+"""
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+import network
+from config import DEFAULT_NORM_SEMANTICS
+from utils import dist as dist_utils
+from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
+                              load_state_dict_forgiving, snapshot_mismatch)
+from utils.empty_labels import MAX_NAMES, check_empty_labels
+from utils.labels import IGNORE_LABEL, NUM_CLASSES
+from utils.logging import get_logger, printable
+from utils.metrics import ConfusionMatrix
+from utils.precision import autocast
+
+
+class ShardSampler(Sampler):
+    """Indices ``rank, rank + W, ...`` of ``range(n)``: no padding, no shuffling.
+
+    Unlike ``DistributedSampler`` (which pads by repeating images) and the reference (which
+    drops ``N mod W`` images), every image is evaluated exactly once.
+    """
+
+    def __init__(self, n, rank=0, world_size=1):
+        self.indices = list(range(rank, n, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def build_eval_loader(dataset, batch_size=1, num_workers=2, max_images=None,
+                      worker_init_fn=None):
+    """DataLoader over this rank's shard of ``dataset`` (first ``max_images`` images only)."""
+    n = len(dataset) if max_images is None else min(len(dataset), max_images)
+    sampler = ShardSampler(n, dist_utils.get_rank(), dist_utils.get_world_size())
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      worker_init_fn=worker_init_fn,
+                      pin_memory=torch.cuda.is_available(),
+                      # Own generator: evaluation must not consume the global RNG that
+                      # training (dropout) uses, or resumed runs would diverge.
+                      generator=torch.Generator())
+
+
+# Smallest side fed to the network: below it the deepest instance-normalised feature map of
+# some trunks has one element and instance norm fails ("Expected more than 1 spatial
+# element"). 64 leaves >= 2x2 even at output stride 32.
+MIN_INPUT_SIDE = 64
+
+
+def forward_padded(model, images, min_side=MIN_INPUT_SIDE):
+    """``model(images)`` for images of any size: sides below ``min_side`` are zero-padded
+    (bottom/right; zero is the normalised mean colour) and the logits cropped back.
+
+    images: (B, 3, H, W) -> logits (B, C, H, W).
+    """
+    height, width = images.shape[-2:]
+    pad_h, pad_w = max(0, min_side - height), max(0, min_side - width)
+    if not pad_h and not pad_w:
+        return model(images)
+    return model(F.pad(images, (0, pad_w, 0, pad_h)))[:, :, :height, :width]
+
+
+def _window_starts(length, crop, stride):
+    if length <= crop:
+        return [0]
+    starts = list(range(0, length - crop + 1, stride))
+    if starts[-1] != length - crop:
+        starts.append(length - crop)
+    return starts
+
+
+@torch.no_grad()
+def predict_logits(model, images, sliding_window=False, crop_size=768, stride=None):
+    """Logits (B, C, H, W) of an eval-mode model for normalised images (B, 3, H, W).
+
+    With ``sliding_window`` the image is covered by ``crop_size`` windows every ``stride``
+    pixels (default 2/3 of the crop); overlapping logits are averaged. Images smaller than a
+    window are zero-padded (the normalised mean) and the padding is cropped away again; so
+    are images (or windows) with a side below :data:`MIN_INPUT_SIDE` (:func:`forward_padded`).
+    """
+    if not sliding_window:
+        return forward_padded(model, images)
+    stride = stride or max(1, int(math.ceil(crop_size * 2 / 3)))
+    _, _, height, width = images.shape
+    pad_h, pad_w = max(0, crop_size - height), max(0, crop_size - width)
+    padded = F.pad(images, (0, pad_w, 0, pad_h))
+    ph, pw = padded.shape[-2:]
+    logits, counts = None, torch.zeros(1, 1, ph, pw, device=images.device)
+    for y in _window_starts(ph, crop_size, stride):
+        for x in _window_starts(pw, crop_size, stride):
+            window = padded[:, :, y:y + crop_size, x:x + crop_size]
+            out = forward_padded(model, window).float()
+            if logits is None:
+                logits = torch.zeros(images.shape[0], out.shape[1], ph, pw, device=images.device)
+            logits[:, :, y:y + crop_size, x:x + crop_size] += out
+            counts[:, :, y:y + crop_size, x:x + crop_size] += 1
+    return (logits / counts)[:, :, :height, :width]
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
+             sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None):
+    """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
+
+    Args:
+        model: eval-mode model (DDP-wrapped or not) returning logits (B, C, H, W).
+        loader: yields item dicts ``{"image": (B,3,H,W), "label": (B,H,W), "name": [str]}``.
+        on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
+
+    Returns:
+        dict: metrics of :func:`utils.metrics.metrics_from_confusion` plus ``val_loss``,
+        ``images`` (count over all ranks), ``hist`` (the all-reduced (C, C) matrix),
+        ``empty_labels`` (images, over all ranks, whose label has no valid pixel) and
+        ``empty_label_names`` (the first few of them on this rank).
+
+    Raises:
+        utils.empty_labels.EmptyLabelsError: every evaluated label has no valid pixel (the
+            mIoU would be NaN); some such labels give a warning naming them.
+    """
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionMatrix(num_classes, device=device)
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # CE sum, pixel count
+    empty = torch.zeros(1, dtype=torch.int64, device=device)
+    empty_names = []
+    show = dist_utils.is_main_process()
+    for batch in tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True):
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        names = batch["name"]
+        with autocast(device, amp):
+            logits = predict_logits(model, images, sliding_window, crop_size, stride)
+        logits = logits.float()
+        preds = logits.argmax(1)
+        confusion.update(preds, labels)
+        valid_per_image = (labels != ignore_index).flatten(1).sum(1)
+        valid = valid_per_image.sum()
+        no_valid = (valid_per_image == 0).cpu()
+        empty += int(no_valid.sum())
+        empty_names += [printable(n) for n, e in zip(names, no_valid.tolist()) if e]
+        if valid > 0:
+            ce = F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
+            loss_sum += torch.stack([ce.double(), valid.double()])
+        if on_batch is not None:
+            on_batch(images, labels, preds, names)
+    counted = torch.tensor([len(loader.sampler)], dtype=torch.int64, device=device)
+    confusion.all_reduce()
+    dist_utils.all_reduce_sum(loss_sum)
+    dist_utils.all_reduce_sum(counted)
+    dist_utils.all_reduce_sum(empty)
+    model.train(was_training)
+    _check_eval_labels(loader.dataset, int(empty.item()), empty_names, int(counted.item()))
+    result = confusion.compute()
+    result["val_loss"] = float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else float("nan")
+    result["images"] = int(counted.item())
+    result["hist"] = confusion.hist.cpu().tolist()
+    result["empty_labels"] = int(empty.item())
+    result["empty_label_names"] = empty_names[:MAX_NAMES]
+    return result
+
+
+def _check_eval_labels(dataset, num_empty, names, total):
+    """Warn about / refuse evaluated labels without a valid pixel (every rank raises alike).
+
+    ``names`` are this rank's; padded with placeholders so the count stays the global one.
+    """
+    if num_empty == 0:
+        return
+    names = names + ["(on another rank)"] * (num_empty - len(names))
+    check_empty_labels(getattr(dataset, "name", type(dataset).__name__),
+                       getattr(dataset, "split", "?"), getattr(dataset, "root", "?"),
+                       names, total, getattr(dataset, "expected_labels", ""))
+
+
+def format_table(results, class_names):
+    """Markdown table: one row per dataset, mIoU, pixel acc and every class IoU (in %)."""
+    header = ["dataset", "mIoU", "pixel acc"] + list(class_names)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, res in results.items():
+        cells = [name, _pct(res["miou"]), _pct(res["pixel_acc"])]
+        cells += [_pct(v) for v in res["iou"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pct(value):
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{100.0 * value:.2f}"
+
+
+def write_results(results, out_dir, class_names, protocol, checkpoint=None,
+                  norm_semantics=DEFAULT_NORM_SEMANTICS, trained_norm_semantics=None):
+    """Write ``results.json`` and ``results.md`` (DECISIONS.md D19) and return their paths.
+
+    Both name the protocol, the checkpoint, the ``--norm_semantics`` of the evaluated model
+    and the one the checkpoint says it was trained with (``None``: it does not say).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "eval_protocol": protocol,
+        "norm_semantics": norm_semantics,
+        "trained_norm_semantics": trained_norm_semantics,
+        "checkpoint": printable(checkpoint) if checkpoint else None,
+        "class_names": list(class_names),
+        "datasets": {
+            name: {**{k: v for k, v in res.items() if k != "hist"},
+                   "iou_per_class": dict(zip(class_names, res["iou"])),
+                   "confusion_matrix": res["hist"]}
+            for name, res in results.items()},
+    }
+    json_path = out_dir / "results.json"
+    # NaN is not valid JSON: absent classes are written as null.
+    json_path.write_text(json.dumps(nan_to_none(payload), indent=2))
+    md = ["# Evaluation results", "",
+          f"- evaluation protocol: `{protocol}`",
+          f"- norm semantics: `{norm_semantics}` (checkpoint trained with "
+          f"`{trained_norm_semantics or 'unrecorded'}`)",
+          f"- checkpoint: `{printable(checkpoint)}`" if checkpoint else "- checkpoint: (none)",
+          "",
+          "IoU per class in %; n/a = class absent from the ground truth and never predicted.", "",
+          format_table(results, class_names), ""]
+    md_path = out_dir / "results.md"
+    md_path.write_text("\n".join(md))
+    return json_path, md_path
+
+
+def nan_to_none(obj):
+    """Replace NaN floats (not valid JSON) by None, recursively."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [nan_to_none(v) for v in obj]
+    return obj
+
+
+def resolve_norm_semantics(requested, trained, snapshot):
+    """The ``--norm_semantics`` to evaluate with: the flag if given, else the checkpoint's,
+    else ``modern``. Warns (naming both) when the flag contradicts the checkpoint.
+
+    Evaluation normalises per image in both modes (TORCH12_SEMANTICS.md), so the numbers do
+    not change; the warning keeps results of the two semantics from being mixed up.
+    """
+    if requested is None:
+        return trained or DEFAULT_NORM_SEMANTICS
+    if trained is not None and trained != requested:
+        message = (f"--snapshot {snapshot} was trained with --norm_semantics {trained} but is "
+                   f"evaluated with --norm_semantics {requested}; the results will name "
+                   f"{requested} (evaluation itself is per-image in both modes)")
+        warnings.warn(message, UserWarning, stacklevel=2)
+        get_logger().warning(message)
+    return requested
+
+
+class SnapshotMismatchError(ValueError):
+    """The ``--snapshot`` weights leave part of the model random; the message lists them."""
+
+
+def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
+                    channels_last=False, logger=None):
+    """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
+
+    ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
+    Returns ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the
+    checkpoint does not say). Raises :class:`SnapshotMismatchError` listing missing or
+    mismatched weights (a partly random model would give meaningless numbers), and
+    FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing or unreadable file.
+    """
+    logger = logger or get_logger()
+    checkpoint = load_checkpoint(snapshot)
+    trained = checkpoint_norm_semantics(checkpoint)
+    norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
+    model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,
+                            norm_semantics=norm_semantics)
+    report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
+    mismatch = snapshot_mismatch(report, "--snapshot", snapshot, arch, NUM_CLASSES, wt_layer)
+    if mismatch:
+        raise SnapshotMismatchError(mismatch)
+    logger.info(f"norm semantics {norm_semantics} (checkpoint trained with "
+                f"{trained or 'unrecorded'})")
+    if isinstance(checkpoint, dict) and "iteration" in checkpoint:
+        logger.info(f"checkpoint trained for {checkpoint['iteration']} iterations")
+    model.to(device).eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, norm_semantics, trained
