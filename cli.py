@@ -209,9 +209,49 @@ def _framework_flags(parser):
                    help="valid/infer: evaluate in --crop_size windows")
     g.add_argument("--stride", type=int, default=None,
                    help="sliding-window stride (default 2/3 of --crop_size)")
-    for flag, _, env in datasets.root_flags():  # one per registered dataset
+    for flag, _, env in datasets.root_flags():  # one per registered dataset root
         g.add_argument(flag, default=None, help=f"dataset root (else ${env})")
     return g
+
+
+def _evaluation_flags(parser):
+    g = parser.add_argument_group("evaluation: adverse targets, corruptions, test-time "
+                                  "augmentation (README, Evaluation)")
+    g.add_argument("--foggy_beta", type=float, default=datasets.DEFAULT_BETA,
+                   help="fog density of foggy_cityscapes: 0.005, 0.01 or 0.02")
+    g.add_argument("--eval_scales", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="valid.py: test-time scales, e.g. 0.5 0.75 1.0 1.25 1.5 1.75 "
+                        "(logits averaged at the input size; default single scale)")
+    g.add_argument("--eval_flip", action="store_true",
+                   help="valid.py: also evaluate the mirrored image (logits averaged)")
+    g.add_argument("--corruptions", nargs="+", default=None, metavar="all|NAME",
+                   help="valid.py: also evaluate under these imagecorruptions corruptions "
+                        "(all = the 15 of the benchmark): per-corruption mIoU, mPC, mPC/clean")
+    g.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5], metavar="N",
+                   help="valid.py: corruption severities (1..5; 0 = the clean image)")
+    return g
+
+
+def _validate_evaluation_flags(args, parser, script):
+    """The evaluation flags: valid values, and only where they are read (valid.py)."""
+    from engine.tta import check_eval_scales, is_single_scale
+    from transforms.corruptions import check_severities, resolve_corruptions
+
+    try:
+        datasets.foggy_beta_string(args.foggy_beta)
+        check_eval_scales(args.eval_scales)
+        check_severities(args.severities)
+        if args.corruptions is not None:
+            resolve_corruptions(args.corruptions)
+    except ValueError as exc:
+        parser.error(str(exc))
+    used = [flag for flag, on in (("--corruptions", args.corruptions is not None),
+                                  ("--eval_scales/--eval_flip",
+                                   not is_single_scale(args.eval_scales, args.eval_flip)))
+            if on]
+    if script != "valid" and used:
+        parser.error(f"{', '.join(used)} are read by valid.py only; {script}.py would "
+                     f"ignore them")
 
 
 def build_parser(script="train"):
@@ -228,6 +268,7 @@ def build_parser(script="train"):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _official_flags(parser)
     _framework_flags(parser)
+    _evaluation_flags(parser)
     _legacy_flags(parser)
     return parser
 
@@ -270,6 +311,7 @@ def validate_args(args, parser, script="train"):
         parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
                      f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
                      f"--images {args.images}")
+    _validate_evaluation_flags(args, parser, script)
     for name in ignored_flags_in_use(args, parser):
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
@@ -317,9 +359,10 @@ CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nc
 
 
 def root_overrides(args):
-    """Canonical dataset name -> the root given with its ``--<name>_dir`` flag (or None)."""
-    return {name: getattr(args, datasets.root_flag_dest(flag))
-            for flag, name, _ in datasets.root_flags()}
+    """Canonical dataset name -> the root given with its ``--<name>_dir`` flag (or None);
+    datasets sharing a root (``acdc_fog`` ...) share its flag."""
+    return {name: getattr(args, datasets.root_flag_dest(cls.root_flag))
+            for name, cls in datasets.DATASET_CLASSES.items()}
 
 
 def cache_dir(args):
@@ -338,7 +381,12 @@ def dataset_options(args):
 def eval_dataset_options(args):
     """Keyword options of ``datasets.build_eval_dataset`` (protocol, GTAV policy, cache)."""
     return {"eval_protocol": args.eval_protocol, "gtav_mismatch": args.gtav_mismatch,
-            "cache_dir": cache_dir(args)}
+            "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
+
+
+def tta_options(args):
+    """``engine.evaluation.evaluate`` keywords of the test-time augmentation."""
+    return {"scales": tuple(args.eval_scales), "flip": args.eval_flip}
 
 
 def criterion_kwargs(args):

@@ -73,8 +73,8 @@ def cache_dir(args):
 
 def root_overrides(args):
     """Canonical dataset name -> ``--<name>_dir`` value (None when not given)."""
-    return {name: getattr(args, datasets.root_flag_dest(flag), None)
-            for flag, name, _ in datasets.root_flags()}
+    return {name: getattr(args, datasets.root_flag_dest(cls.root_flag), None)
+            for name, cls in datasets.DATASET_CLASSES.items()}
 
 
 def dataset_options(args):
@@ -93,7 +93,8 @@ def eval_dataset_args(args, name):
     """Keyword arguments of ``datasets.build_eval_dataset(name, ...)``. (Moves to cli.py.)"""
     base, _ = datasets.parse_dataset_name(name)
     return {"root": root_overrides(args)[base], "eval_protocol": args.eval_protocol,
-            "gtav_mismatch": args.gtav_mismatch, "cache_dir": cache_dir(args)}
+            "gtav_mismatch": args.gtav_mismatch, "cache_dir": cache_dir(args),
+            "foggy_beta": getattr(args, "foggy_beta", datasets.DEFAULT_BETA)}
 
 
 def build_train_set(args, logger):

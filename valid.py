@@ -2,62 +2,90 @@
 
     python valid.py --snapshot logs/ckpt/0326/exp/best_cityscapes.pth \\
         --arch network.deepv3.DeepR50V3PlusD --wt_layer 0 0 1 1 1 0 0 \\
-        --val_dataset cityscapes bdd100k mapillary
+        --val_dataset cityscapes bdd100k mapillary acdc dark_zurich foggy_cityscapes
+    python valid.py ... --eval_scales 0.5 0.75 1.0 1.25 1.5 1.75 --eval_flip   # TTA
+    python valid.py ... --corruptions all --severities 1 2 3 4 5              # Cityscapes-C
     torchrun --nproc_per_node 2 valid.py ...        # each rank evaluates a shard
 
 Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 ``<ckpt>/<date>/<exp>/`` (DECISIONS.md D19). Official checkpoints load too (D15).
 """
 
-from pathlib import Path
-
+import cli
 import datasets
-from train import eval_dataset_args
+from engine.evaluation import SnapshotMismatchError, build_eval_loader, evaluate, \
+    format_table, load_eval_model, write_results
+from engine.report import results_extra, training_run
+from engine.robustness import corruption_sweep
 from utils import dist as dist_utils
-from utils.args import parse_args
-from utils.evaluation import build_eval_loader, evaluate, format_table, load_eval_model, \
-    write_results
+from utils.checkpoint import CheckpointError, load_checkpoint
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.logging import setup_logging
 from utils.viz import confusion_matrix_png
 
 
 def main(argv=None):
-    args = parse_args("valid", argv)
+    args = cli.parse_args("valid", argv)
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
-    out_dir = Path(args.ckpt) / args.date / args.exp
+    out_dir = cli.run_dir(args)
     logger = setup_logging(state.rank, out_dir / "valid.log")
     if not args.val_dataset:
         raise SystemExit("valid.py needs at least one --val_dataset name")
-    model = load_eval_model(args, state.device, logger)
+    if not args.snapshot:
+        raise SystemExit("valid.py needs --snapshot PATH (a checkpoint to evaluate)")
+    try:
+        checkpoint = load_checkpoint(args.snapshot)
+        model, args.norm_semantics, trained = load_eval_model(
+            args.snapshot, args.arch, args.wt_layer, device=state.device,
+            norm_semantics=args.norm_semantics, channels_last=args.channels_last,
+            logger=logger, checkpoint=checkpoint)
+    except (OSError, CheckpointError, SnapshotMismatchError) as error:
+        raise SystemExit(f"valid.py: error: {error}") from None
     workers = 2 if args.num_workers is None else args.num_workers
+    tta = cli.tta_options(args)
 
-    results = {}
-    for name in args.val_dataset:
-        base, dataset = datasets.build_eval_dataset(name, **eval_dataset_args(args, name))
+    def run(dataset, desc):
         loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,
                                    datasets.worker_init_fn)
-        result = evaluate(model, loader, state.device, NUM_CLASSES, amp=args.amp,
-                          sliding_window=args.sliding_window, crop_size=args.crop_size,
-                          stride=args.stride, desc=f"valid {base}")
-        results[base] = result
+        return evaluate(model, loader, state.device, NUM_CLASSES, amp=args.amp,
+                        sliding_window=args.sliding_window, crop_size=args.crop_size,
+                        stride=args.stride, desc=desc, **tta)
+
+    results, sweeps = {}, {}
+    for name in args.val_dataset:
+        try:
+            base, dataset = datasets.build_eval_dataset(
+                name, cli.root_overrides(args)[datasets.parse_dataset_name(name)[0]],
+                **cli.eval_dataset_options(args))
+        except datasets.DatasetLayoutError as error:  # the message shows the expected tree
+            raise SystemExit(f"valid.py: error: {error}") from None
+        result = results[base] = run(dataset, f"valid {base}")
         logger.info(f"{base}: mIoU {100 * result['miou']:.2f}, pixel acc "
                     f"{100 * result['pixel_acc']:.2f} over {result['images']} images "
                     f"(protocol {args.eval_protocol})"
                     + (f"; {result['empty_labels']} of them have no valid label pixel, e.g. "
                        f"{', '.join(result['empty_label_names'])}"
                        if result["empty_labels"] else ""))
+        if args.corruptions:
+            sweeps[base] = corruption_sweep(
+                run, dataset, args.corruptions, args.severities, result["miou"],
+                on_result=lambda c, s, r, base=base: logger.info(
+                    f"{base} {c} severity {s}: mIoU {100 * r['miou']:.2f}"))
+            logger.info(f"{base}: mPC {100 * sweeps[base]['mpc']:.2f}, relative robustness "
+                        f"{100 * sweeps[base]['relative_robustness']:.2f} %")
 
     if state.is_main:
+        extra = results_extra(results, CLASS_NAMES, training=training_run(checkpoint),
+                              foggy_beta=args.foggy_beta, corruptions=sweeps, **tta)
         json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,
-                                           args.snapshot, args.norm_semantics,
-                                           args.trained_norm_semantics)
+                                           args.snapshot, args.norm_semantics, trained,
+                                           extra=extra)
         for base, result in results.items():
             confusion_matrix_png(result["hist"], CLASS_NAMES, out_dir / f"confusion_{base}.png",
                                  title=f"{base} ({args.eval_protocol} protocol), rows: ground "
                                        f"truth, columns: prediction, % of row")
         logger.info(f"evaluation protocol: {args.eval_protocol}, norm semantics "
-                    f"{args.norm_semantics}\n"
+                    f"{args.norm_semantics}, TTA {extra['tta']['name']}\n"
                     + format_table(results, CLASS_NAMES))
         logger.info(f"wrote {json_path}, {md_path}")
     dist_utils.cleanup()

@@ -13,8 +13,9 @@ if str(REPO_ROOT) not in sys.path:
 @pytest.fixture(autouse=True)
 def _isolated_dataset_env(monkeypatch):
     """Tests never see the developer's real dataset roots."""
-    for name in ("BLINDNET_GTAV_DIR", "BLINDNET_SYNTHIA_DIR", "BLINDNET_CITYSCAPES_DIR",
-                 "BLINDNET_BDD_DIR", "BLINDNET_MAPILLARY_DIR", "BLINDNET_DATA_DIR"):
+    from datasets import DATASET_CLASSES
+
+    for name in {cls.env_var for cls in DATASET_CLASSES.values()} | {"BLINDNET_DATA_DIR"}:
         monkeypatch.delenv(name, raising=False)
 
 
