@@ -7,27 +7,29 @@ warns about each one set away from its default, so nothing is ignored silently. 
 additions (DECISIONS.md) are grouped under "BlindNet framework". The ``--<name>_dir`` root
 flags come from the dataset registry (``datasets.root_flags()``).
 
-Only the entry points import this module. The converters at the end turn the namespace into
-the plain values and small dataclasses the library and ``engine`` take; nothing below the
-entry points ever sees the namespace.
+Only the entry points import this module. Its converters turn the namespace into the plain
+values and dataclasses the library and ``engine`` take; nothing below ever sees the namespace.
 """
 
 import argparse
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import datasets
 from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
+from engine.evaluation import SnapshotMismatchError
+from engine.evaluation import load_eval_model as _load_eval_model
 from transforms.normalization import EVAL_PROTOCOLS
 
-SCRIPTS = ("train", "valid", "infer")
+# Script -> description of its parser (all three share every flag).
+SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
+           "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
+           "infer": "Write colourized predictions of a checkpoint."}
 WT_LAYER_CHOICES = (0, 1, 2, 3, 4)
 
-# Official flags that have no effect here; a non-default value triggers a warning.
-# (dest -> why it is ignored)
+# Official flags without effect here (dest -> why); a non-default value triggers a warning.
 _UNUSED, _ISW, _SGD = ("unused by BlindNet", "RobustNet ISW parameter, unused by BlindNet",
                        "SGD is always used, as in the reference")
 IGNORED_FLAGS = {
@@ -96,6 +98,12 @@ def _official_flags(parser):
     g.add_argument("--relax_denom", type=float, default=2.0, help="unused (RobustNet ISW)")
     g.add_argument("--wt_layer", nargs=7, type=int, default=[0, 0, 0, 0, 0, 0, 0],
                    metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0)")
+    _official_method_flags(g)
+    return g
+
+
+def _official_method_flags(g):
+    """The official BlindNet loss flags and the run / output flags (same group)."""
     g.add_argument("--use_ca", action="store_true", help="covariance alignment (CML + CCL)")
     g.add_argument("--use_cwcl", action="store_true", help="class-wise contrastive loss")
     g.add_argument("--use_sdcl", action="store_true",
@@ -257,26 +265,15 @@ def _validate_evaluation_flags(args, parser, script):
 def build_parser(script="train"):
     """The parser of ``train.py`` / ``valid.py`` / ``infer.py`` (all share every flag)."""
     if script not in SCRIPTS:
-        raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
-    descriptions = {
-        "train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
-        "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
-        "infer": "Write colourized predictions of a checkpoint.",
-    }
+        raise ValueError(f"script must be one of {tuple(SCRIPTS)}, got {script!r}")
     parser = argparse.ArgumentParser(
-        prog=f"{script}.py", description=descriptions[script],
+        prog=f"{script}.py", description=SCRIPTS[script],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _official_flags(parser)
     _framework_flags(parser)
     _evaluation_flags(parser)
     _legacy_flags(parser)
     return parser
-
-
-def ignored_flags_in_use(args, parser):
-    """Names of official-but-ignored flags set away from their defaults."""
-    return [name for name in IGNORED_FLAGS
-            if hasattr(args, name) and getattr(args, name) != parser.get_default(name)]
 
 
 def validate_args(args, parser, script="train"):
@@ -312,7 +309,7 @@ def validate_args(args, parser, script="train"):
                      f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
                      f"--images {args.images}")
     _validate_evaluation_flags(args, parser, script)
-    for name in ignored_flags_in_use(args, parser):
+    for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
     return args
@@ -395,8 +392,7 @@ def criterion_kwargs(args):
 
 
 def run_dir(args):
-    """The run folder ``<--ckpt>/<--date>/<--exp>``."""
-    return Path(args.ckpt) / args.date / args.exp
+    return Path(args.ckpt) / args.date / args.exp  # the run folder
 
 
 def tb_logdir(args):
@@ -404,15 +400,16 @@ def tb_logdir(args):
     return Path(args.tb_path) / args.date / (args.exp + (f"_{args.tb_tag}" if args.tb_tag else ""))
 
 
-def optim_config(args):
+def optim_config(args):  # SGD and the poly LR
     return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                        max_iter=args.max_iter, poly_exp=args.poly_exp)
 
 
-def step_config(args, two_view):
-    """How one training step runs; ``two_view``: the training data has ``image_aug``."""
-    return StepConfig(two_view=two_view, with_embeddings=args.use_cwcl or args.use_sdcl,
-                      amp=args.amp, channels_last=args.channels_last)
+def step_config(args, two_view, with_embeddings):
+    """How one step runs (``two_view``: batches carry ``image_aug``; ``with_embeddings``:
+    ``BlindNetCriterion.needs_embeddings``)."""
+    return StepConfig(two_view=two_view, with_embeddings=with_embeddings, amp=args.amp,
+                      channels_last=args.channels_last)
 
 
 def fit_config(args, argv):
@@ -435,6 +432,18 @@ def _plain(value):
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def argv_or_sys(argv):
-    """``argv`` as a list, ``sys.argv[1:]`` when None (what the command really was)."""
-    return list(sys.argv[1:] if argv is None else argv)
+def load_eval_model(args, device, logger, checkpoint=None):
+    """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
+
+    ``checkpoint``: the file's content when the caller has loaded it already.
+    Returns ``(model, norm_semantics, trained_norm_semantics)``.
+    """
+    if not args.snapshot:
+        raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
+    try:
+        return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
+                                norm_semantics=args.norm_semantics,
+                                channels_last=args.channels_last, logger=logger,
+                                checkpoint=checkpoint)
+    except SnapshotMismatchError as exc:
+        raise SystemExit(str(exc)) from None

@@ -31,9 +31,9 @@ import datasets
 import train
 from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS, REPO_ROOT
 from datasets.styleshift import TARGET_STYLES, generate_benchmark
+from engine.evaluation import build_eval_loader, evaluate, nan_to_none
 from transforms.normalization import eval_normalization
 from utils import viz
-from utils.evaluation import build_eval_loader, evaluate, nan_to_none
 from utils.labels import NUM_CLASSES, colorize
 from utils.logging import setup_logging
 

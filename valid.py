@@ -13,12 +13,11 @@ Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 
 import cli
 import datasets
-from engine.evaluation import SnapshotMismatchError, build_eval_loader, evaluate, \
-    format_table, load_eval_model, write_results
+from engine.evaluation import build_eval_loader, evaluate, format_table, write_results
 from engine.report import results_extra, training_run
 from engine.robustness import corruption_sweep
 from utils import dist as dist_utils
-from utils.checkpoint import CheckpointError, load_checkpoint
+from utils.checkpoint import load_checkpoint
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.logging import setup_logging
 from utils.viz import confusion_matrix_png
@@ -31,17 +30,12 @@ def main(argv=None):
     logger = setup_logging(state.rank, out_dir / "valid.log")
     if not args.val_dataset:
         raise SystemExit("valid.py needs at least one --val_dataset name")
-    if not args.snapshot:
-        raise SystemExit("valid.py needs --snapshot PATH (a checkpoint to evaluate)")
-    try:
-        checkpoint = load_checkpoint(args.snapshot)
-        model, args.norm_semantics, trained = load_eval_model(
-            args.snapshot, args.arch, args.wt_layer, device=state.device,
-            norm_semantics=args.norm_semantics, channels_last=args.channels_last,
-            logger=logger, checkpoint=checkpoint)
-    except (OSError, CheckpointError, SnapshotMismatchError) as error:
-        raise SystemExit(f"valid.py: error: {error}") from None
+    # Loaded once here: the model and results.json's training_run both come from it.
+    checkpoint = load_checkpoint(args.snapshot) if args.snapshot else None
+    model, norm_semantics, trained_norm_semantics = cli.load_eval_model(
+        args, state.device, logger, checkpoint=checkpoint)
     workers = 2 if args.num_workers is None else args.num_workers
+    roots, options = cli.root_overrides(args), cli.eval_dataset_options(args)
     tta = cli.tta_options(args)
 
     def run(dataset, desc):
@@ -55,8 +49,7 @@ def main(argv=None):
     for name in args.val_dataset:
         try:
             base, dataset = datasets.build_eval_dataset(
-                name, cli.root_overrides(args)[datasets.parse_dataset_name(name)[0]],
-                **cli.eval_dataset_options(args))
+                name, roots[datasets.parse_dataset_name(name)[0]], **options)
         except datasets.DatasetLayoutError as error:  # the message shows the expected tree
             raise SystemExit(f"valid.py: error: {error}") from None
         result = results[base] = run(dataset, f"valid {base}")
@@ -78,14 +71,14 @@ def main(argv=None):
         extra = results_extra(results, CLASS_NAMES, training=training_run(checkpoint),
                               foggy_beta=args.foggy_beta, corruptions=sweeps, **tta)
         json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,
-                                           args.snapshot, args.norm_semantics, trained,
-                                           extra=extra)
+                                           args.snapshot, norm_semantics,
+                                           trained_norm_semantics, extra=extra)
         for base, result in results.items():
             confusion_matrix_png(result["hist"], CLASS_NAMES, out_dir / f"confusion_{base}.png",
                                  title=f"{base} ({args.eval_protocol} protocol), rows: ground "
                                        f"truth, columns: prediction, % of row")
         logger.info(f"evaluation protocol: {args.eval_protocol}, norm semantics "
-                    f"{args.norm_semantics}, TTA {extra['tta']['name']}\n"
+                    f"{norm_semantics}, TTA {extra['tta']['name']}\n"
                     + format_table(results, CLASS_NAMES))
         logger.info(f"wrote {json_path}, {md_path}")
     dist_utils.cleanup()

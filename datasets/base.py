@@ -45,7 +45,6 @@ from transforms.presets import EvalPreset, TrainPreset
 from utils.empty_labels import check_empty_labels
 from utils.logging import printable
 
-SPLITS = ("train", "val", "trainval")
 GTAV_MISMATCH_MODES = ("drop", "resize")
 DEFAULT_CACHE_DIR = REPO_ROOT / "logs" / "ckpt" / "cache"
 # Every option of build_dataset and its default (the official values, DATASETS.md §8-9).
@@ -176,7 +175,7 @@ class SegmentationDataset(Dataset):
         cached under ``cache_dir``; some such labels are a warning, a split of nothing but
         such labels raises :class:`~utils.empty_labels.EmptyLabelsError` (it would train
         with loss 0). Evaluation sets need nothing (they are checked as they are evaluated,
-        ``utils/evaluation.py``). Idempotent.
+        ``engine/evaluation.py``). Idempotent.
         """
         if self.epochs is not None:
             return self
@@ -222,7 +221,8 @@ class SegmentationDataset(Dataset):
             f"{self.name} ({self.split}): {problem}\n"
             f"Expected layout under the {self.name} root ({self.root}):\n{self.layout}\n"
             f"Set the root with {self.root_flag or '--<name>_dir'} or ${self.env_var} "
-            f"(default: <data root>/{self.root_folder()}, data root = $BLINDNET_DATA_DIR or <repo>/data).")
+            f"(default: <data root>/{self.root_folder()}, "
+            f"data root = $BLINDNET_DATA_DIR or <repo>/data).")
 
     def require_dir(self, path, what):
         """``path`` if it is a directory, else a layout error naming ``what``."""

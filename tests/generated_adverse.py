@@ -30,10 +30,9 @@ from datasets.styleshift.formats import (
     _save_png,
     encode_train_ids,
 )
-from tests.generated_data import random_scene
+from tests.generated_data import ADVERSE_DATASETS, random_scene
 from utils.labels import PALETTE
 
-ADVERSE_DATASETS = ("acdc", "dark_zurich", "foggy_cityscapes")
 
 
 def _write_train_id_sample(image_dir, label_dir, stem, image, train_ids):

@@ -29,6 +29,7 @@ def _sgd_steps(mode, steps=3):
     """(initial state, model after ``steps`` SGD steps with weight decay) in ``mode``."""
     import network
     import cli
+    from engine import trainer
     from loss import BlindNetCriterion
     from utils.precision import grad_scaler
 
@@ -37,7 +38,7 @@ def _sgd_steps(mode, steps=3):
     model = network.get_net(args.arch, 19, args.wt_layer, pretrained=False,
                             norm_semantics=args.norm_semantics)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = train.build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    optimizer = trainer.build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=5e-4)
     criterion = BlindNetCriterion(**cli.criterion_kwargs(args))
     gen = torch.Generator().manual_seed(1)
     batch = {"image": torch.randn(2, 3, 64, 64, generator=gen),
@@ -45,8 +46,10 @@ def _sgd_steps(mode, steps=3):
              "label": torch.randint(0, 19, (2, 64, 64), generator=gen)}
     model.train()
     for _ in range(steps):
-        train.forward_backward(model, criterion, grad_scaler(torch.device("cpu")), batch, args,
-                               torch.device("cpu"), True, True, torch.Generator().manual_seed(0))
+        trainer.forward_backward(model, criterion, grad_scaler(torch.device("cpu")), batch,
+                                 device=torch.device("cpu"), two_view=True, with_embeddings=True,
+                                 amp=args.amp, channels_last=args.channels_last,
+                                 generator=torch.Generator().manual_seed(0))
         optimizer.step()
     return initial, model
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import DatasetLayoutError, DatasetReadError, build_dataset
+from datasets import DATASET_CLASSES, DatasetLayoutError, DatasetReadError, build_dataset
 from datasets.styleshift.formats import write_gtav_sample
 from tests.generated_data import generate_dataset
 
-DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")
+DATASETS = tuple(DATASET_CLASSES)
 TREE_MARKERS = {"gtav": "labels/valid/<folder>", "synthia": "GT/LABELS/train",
                 "cityscapes": "_gtFine_labelIds.png", "bdd100k": "images/{train,val}",
                 "mapillary": "validation/labels"}

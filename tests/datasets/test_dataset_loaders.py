@@ -10,7 +10,7 @@ import datasets
 from datasets import DATASET_NAMES, ImageFolder, build_dataset, parse_dataset_name
 from datasets.styleshift.formats import write_bdd_sample, write_cityscapes_sample
 
-DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")
+DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")  # the five of the paper
 
 
 @pytest.mark.parametrize("name", DATASETS)
