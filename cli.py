@@ -21,6 +21,7 @@ from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
+from engine.report import check_eval_settings
 from transforms.normalization import EVAL_PROTOCOLS
 
 # Script -> description of its parser (all three share every flag).
@@ -223,43 +224,16 @@ def _framework_flags(parser):
 
 
 def _evaluation_flags(parser):
-    g = parser.add_argument_group("evaluation: adverse targets, corruptions, test-time "
-                                  "augmentation (README, Evaluation)")
+    g = parser.add_argument_group("evaluation: adverse targets, corruptions, TTA (valid.py)")
     g.add_argument("--foggy_beta", type=float, default=datasets.DEFAULT_BETA,
                    help="fog density of foggy_cityscapes: 0.005, 0.01 or 0.02")
     g.add_argument("--eval_scales", type=float, nargs="+", default=[1.0], metavar="S",
-                   help="valid.py: test-time scales, e.g. 0.5 0.75 1.0 1.25 1.5 1.75 "
-                        "(logits averaged at the input size; default single scale)")
-    g.add_argument("--eval_flip", action="store_true",
-                   help="valid.py: also evaluate the mirrored image (logits averaged)")
+                   help="test-time scales, e.g. 0.5 0.75 1.0 1.25 1.5 1.75 (logits averaged)")
+    g.add_argument("--eval_flip", action="store_true", help="TTA: also the mirrored image")
     g.add_argument("--corruptions", nargs="+", default=None, metavar="all|NAME",
-                   help="valid.py: also evaluate under these imagecorruptions corruptions "
-                        "(all = the 15 of the benchmark): per-corruption mIoU, mPC, mPC/clean")
+                   help="also evaluate under imagecorruptions (all = the 15 of the benchmark)")
     g.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5], metavar="N",
-                   help="valid.py: corruption severities (1..5; 0 = the clean image)")
-    return g
-
-
-def _validate_evaluation_flags(args, parser, script):
-    """The evaluation flags: valid values, and only where they are read (valid.py)."""
-    from engine.tta import check_eval_scales, is_single_scale
-    from transforms.corruptions import check_severities, resolve_corruptions
-
-    try:
-        datasets.foggy_beta_string(args.foggy_beta)
-        check_eval_scales(args.eval_scales)
-        check_severities(args.severities)
-        if args.corruptions is not None:
-            resolve_corruptions(args.corruptions)
-    except ValueError as exc:
-        parser.error(str(exc))
-    used = [flag for flag, on in (("--corruptions", args.corruptions is not None),
-                                  ("--eval_scales/--eval_flip",
-                                   not is_single_scale(args.eval_scales, args.eval_flip)))
-            if on]
-    if script != "valid" and used:
-        parser.error(f"{', '.join(used)} are read by valid.py only; {script}.py would "
-                     f"ignore them")
+                   help="corruption severities 1..5 (0 = the clean image)")
 
 
 def build_parser(script="train"):
@@ -285,8 +259,10 @@ def validate_args(args, parser, script="train"):
     if bad_wt:
         parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES} "
                      f"(5 = SyncSwitchWhiten is not supported), got {args.wt_layer}")
-    try:  # the dataset options are validated where they are defined
+    try:  # the dataset and evaluation options are validated where they are defined
         datasets.check_options(dataset_options(args), flag_prefix="--")
+        check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
+                            args.severities, script)
     except ValueError as exc:
         parser.error(str(exc))
     for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
@@ -308,7 +284,6 @@ def validate_args(args, parser, script="train"):
         parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
                      f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
                      f"--images {args.images}")
-    _validate_evaluation_flags(args, parser, script)
     for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
@@ -380,10 +355,6 @@ def eval_dataset_options(args):
     return {"eval_protocol": args.eval_protocol, "gtav_mismatch": args.gtav_mismatch,
             "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
 
-
-def tta_options(args):
-    """``engine.evaluation.evaluate`` keywords of the test-time augmentation."""
-    return {"scales": tuple(args.eval_scales), "flip": args.eval_flip}
 
 
 def criterion_kwargs(args):

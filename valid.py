@@ -36,7 +36,7 @@ def main(argv=None):
         args, state.device, logger, checkpoint=checkpoint)
     workers = 2 if args.num_workers is None else args.num_workers
     roots, options = cli.root_overrides(args), cli.eval_dataset_options(args)
-    tta = cli.tta_options(args)
+    tta = {"scales": tuple(args.eval_scales), "flip": args.eval_flip}  # test-time augmentation
 
     def run(dataset, desc):
         loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,

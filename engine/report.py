@@ -12,9 +12,30 @@ import math
 
 from engine.summary import is_synthia_source, mean_over_targets, synthia_subset_mious, \
     training_sources
-from engine.tta import tta_description
+from datasets import foggy_beta_string
+from engine.tta import check_eval_scales, is_single_scale, tta_description
+from transforms.corruptions import check_severities, resolve_corruptions
 
 TRAINING_RUN_KEYS = ("exp", "date", "seed", "dataset", "arch")
+
+
+def check_eval_settings(foggy_beta, scales, flip, corruptions, severities, script="valid"):
+    """Validate the evaluation settings (``--foggy_beta``, ``--eval_scales``, ``--eval_flip``,
+    ``--corruptions``, ``--severities``); TTA and corruptions belong to valid.py only.
+
+    Raises ValueError naming the flag.
+    """
+    foggy_beta_string(foggy_beta)
+    check_eval_scales(scales)
+    check_severities(severities)
+    if corruptions is not None:
+        resolve_corruptions(corruptions)
+    used = [flag for flag, on in (("--corruptions", corruptions is not None),
+                                  ("--eval_scales/--eval_flip", not is_single_scale(scales, flip)))
+            if on]
+    if script != "valid" and used:
+        raise ValueError(f"{', '.join(used)}: read by valid.py only; {script}.py would "
+                         f"ignore them")
 
 
 def training_run(checkpoint):
