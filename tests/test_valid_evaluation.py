@@ -172,3 +172,18 @@ def test_valid_help_lists_the_evaluation_flags():
     for flag in ("--corruptions", "--severities", "--eval_scales", "--eval_flip",
                  "--foggy_beta", "--acdc_dir", "--dark_zurich_dir", "--foggy_cityscapes_dir"):
         assert flag in done.stdout
+
+
+def test_training_validates_on_the_adverse_targets(adverse_env, tmp_path):
+    """train.py's validation sets (engine.data) take the new names, roots and --foggy_beta."""
+    import cli
+    from engine.data import build_val_sets
+
+    args = cli.parse_args("train", ["--val_dataset", "acdc_snow", "dark_zurich",
+                                    "foggy_cityscapes", "--foggy_beta", "0.005", "--ckpt",
+                                    str(tmp_path)])
+    val_sets = build_val_sets(args.val_dataset, cli.root_overrides(args),
+                              cli.eval_dataset_options(args), batch_size=1, num_workers=0)
+    assert list(val_sets) == ["acdc_snow", "dark_zurich", "foggy_cityscapes"]
+    foggy = val_sets["foggy_cityscapes"].loader.dataset
+    assert foggy.beta == "0.005" and len(val_sets["acdc_snow"].loader.dataset) == 1
