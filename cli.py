@@ -21,6 +21,7 @@ from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
+from engine.report import check_eval_settings
 from transforms.normalization import EVAL_PROTOCOLS
 
 # Script -> description of its parser (all three share every flag).
@@ -217,9 +218,22 @@ def _framework_flags(parser):
                    help="valid/infer: evaluate in --crop_size windows")
     g.add_argument("--stride", type=int, default=None,
                    help="sliding-window stride (default 2/3 of --crop_size)")
-    for flag, _, env in datasets.root_flags():  # one per registered dataset
+    for flag, _, env in datasets.root_flags():  # one per registered dataset root
         g.add_argument(flag, default=None, help=f"dataset root (else ${env})")
     return g
+
+
+def _evaluation_flags(parser):
+    g = parser.add_argument_group("evaluation: adverse targets, corruptions, TTA (valid.py)")
+    g.add_argument("--foggy_beta", type=float, default=datasets.DEFAULT_BETA,
+                   help="fog density of foggy_cityscapes: 0.005, 0.01 or 0.02")
+    g.add_argument("--eval_scales", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="test-time scales, e.g. 0.5 0.75 1.0 1.25 1.5 1.75 (logits averaged)")
+    g.add_argument("--eval_flip", action="store_true", help="TTA: also the mirrored image")
+    g.add_argument("--corruptions", nargs="+", default=None, metavar="all|NAME",
+                   help="also evaluate under imagecorruptions (all = the 15 of the benchmark)")
+    g.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5], metavar="N",
+                   help="corruption severities 1..5 (0 = the clean image)")
 
 
 def build_parser(script="train"):
@@ -231,6 +245,7 @@ def build_parser(script="train"):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _official_flags(parser)
     _framework_flags(parser)
+    _evaluation_flags(parser)
     _legacy_flags(parser)
     return parser
 
@@ -244,8 +259,10 @@ def validate_args(args, parser, script="train"):
     if bad_wt:
         parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES} "
                      f"(5 = SyncSwitchWhiten is not supported), got {args.wt_layer}")
-    try:  # the dataset options are validated where they are defined
+    try:  # the dataset and evaluation options are validated where they are defined
         datasets.check_options(dataset_options(args), flag_prefix="--")
+        check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
+                            args.severities, script)
     except ValueError as exc:
         parser.error(str(exc))
     for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
@@ -314,9 +331,10 @@ CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nc
 
 
 def root_overrides(args):
-    """Canonical dataset name -> the root given with its ``--<name>_dir`` flag (or None)."""
-    return {name: getattr(args, datasets.root_flag_dest(flag))
-            for flag, name, _ in datasets.root_flags()}
+    """Canonical dataset name -> the root given with its ``--<name>_dir`` flag (or None);
+    datasets sharing a root (``acdc_fog`` ...) share its flag."""
+    return {name: getattr(args, datasets.root_flag_dest(cls.root_flag))
+            for name, cls in datasets.DATASET_CLASSES.items()}
 
 
 def cache_dir(args):
@@ -335,7 +353,8 @@ def dataset_options(args):
 def eval_dataset_options(args):
     """Keyword options of ``datasets.build_eval_dataset`` (protocol, GTAV policy, cache)."""
     return {"eval_protocol": args.eval_protocol, "gtav_mismatch": args.gtav_mismatch,
-            "cache_dir": cache_dir(args)}
+            "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
+
 
 
 def criterion_kwargs(args):
@@ -384,9 +403,10 @@ def _plain(value):
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def load_eval_model(args, device, logger):
+def load_eval_model(args, device, logger, checkpoint=None):
     """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
 
+    ``checkpoint``: the file's content when the caller has loaded it already.
     Returns ``(model, norm_semantics, trained_norm_semantics)``.
     """
     if not args.snapshot:
@@ -394,6 +414,7 @@ def load_eval_model(args, device, logger):
     try:
         return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
                                 norm_semantics=args.norm_semantics,
-                                channels_last=args.channels_last, logger=logger)
+                                channels_last=args.channels_last, logger=logger,
+                                checkpoint=checkpoint)
     except SnapshotMismatchError as exc:
         raise SystemExit(str(exc)) from None

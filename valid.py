@@ -2,7 +2,9 @@
 
     python valid.py --snapshot logs/ckpt/0326/exp/best_cityscapes.pth \\
         --arch network.deepv3.DeepR50V3PlusD --wt_layer 0 0 1 1 1 0 0 \\
-        --val_dataset cityscapes bdd100k mapillary
+        --val_dataset cityscapes bdd100k mapillary acdc dark_zurich foggy_cityscapes
+    python valid.py ... --eval_scales 0.5 0.75 1.0 1.25 1.5 1.75 --eval_flip   # TTA
+    python valid.py ... --corruptions all --severities 1 2 3 4 5              # Cityscapes-C
     torchrun --nproc_per_node 2 valid.py ...        # each rank evaluates a shard
 
 Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
@@ -12,7 +14,10 @@ Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 import cli
 import datasets
 from engine.evaluation import build_eval_loader, evaluate, format_table, write_results
+from engine.report import results_extra, training_run
+from engine.robustness import corruption_sweep
 from utils import dist as dist_utils
+from utils.checkpoint import load_checkpoint
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.logging import setup_logging
 from utils.viz import confusion_matrix_png
@@ -25,38 +30,55 @@ def main(argv=None):
     logger = setup_logging(state.rank, out_dir / "valid.log")
     if not args.val_dataset:
         raise SystemExit("valid.py needs at least one --val_dataset name")
-    model, norm_semantics, trained_norm_semantics = cli.load_eval_model(args, state.device,
-                                                                        logger)
+    # Loaded once here: the model and results.json's training_run both come from it.
+    checkpoint = load_checkpoint(args.snapshot) if args.snapshot else None
+    model, norm_semantics, trained_norm_semantics = cli.load_eval_model(
+        args, state.device, logger, checkpoint=checkpoint)
     workers = 2 if args.num_workers is None else args.num_workers
     roots, options = cli.root_overrides(args), cli.eval_dataset_options(args)
+    tta = {"scales": tuple(args.eval_scales), "flip": args.eval_flip}  # test-time augmentation
 
-    results = {}
-    for name in args.val_dataset:
-        base, dataset = datasets.build_eval_dataset(
-            name, roots[datasets.parse_dataset_name(name)[0]], **options)
+    def run(dataset, desc):
         loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,
                                    datasets.worker_init_fn)
-        result = evaluate(model, loader, state.device, NUM_CLASSES, amp=args.amp,
-                          sliding_window=args.sliding_window, crop_size=args.crop_size,
-                          stride=args.stride, desc=f"valid {base}")
-        results[base] = result
+        return evaluate(model, loader, state.device, NUM_CLASSES, amp=args.amp,
+                        sliding_window=args.sliding_window, crop_size=args.crop_size,
+                        stride=args.stride, desc=desc, **tta)
+
+    results, sweeps = {}, {}
+    for name in args.val_dataset:
+        try:
+            base, dataset = datasets.build_eval_dataset(
+                name, roots[datasets.parse_dataset_name(name)[0]], **options)
+        except datasets.DatasetLayoutError as error:  # the message shows the expected tree
+            raise SystemExit(f"valid.py: error: {error}") from None
+        result = results[base] = run(dataset, f"valid {base}")
         logger.info(f"{base}: mIoU {100 * result['miou']:.2f}, pixel acc "
                     f"{100 * result['pixel_acc']:.2f} over {result['images']} images "
                     f"(protocol {args.eval_protocol})"
                     + (f"; {result['empty_labels']} of them have no valid label pixel, e.g. "
                        f"{', '.join(result['empty_label_names'])}"
                        if result["empty_labels"] else ""))
+        if args.corruptions:
+            sweeps[base] = corruption_sweep(
+                run, dataset, args.corruptions, args.severities, result["miou"],
+                on_result=lambda c, s, r, base=base: logger.info(
+                    f"{base} {c} severity {s}: mIoU {100 * r['miou']:.2f}"))
+            logger.info(f"{base}: mPC {100 * sweeps[base]['mpc']:.2f}, relative robustness "
+                        f"{100 * sweeps[base]['relative_robustness']:.2f} %")
 
     if state.is_main:
+        extra = results_extra(results, CLASS_NAMES, training=training_run(checkpoint),
+                              foggy_beta=args.foggy_beta, corruptions=sweeps, **tta)
         json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,
                                            args.snapshot, norm_semantics,
-                                           trained_norm_semantics)
+                                           trained_norm_semantics, extra=extra)
         for base, result in results.items():
             confusion_matrix_png(result["hist"], CLASS_NAMES, out_dir / f"confusion_{base}.png",
                                  title=f"{base} ({args.eval_protocol} protocol), rows: ground "
                                        f"truth, columns: prediction, % of row")
         logger.info(f"evaluation protocol: {args.eval_protocol}, norm semantics "
-                    f"{norm_semantics}\n"
+                    f"{norm_semantics}, TTA {extra['tta']['name']}\n"
                     + format_table(results, CLASS_NAMES))
         logger.info(f"wrote {json_path}, {md_path}")
     dist_utils.cleanup()

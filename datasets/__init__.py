@@ -1,4 +1,7 @@
-"""Datasets: the registry of the five datasets and their two-view (``*_jitter``) variants.
+"""Datasets: the registry of the datasets and their two-view (``*_jitter``) variants.
+
+The five of the official code (GTAV, SYNTHIA, Cityscapes, BDD-100K, Mapillary) and the
+adverse-condition targets (ACDC and its four conditions, Dark Zurich, Foggy Cityscapes).
 
     >>> train_set = build_dataset("gtav_jitter", "train", crop_size=768, class_uniform_pct=0.5)
     >>> train_set.prepare()        # centroids / empty-label scan (cached); set_epoch does it too
@@ -22,9 +25,13 @@ from datasets.base import (
     SegmentationDataset,
     check_options,
 )
+from datasets.acdc import ACDC, CONDITIONS as ACDC_CONDITIONS
 from datasets.bdd100k import BDD100K
 from datasets.cityscapes import Cityscapes
 from datasets.concat import EpochConcatDataset
+from datasets.dark_zurich import DarkZurich
+from datasets.foggy_cityscapes import BETAS as FOGGY_BETAS, DEFAULT_BETA, FoggyCityscapes
+from datasets.foggy_cityscapes import beta_string as foggy_beta_string
 from datasets.gtav import GTAV
 from datasets.image_folder import ImageFolder
 from datasets.mapillary import Mapillary
@@ -66,16 +73,18 @@ def build_dataset(name, split, root=None, *, training=None, **options):
 
 
 def build_eval_dataset(name, root=None, *, eval_protocol="robustnet", gtav_mismatch="drop",
-                       cache_dir=None):
+                       cache_dir=None, foggy_beta=DEFAULT_BETA):
     """The validation split of ``name`` as train.py, valid.py and infer.py evaluate it.
 
-    ``root`` is the ``--<name>_dir`` value (None: environment variable, then default).
-    Returns ``(canonical name, dataset)``.
+    ``root`` is the ``--<name>_dir`` value (None: environment variable, then default);
+    ``foggy_beta`` (``--foggy_beta``) is the fog density of ``foggy_cityscapes`` (the only
+    dataset with that option). Returns ``(canonical name, dataset)``.
     """
     base, _ = parse_dataset_name(name)
+    extra = {"foggy_beta": foggy_beta} if DATASET_CLASSES[base] is FoggyCityscapes else {}
     return base, build_dataset(base, "val", root=dataset_root(base, root), training=False,
                                eval_protocol=eval_protocol, gtav_mismatch=gtav_mismatch,
-                               cache_dir=cache_dir)
+                               cache_dir=cache_dir, **extra)
 
 
 def worker_init_fn(worker_id):
@@ -92,7 +101,9 @@ def worker_init_fn(worker_id):
 
 
 __all__ = [
-    "BDD100K", "Cityscapes", "DATASET_ALIASES", "DATASET_CLASSES", "DATASET_NAMES",
+    "ACDC", "ACDC_CONDITIONS", "BDD100K", "DEFAULT_BETA", "DarkZurich", "FOGGY_BETAS",
+    "FoggyCityscapes", "foggy_beta_string",
+    "Cityscapes", "DATASET_ALIASES", "DATASET_CLASSES", "DATASET_NAMES",
     "DEFAULT_OPTIONS", "DatasetLayoutError", "DatasetReadError", "EpochConcatDataset", "GTAV",
     "ImageFolder", "Mapillary", "Sample", "SegmentationDataset", "Synthia", "TWO_VIEW_SUFFIX",
     "build_dataset", "build_eval_dataset", "canonical_dataset_name", "check_options",

@@ -14,8 +14,9 @@ all from the same root.
 """
 
 from datasets.base import SegmentationDataset
-from datasets.labels import BDD_LUT, NUM_CLASSES, apply_lut
+from datasets.label_codes import BDD_LUT, apply_lut
 from datasets.readers import read_id_label
+from utils.labels import NUM_CLASSES
 
 CONDITIONS = ("fog", "night", "rain", "snow")
 IMAGE_SUFFIX = "_rgb_anon.png"
@@ -52,7 +53,7 @@ class ACDC(SegmentationDataset):
     aliases = ()
     env_var = "BLINDNET_ACDC_DIR"
     root_flag = "--acdc_dir"
-    root_name = "acdc"  # the one root of every ACDC dataset
+    root_name = "acdc"  # the one default root of every ACDC dataset
     conditions = CONDITIONS
     layout = (
         "  <ACDC_DIR>/\n"

@@ -122,6 +122,7 @@ class SegmentationDataset(Dataset):
     aliases = ()      # other accepted spellings of ``name`` (lower case)
     env_var = ""      # environment variable overriding the root
     root_flag = ""    # CLI flag of the root (train.py/valid.py/infer.py)
+    root_name = ""    # folder of the default root under the data root ("": ``name``)
     # split -> folder names passed to list_samples
     split_folders = {"train": ("train",), "val": ("val",), "trainval": ("train", "val")}
     layout = ""
@@ -192,6 +193,11 @@ class SegmentationDataset(Dataset):
         self.epochs = EpochEntries(len(self.samples), self.centroids, pct, self.seed)
         return self
 
+    @classmethod
+    def root_folder(cls):
+        """Name of the default root folder (``root_name`` or ``name``)."""
+        return cls.root_name or cls.name
+
     @property
     def expected_labels(self):
         """What this dataset's label files must contain (named in empty-label reports)."""
@@ -215,7 +221,8 @@ class SegmentationDataset(Dataset):
             f"{self.name} ({self.split}): {problem}\n"
             f"Expected layout under the {self.name} root ({self.root}):\n{self.layout}\n"
             f"Set the root with {self.root_flag or '--<name>_dir'} or ${self.env_var} "
-            f"(default: <data root>/{self.name}, data root = $BLINDNET_DATA_DIR or <repo>/data).")
+            f"(default: <data root>/{self.root_folder()}, "
+            f"data root = $BLINDNET_DATA_DIR or <repo>/data).")
 
     def require_dir(self, path, what):
         """``path`` if it is a directory, else a layout error naming ``what``."""

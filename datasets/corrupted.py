@@ -17,8 +17,8 @@ class CorruptedDataset(Dataset):
     """``dataset`` (an evaluation :class:`~datasets.base.SegmentationDataset`) with every
     image corrupted by ``corruption`` at ``severity`` (0 = the clean image).
 
-    Items are those of ``dataset``; ``name``, ``split``, ``root`` and ``expected_labels``
-    are passed through for evaluation reports.
+    Items are those of ``dataset`` (dicts with ``image``, ``label``, ``name``); ``name``,
+    ``split``, ``root`` and ``expected_labels`` are passed through for evaluation reports.
     """
 
     def __init__(self, dataset, corruption, severity):
@@ -46,9 +46,11 @@ class CorruptedDataset(Dataset):
         return Image.fromarray(corrupted), train_ids, sample
 
     def __getitem__(self, index):
+        """The evaluation item dict (``image``, ``label``, ``name``) of image ``index``."""
         image, train_ids, sample = self.corrupted_pair(index)
-        image, label = self.dataset.eval_transform(image, train_ids)
-        return image, label, sample.name
+        item = self.dataset.eval_transform(image, train_ids)
+        item["name"] = sample.name
+        return item
 
     def __repr__(self):
         return f"CorruptedDataset({self.dataset!r}, {self.corruption!r}, severity={self.severity})"

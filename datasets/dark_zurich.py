@@ -22,7 +22,6 @@ class DarkZurich(SegmentationDataset):
     aliases = ("darkzurich", "dark-zurich")
     env_var = "BLINDNET_DARK_ZURICH_DIR"
     root_flag = "--dark_zurich_dir"
-    root_name = "dark_zurich"
     split_folders = {"val": ("val",)}
     layout = (
         "  <DARK_ZURICH_DIR>/\n"

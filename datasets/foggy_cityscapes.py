@@ -15,7 +15,7 @@ Images are normalised like every dataset other than Cityscapes under each protoc
 
 from datasets.base import SegmentationDataset
 from datasets.cityscapes import LABEL_SUFFIX, decode_cityscapes_label
-from datasets.labels import EXPECTED_LABEL_VALUES
+from datasets.label_codes import EXPECTED_LABEL_VALUES
 
 BETAS = ("0.005", "0.01", "0.02")
 DEFAULT_BETA = 0.02
@@ -40,7 +40,6 @@ class FoggyCityscapes(SegmentationDataset):
     aliases = ("foggycityscapes", "foggy-cityscapes")
     env_var = "BLINDNET_FOGGY_CITYSCAPES_DIR"
     root_flag = "--foggy_cityscapes_dir"
-    root_name = "foggy_cityscapes"
     layout = (
         "  <FOGGY_CITYSCAPES_DIR>/\n"
         "    leftImg8bit_foggy/{train,val}/<city>/<stem>_leftImg8bit_foggy_beta_<beta>.png\n"

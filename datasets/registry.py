@@ -13,13 +13,19 @@ import os
 from pathlib import Path
 
 from config import data_root
+from datasets.acdc import ACDC_CLASSES
 from datasets.bdd100k import BDD100K
 from datasets.cityscapes import Cityscapes
+from datasets.dark_zurich import DarkZurich
+from datasets.foggy_cityscapes import FoggyCityscapes
 from datasets.gtav import GTAV
 from datasets.mapillary import Mapillary
 from datasets.synthia import Synthia
 
-DATASET_CLASSES = {cls.name: cls for cls in (GTAV, Synthia, Cityscapes, BDD100K, Mapillary)}
+# The five of the official code, then the adverse-condition targets (all ACDC names share
+# one root, flag and env var).
+DATASET_CLASSES = {cls.name: cls for cls in (GTAV, Synthia, Cityscapes, BDD100K, Mapillary,
+                                             *ACDC_CLASSES, DarkZurich, FoggyCityscapes)}
 DATASET_ALIASES = {alias: cls.name for cls in DATASET_CLASSES.values() for alias in cls.aliases}
 TWO_VIEW_SUFFIX = "_jitter"
 DATASET_NAMES = tuple(DATASET_CLASSES) + tuple(f"{n}{TWO_VIEW_SUFFIX}" for n in DATASET_CLASSES)
@@ -51,8 +57,10 @@ def parse_dataset_name(name):
 
 
 def default_root(name, environ=None):
-    """``<data root>/<canonical name>`` (``$BLINDNET_DATA_DIR`` read at call time)."""
-    return data_root(environ) / canonical_dataset_name(name)
+    """``<data root>/<root name>`` (``$BLINDNET_DATA_DIR`` read at call time); the root name
+    is the canonical name, except that datasets sharing a root name it (``acdc_fog`` ->
+    ``acdc``)."""
+    return data_root(environ) / DATASET_CLASSES[canonical_dataset_name(name)].root_folder()
 
 
 def dataset_root(name, override=None, environ=None):
@@ -69,8 +77,12 @@ def dataset_root(name, override=None, environ=None):
 
 
 def root_flags():
-    """``[(flag, canonical name, env var), ...]`` for the CLI's ``--<name>_dir`` options."""
-    return [(cls.root_flag, cls.name, cls.env_var) for cls in DATASET_CLASSES.values()]
+    """``[(flag, root name, env var), ...]``: one per CLI ``--<name>_dir`` option (datasets
+    sharing a root, the ACDC conditions, share its flag)."""
+    flags = {}
+    for cls in DATASET_CLASSES.values():
+        flags.setdefault(cls.root_flag, (cls.root_flag, cls.root_folder(), cls.env_var))
+    return list(flags.values())
 
 
 def root_flag_dest(flag):

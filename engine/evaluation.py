@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 import network
 from config import DEFAULT_NORM_SEMANTICS
+from engine.report import add_fields, extra_markdown
+from engine.tta import SINGLE_SCALE, tta_logits
 from utils import dist as dist_utils
 from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
                               load_state_dict_forgiving, snapshot_mismatch)
@@ -116,12 +118,15 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
 
 @torch.no_grad()
 def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
-             sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None):
+             sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None,
+             scales=SINGLE_SCALE, flip=False):
     """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
 
     Args:
         model: eval-mode model (DDP-wrapped or not) returning logits (B, C, H, W).
         loader: yields item dicts ``{"image": (B,3,H,W), "label": (B,H,W), "name": [str]}``.
+        scales, flip: test-time augmentation (:func:`engine.tta.tta_logits`); the default
+            is single-scale inference, unchanged.
         on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
 
     Returns:
@@ -146,7 +151,9 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
         labels = batch["label"].to(device, non_blocking=True)
         names = batch["name"]
         with autocast(device, amp):
-            logits = predict_logits(model, images, sliding_window, crop_size, stride)
+            logits = tta_logits(
+                lambda inputs: predict_logits(model, inputs, sliding_window, crop_size, stride),
+                images, scales, flip)
         logits = logits.float()
         preds = logits.argmax(1)
         confusion.update(preds, labels)
@@ -206,11 +213,14 @@ def _pct(value):
 
 
 def write_results(results, out_dir, class_names, protocol, checkpoint=None,
-                  norm_semantics=DEFAULT_NORM_SEMANTICS, trained_norm_semantics=None):
+                  norm_semantics=DEFAULT_NORM_SEMANTICS, trained_norm_semantics=None,
+                  extra=None):
     """Write ``results.json`` and ``results.md`` (DECISIONS.md D19) and return their paths.
 
     Both name the protocol, the checkpoint, the ``--norm_semantics`` of the evaluated model
     and the one the checkpoint says it was trained with (``None``: it does not say).
+    ``extra`` (``engine.report.results_extra``: training run, TTA, mean over targets,
+    per-dataset additions, corruption sweeps) adds fields; it never replaces one.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +236,8 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
                    "confusion_matrix": res["hist"]}
             for name, res in results.items()},
     }
+    if extra:
+        add_fields(payload, extra)
     json_path = out_dir / "results.json"
     # NaN is not valid JSON: absent classes are written as null.
     json_path.write_text(json.dumps(nan_to_none(payload), indent=2))
@@ -237,6 +249,8 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
           "",
           "IoU per class in %; n/a = class absent from the ground truth and never predicted.", "",
           format_table(results, class_names), ""]
+    if extra:
+        md += extra_markdown(extra)
     md_path = out_dir / "results.md"
     md_path.write_text("\n".join(md))
     return json_path, md_path
@@ -276,7 +290,7 @@ class SnapshotMismatchError(ValueError):
 
 
 def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
-                    channels_last=False, logger=None):
+                    channels_last=False, logger=None, checkpoint=None):
     """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
 
     ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
@@ -286,7 +300,8 @@ def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
     FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing or unreadable file.
     """
     logger = logger or get_logger()
-    checkpoint = load_checkpoint(snapshot)
+    if checkpoint is None:  # the caller may pass the file's content, already loaded
+        checkpoint = load_checkpoint(snapshot)
     trained = checkpoint_norm_semantics(checkpoint)
     norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
     model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,

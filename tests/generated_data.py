@@ -6,7 +6,7 @@
 
 import numpy as np
 
-from datasets import parse_dataset_name
+from datasets import DATASET_CLASSES, parse_dataset_name
 from datasets.styleshift.formats import (
     write_bdd_sample,
     write_cityscapes_sample,
@@ -15,6 +15,8 @@ from datasets.styleshift.formats import (
     write_synthia_sample,
 )
 from utils.labels import IGNORE_LABEL, NUM_CLASSES, PALETTE, TrainId
+
+ADVERSE_DATASETS = ("acdc", "dark_zurich", "foggy_cityscapes")  # tests/generated_adverse.py
 
 
 def random_scene(rng, size, num_shapes=6):
@@ -60,6 +62,11 @@ def generate_dataset(name, root, num_images=4, size=(64, 96), seed=0, splits=("t
     across splits (Cityscapes alternates two cities).
     """
     name, _ = parse_dataset_name(name)
+    root_folder = DATASET_CLASSES[name].root_folder()
+    if root_folder in ADVERSE_DATASETS:  # ACDC (every condition), Dark Zurich, Foggy CS
+        from tests.generated_adverse import generate_adverse_dataset
+
+        return generate_adverse_dataset(root_folder, root, num_images, size, seed, splits)
     rng = np.random.default_rng(seed)
     truth = {}
     index = 0

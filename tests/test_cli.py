@@ -123,7 +123,8 @@ def test_root_flags_are_generated_from_the_dataset_registry():
     dests = {action.dest for action in build_parser("valid")._actions}
     flags = datasets.root_flags()
     assert {flag for flag, _, _ in flags} == {"--gtav_dir", "--synthia_dir", "--cityscapes_dir",
-                                             "--bdd_dir", "--mapillary_dir"}
+                                             "--bdd_dir", "--mapillary_dir", "--acdc_dir",
+                                             "--dark_zurich_dir", "--foggy_cityscapes_dir"}
     assert {flag.lstrip("-") for flag, _, _ in flags} <= dests
     assert set(cli.root_overrides(parse_args("valid", []))) == set(datasets.DATASET_CLASSES)
 
@@ -149,7 +150,7 @@ def test_dataset_options_and_cache_dir(tmp_path):
     assert set(options) <= set(datasets.DEFAULT_OPTIONS)
     args, _ = _parse_quiet("valid", ["--cache_dir", "/c", "--eval_protocol", "clean"])
     assert cli.eval_dataset_options(args) == {"eval_protocol": "clean", "gtav_mismatch": "drop",
-                                              "cache_dir": "/c"}
+                                              "cache_dir": "/c", "foggy_beta": 0.02}
 
 
 def test_criterion_kwargs_build_the_criterion():

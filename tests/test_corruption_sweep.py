@@ -9,10 +9,10 @@ import torch.nn as nn
 
 from datasets import build_dataset
 from datasets.corrupted import CorruptedDataset
-from datasets.synthetic import generate_dataset
+from tests.generated_data import generate_dataset
 from engine.robustness import corruption_sweep
 from engine.summary import corruption_summary
-from utils.evaluation import build_eval_loader, evaluate
+from engine.evaluation import build_eval_loader, evaluate
 
 
 class _PixelNet(nn.Module):
@@ -47,16 +47,16 @@ def test_severity_zero_is_the_clean_evaluation(cityscapes_val):
     for corruption in ("gaussian_noise", "fog"):
         zero = run(CorruptedDataset(cityscapes_val, corruption, 0))
         assert zero["hist"] == clean["hist"]
-    image, label, name = CorruptedDataset(cityscapes_val, "fog", 0)[0]
-    clean_image, clean_label, clean_name = cityscapes_val[0]
-    assert torch.equal(image, clean_image) and torch.equal(label, clean_label)
+    item, clean = CorruptedDataset(cityscapes_val, "fog", 0)[0], cityscapes_val[0]
+    assert torch.equal(item["image"], clean["image"])
+    assert torch.equal(item["label"], clean["label"]) and item["name"] == clean["name"]
 
 
 def test_corrupted_items_keep_labels_and_change_images(cityscapes_val):
-    image, label, name = CorruptedDataset(cityscapes_val, "gaussian_noise", 3)[1]
-    clean_image, clean_label, clean_name = cityscapes_val[1]
-    assert name == clean_name and torch.equal(label, clean_label)
-    assert image.shape == clean_image.shape and not torch.equal(image, clean_image)
+    item, clean = CorruptedDataset(cityscapes_val, "gaussian_noise", 3)[1], cityscapes_val[1]
+    assert item["name"] == clean["name"] and torch.equal(item["label"], clean["label"])
+    assert item["image"].shape == clean["image"].shape
+    assert not torch.equal(item["image"], clean["image"])
 
 
 def test_sweep_is_reproducible_and_mpc_is_the_mean(cityscapes_val):

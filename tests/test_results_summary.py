@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from datasets.labels import CLASS_NAMES
+from utils.labels import CLASS_NAMES
 from datasets.synthia import SYNTHIA_13_CLASSES, SYNTHIA_16_CLASSES
 from engine.summary import mean_over_targets, subset_miou, synthia_subset_mious, \
     training_sources

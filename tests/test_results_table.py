@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from datasets.labels import CLASS_NAMES
+from utils.labels import CLASS_NAMES
 from tools import results_table as rt
-from utils.evaluation import write_results
+from engine.evaluation import write_results
 
 
 def _result(miou):

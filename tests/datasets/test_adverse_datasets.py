@@ -4,12 +4,13 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from datasets.acdc import ACDC, ACDC_CLASSES, CONDITIONS
 from datasets.base import DatasetLayoutError
 from datasets.dark_zurich import DarkZurich
 from datasets.foggy_cityscapes import FoggyCityscapes
-from datasets.synthetic_adverse import fog_fixture_image, generate_adverse_dataset
+from tests.generated_adverse import fog_fixture_image, generate_adverse_dataset
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,10 @@ def _assert_decodes_exactly(dataset, truth, expected_count):
     assert len(dataset) == expected_count
     for sample in dataset.samples:
         np.testing.assert_array_equal(dataset.load_label(sample), truth[sample.name])
-    image, label, name = dataset[0]
-    assert image.shape == (3, 48, 64) and label.dtype.is_floating_point is False
-    np.testing.assert_array_equal(label.numpy(), truth[name])
-    assert set(np.unique(label.numpy())) <= set(range(19)) | {255}
+    item = dataset[0]
+    assert item["image"].shape == (3, 48, 64) and item["label"].dtype == torch.int64
+    np.testing.assert_array_equal(item["label"].numpy(), truth[item["name"]])
+    assert set(np.unique(item["label"].numpy())) <= set(range(19)) | {255}
 
 
 @pytest.mark.parametrize("split", ["train", "val"])

@@ -44,7 +44,10 @@ def test_splits_are_disjoint(name, synthetic, cache_dir):
 
 
 def test_registry_names_aliases_and_defaults(synthetic, cache_dir, monkeypatch):
-    assert set(DATASET_NAMES) == {*DATASETS, *(f"{n}_jitter" for n in DATASETS)}
+    adverse = ("acdc", "acdc_fog", "acdc_night", "acdc_rain", "acdc_snow", "dark_zurich",
+               "foggy_cityscapes")
+    names = (*DATASETS, *adverse)
+    assert set(DATASET_NAMES) == {*names, *(f"{n}_jitter" for n in names)}
     assert parse_dataset_name("gtav_jitter") == ("gtav", True)
     assert parse_dataset_name("bdd-100k") == ("bdd100k", False)
     root, _ = synthetic["bdd100k"]

@@ -13,7 +13,13 @@ EXPECTED = {
     "cityscapes": ("--cityscapes_dir", "BLINDNET_CITYSCAPES_DIR"),
     "bdd100k": ("--bdd_dir", "BLINDNET_BDD_DIR"),
     "mapillary": ("--mapillary_dir", "BLINDNET_MAPILLARY_DIR"),
+    **dict.fromkeys(("acdc", "acdc_fog", "acdc_night", "acdc_rain", "acdc_snow"),
+                    ("--acdc_dir", "BLINDNET_ACDC_DIR")),
+    "dark_zurich": ("--dark_zurich_dir", "BLINDNET_DARK_ZURICH_DIR"),
+    "foggy_cityscapes": ("--foggy_cityscapes_dir", "BLINDNET_FOGGY_CITYSCAPES_DIR"),
 }
+# Default root folder under the data root: the name, except that the ACDC names share one.
+ROOT_FOLDER = {name: "acdc" if name.startswith("acdc") else name for name in EXPECTED}
 
 
 def test_each_class_declares_its_identity_and_root_flags_come_from_it():
@@ -24,22 +30,27 @@ def test_each_class_declares_its_identity_and_root_flags_come_from_it():
         for alias in cls.aliases:
             assert datasets.canonical_dataset_name(alias) == name
     flags = datasets.root_flags()
-    assert sorted(flags) == sorted((flag, name, env) for name, (flag, env) in EXPECTED.items())
+    assert sorted(flags) == sorted({(flag, ROOT_FOLDER[name], env)
+                                    for name, (flag, env) in EXPECTED.items()})
     assert datasets.root_flag_dest("--bdd_dir") == "bdd_dir"
-    assert datasets.DATASET_ALIASES == {"bdd-100k": "bdd100k", "bdd": "bdd100k"}
+    assert datasets.DATASET_ALIASES == {
+        "bdd-100k": "bdd100k", "bdd": "bdd100k", "darkzurich": "dark_zurich",
+        "dark-zurich": "dark_zurich", "foggycityscapes": "foggy_cityscapes",
+        "foggy-cityscapes": "foggy_cityscapes"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_roots_resolve_flag_then_env_var_then_default(name, tmp_path):
     env_var = EXPECTED[name][1]
     environ = {"BLINDNET_DATA_DIR": str(tmp_path / "data")}
-    assert datasets.dataset_root(name, environ=environ) == tmp_path / "data" / name
-    assert datasets.default_root(name, environ) == tmp_path / "data" / name
+    default = tmp_path / "data" / ROOT_FOLDER[name]
+    assert datasets.dataset_root(name, environ=environ) == default
+    assert datasets.default_root(name, environ) == default
     environ[env_var] = str(tmp_path / "env")
     assert datasets.dataset_root(name, environ=environ) == tmp_path / "env"
     assert datasets.dataset_root(name, tmp_path / "flag", environ) == tmp_path / "flag"
     environ[env_var] = ""  # an empty variable counts as unset
-    assert datasets.dataset_root(name, environ=environ) == tmp_path / "data" / name
+    assert datasets.dataset_root(name, environ=environ) == default
 
 
 def test_layout_errors_name_the_class_flag_and_variable(tmp_path):

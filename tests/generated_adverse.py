@@ -1,10 +1,11 @@
 """Fixture writers of the adverse-condition targets, in their real on-disk layouts.
 
-Like :mod:`datasets.synthetic` (whose helpers they use) each ``write_*_sample`` takes an RGB
-image (H, W, 3) uint8 and train ids (H, W) uint8 (0..18 or 255), writes the files of one
-image as the release stores them and returns the paths. Besides the label the loader reads,
-the files the release ships next to it are written too (other label encodings, reference
-images, the other fog densities), so a loader that picks the wrong file is caught:
+Like the writers of ``datasets/styleshift/formats.py`` (whose helpers they use) each
+``write_*_sample`` takes an RGB image (H, W, 3) uint8 and train ids (H, W) uint8 (0..18 or
+255), writes the files of one image as the release stores them and returns the paths.
+Besides the label the loader reads, the files the release ships next to it are written too
+(other label encodings, reference images, the other fog densities), so a loader that picks
+the wrong file is caught:
 
 * ACDC: ``rgb_anon/<condition>/<split>/<sequence>/<stem>_rgb_anon.png``, 8-bit train-id
   ``gt/.../<stem>_gt_labelTrainIds.png``; also ``_gt_labelIds.png`` (Cityscapes ids),
@@ -21,17 +22,17 @@ import numpy as np
 
 from datasets.acdc import CONDITIONS, IMAGE_SUFFIX, LABEL_SUFFIX
 from datasets.foggy_cityscapes import BETAS, image_suffix
-from datasets.labels import CITYSCAPES_ID_TO_TRAINID, PALETTE
-from datasets.synthetic import (
+from datasets.label_codes import CITYSCAPES_ID_TO_TRAINID
+from datasets.styleshift.formats import (
     CITYSCAPES_IGNORE_IDS,
     _check,
     _inverse,
     _save_png,
     encode_train_ids,
-    random_scene,
 )
+from tests.generated_data import ADVERSE_DATASETS, random_scene
+from utils.labels import PALETTE
 
-ADVERSE_DATASETS = ("acdc", "dark_zurich", "foggy_cityscapes")
 
 
 def _write_train_id_sample(image_dir, label_dir, stem, image, train_ids):
