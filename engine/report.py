@@ -39,14 +39,35 @@ def check_eval_settings(foggy_beta, scales, flip, corruptions, severities, scrip
 
 
 def training_run(checkpoint):
-    """``{"exp", "date", "seed", "dataset", "arch", "iteration"}`` of a loaded checkpoint
-    (its ``args`` entry, written by train.py), None for checkpoints without one (official)."""
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("args"), dict):
+    """``{"exp", "date", "seed", "dataset", "arch", "iteration"}`` of a loaded checkpoint.
+
+    From its ``args`` entry (written by train.py); an official checkpoint has none, only the
+    ``command`` it was trained with, from which ``--dataset`` is read (the rest is None).
+    None when the checkpoint says neither.
+    """
+    if not isinstance(checkpoint, dict):
         return None
-    args = checkpoint["args"]
-    run = {key: args.get(key) for key in TRAINING_RUN_KEYS}
+    if isinstance(checkpoint.get("args"), dict):
+        flags = checkpoint["args"]
+    elif isinstance(checkpoint.get("command"), str):
+        flags = {"dataset": _flag_values(checkpoint["command"].split(), "--dataset")}
+    else:
+        return None
+    run = {key: flags.get(key) for key in TRAINING_RUN_KEYS}
     run["iteration"] = checkpoint.get("iteration")
     return run
+
+
+def _flag_values(tokens, flag):
+    """The values after ``flag`` in a command line (up to the next ``--`` option), or None."""
+    if flag not in tokens:
+        return None
+    values = []
+    for token in tokens[tokens.index(flag) + 1:]:
+        if token.startswith("--"):
+            break
+        values.append(token)
+    return values
 
 
 def results_extra(results, class_names, *, training=None, scales=(1.0,), flip=False,

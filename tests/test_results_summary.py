@@ -61,3 +61,20 @@ def test_mean_over_targets_of_a_synthia_source_has_the_subset_means():
     summary = mean_over_targets(results, ("synthia",), CLASS_NAMES)
     assert summary["miou_13"] == pytest.approx((0.6 + 0.3) / 2)
     assert summary["miou_16"] == pytest.approx(((15 * 0.6) / 16 + 0.3) / 2)
+
+
+def test_training_run_of_ours_official_and_bare_checkpoints():
+    from engine.report import training_run
+
+    ours = {"args": {"exp": "blindnet_seed305", "seed": 305, "dataset": ["gtav_jitter"],
+                     "date": "0326", "arch": "network.deepv3.DeepR50V3PlusD", "lr": 0.01},
+            "iteration": 40000}
+    assert training_run(ours) == {"exp": "blindnet_seed305", "date": "0326", "seed": 305,
+                                  "dataset": ["gtav_jitter"],
+                                  "arch": "network.deepv3.DeepR50V3PlusD", "iteration": 40000}
+    official = {"state_dict": {}, "command": "train.py --dataset gtav_jitter synthia --val_dataset"
+                                             " cityscapes --arch network.deepv3.DeepR50V3PlusD"}
+    run = training_run(official)
+    assert run["dataset"] == ["gtav_jitter", "synthia"] and run["seed"] is None
+    assert training_run({"state_dict": {}}) is None and training_run({"a": 1}) is None
+    assert training_run({"command": "train.py --lr 0.01"})["dataset"] is None
