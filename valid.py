@@ -60,12 +60,7 @@ def main(argv=None):
                        f"{', '.join(result['empty_label_names'])}"
                        if result["empty_labels"] else ""))
         if args.corruptions:
-            sweeps[base] = corruption_sweep(
-                run, dataset, args.corruptions, args.severities, result["miou"],
-                on_result=lambda c, s, r, base=base: logger.info(
-                    f"{base} {c} severity {s}: mIoU {100 * r['miou']:.2f}"))
-            logger.info(f"{base}: mPC {100 * sweeps[base]['mpc']:.2f}, relative robustness "
-                        f"{100 * sweeps[base]['relative_robustness']:.2f} %")
+            sweeps[base] = _corruption_sweep(run, base, dataset, args, result["miou"], logger)
 
     if state.is_main:
         extra = results_extra(results, CLASS_NAMES, training=training_run(checkpoint),
@@ -83,6 +78,17 @@ def main(argv=None):
         logger.info(f"wrote {json_path}, {md_path}")
     dist_utils.cleanup()
     return results
+
+
+def _corruption_sweep(run, base, dataset, args, clean_miou, logger):
+    """``--corruptions`` x ``--severities`` of one dataset, logged as it goes."""
+    sweep = corruption_sweep(
+        run, dataset, args.corruptions, args.severities, clean_miou,
+        on_result=lambda c, s, r: logger.info(f"{base} {c} severity {s}: mIoU "
+                                              f"{100 * r['miou']:.2f}"))
+    logger.info(f"{base}: mPC {100 * sweep['mpc']:.2f}, relative robustness "
+                f"{100 * sweep['relative_robustness']:.2f} %")
+    return sweep
 
 
 if __name__ == "__main__":
