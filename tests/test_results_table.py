@@ -148,3 +148,35 @@ def test_script_runs_from_the_command_line(three_runs):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "| baseline | 2 |" in done.stdout
+
+
+def _add_sweep(out, dataset, mpc, clean, corruptions=("fog", "snow"), severities=(1, 2)):
+    path = out / "results.json"
+    payload = json.loads(path.read_text())
+    payload["datasets"][dataset]["corruptions"] = {
+        "clean_miou": clean, "mpc": mpc, "relative_robustness": mpc / clean,
+        "corruptions": {c: {"per_severity": {}, "miou": mpc} for c in corruptions},
+        "severities": list(severities), "benchmark_complete": False}
+    path.write_text(json.dumps(payload))
+
+
+def test_mpc_and_relative_robustness_tables(three_runs, tmp_path):
+    for out, (m1, m2) in zip(three_runs, ((0.15, 0.10), (0.17, 0.12), (0.30, 0.20))):
+        _add_sweep(out, "cityscapes", m1, 0.3)
+        _add_sweep(out, "bdd100k", m2, 0.2)
+    runs = [rt.load_run(p) for p in three_runs]
+    table = rt.build_table(runs, metric="mpc")
+    mean, std, values = table["rows"][0]["cells"]["cityscapes"]
+    assert values == pytest.approx([15.0, 17.0]) and mean == pytest.approx(16.0)
+    assert table["rows"][0]["cells"]["mean"][2] == pytest.approx([12.5, 14.5])
+    rpc = rt.build_table(runs, metric="rpc")
+    assert rpc["rows"][1]["cells"]["cityscapes"][0] == pytest.approx(100.0)
+    assert "mPC (mean mIoU under corruption) (%)" in rt.render(runs, metric="mpc")
+    _add_sweep(three_runs[2], "bdd100k", 0.2, 0.2, severities=(1, 2, 3))
+    with pytest.raises(rt.ResultsTableError, match="different corruptions or severities"):
+        rt.build_table([rt.load_run(p) for p in three_runs], metric="mpc")
+
+
+def test_mpc_needs_a_sweep(three_runs):
+    with pytest.raises(rt.ResultsTableError, match="has no corruption sweep"):
+        rt.build_table([rt.load_run(p) for p in three_runs], metric="mpc")

@@ -2,6 +2,7 @@
 
     python tools/results_table.py logs/ckpt/eval/baseline_seed* logs/ckpt/eval/blindnet_seed*
     python tools/results_table.py RUN_DIR... --targets cityscapes bdd100k mapillary --classes 16
+    python tools/results_table.py RUN_DIR... --metric mpc     # runs of valid.py --corruptions
 
 Each RUN_DIR is a folder holding the ``results.json`` of ``valid.py`` (or that file itself).
 Runs are grouped by **method**; the seeds of a method give mean ± sample standard deviation
@@ -21,6 +22,10 @@ How a run is named (in this order):
 Columns are the run's targets (``mean_over_targets.targets`` of ``results.json``: every
 evaluated dataset except the training source; every dataset in older files), or
 ``--targets``; every run must have every column. Foggy Cityscapes columns name their β.
+
+``--metric mpc`` / ``--metric rpc`` tabulate the corruption sweep (``valid.py --corruptions``)
+instead: mPC, or the relative robustness mPC / clean mIoU, per target; every run must have
+swept the same corruptions and severities.
 
 One table is one evaluation setting: every run must share the evaluation protocol and the
 test-time augmentation (``tta.name``; older files are ``single-scale``). A mix is refused,
@@ -43,6 +48,9 @@ if __package__ in (None, ""):
 from datasets.synthia import SYNTHIA_13_CLASSES, SYNTHIA_16_CLASSES  # noqa: E402
 
 CLASS_SETS = {"19": None, "16": SYNTHIA_16_CLASSES, "13": SYNTHIA_13_CLASSES}
+# --metric -> (field of a dataset's "corruptions" entry or None for the clean mIoU, caption)
+METRICS = {"miou": (None, "mIoU"), "mpc": ("mpc", "mPC (mean mIoU under corruption)"),
+           "rpc": ("relative_robustness", "relative robustness mPC / clean mIoU")}
 SEED_TAG = re.compile(r"^(?P<method>.+?)[_-](?:seed|s)(?P<seed>\d+)$")
 MEAN_COLUMN = "mean"
 
@@ -138,13 +146,17 @@ def check_one_setting(runs):
             + "\nevaluate them alike, or pass --split_settings for one table per setting")
 
 
-def run_value(run, column, classes="19"):
-    """mIoU (fraction) of ``run`` on ``column`` over the 19 classes or a SYNTHIA subset."""
+def run_value(run, column, classes="19", metric="miou"):
+    """mIoU (fraction) of ``run`` on ``column`` over the 19 classes or a SYNTHIA subset; or
+    its corruption ``metric`` (``mpc``, ``rpc``)."""
     if column not in run.datasets:
         raise ResultsTableError(
             f"{run.path}: no result for {column!r} (it has {list(run.datasets)}); every run "
             f"of a table needs every column; choose them with --targets")
     result = run.datasets[column]
+    if metric != "miou":
+        value = _sweep(run, column)[METRICS[metric][0]]
+        return float("nan") if value is None else float(value)
     subset = CLASS_SETS[classes]
     if subset is None:
         value = result["miou"]
@@ -156,13 +168,36 @@ def run_value(run, column, classes="19"):
     return float("nan") if value is None else float(value)
 
 
+def _sweep(run, column):
+    sweep = run.datasets[column].get("corruptions")
+    if not sweep:
+        raise ResultsTableError(f"{run.path}: {column!r} has no corruption sweep (evaluate it "
+                                f"with valid.py --corruptions ...)")
+    return sweep
+
+
+def check_same_sweep(runs, columns):
+    """Refuse mPC columns over different corruption sets or severities."""
+    kinds = {}
+    for run in runs:
+        for column in columns:
+            sweep = _sweep(run, column)
+            key = (tuple(sweep["corruptions"]), tuple(sweep["severities"]))
+            kinds.setdefault(key, []).append(f"{run.path} ({column})")
+    if len(kinds) > 1:
+        lines = [f"  corruptions {list(c)}, severities {list(s)}: " + ", ".join(where)
+                 for (c, s), where in kinds.items()]
+        raise ResultsTableError("refusing to compare corruption sweeps of different "
+                                "corruptions or severities:\n" + "\n".join(lines))
+
+
 def _mean_std(values):
     values = np.asarray(values, dtype=np.float64)
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
     return float(np.mean(values)), std
 
 
-def build_table(runs, targets=None, classes="19"):
+def build_table(runs, targets=None, classes="19", metric="miou"):
     """The table of runs of ONE setting.
 
     Returns:
@@ -175,6 +210,9 @@ def build_table(runs, targets=None, classes="19"):
     check_one_setting(runs)
     if classes not in CLASS_SETS:
         raise ResultsTableError(f"--classes must be one of {list(CLASS_SETS)}, got {classes!r}")
+    if metric not in METRICS or (metric != "miou" and classes != "19"):
+        raise ResultsTableError(f"--metric must be one of {list(METRICS)} (mpc / rpc with the "
+                                f"19 classes only), got {metric!r} with --classes {classes}")
     if targets is None:
         targets = []
         for run in runs:
@@ -191,13 +229,16 @@ def build_table(runs, targets=None, classes="19"):
                 f"method {method!r} has seed(s) {twice} more than once: "
                 + ", ".join(str(r.path) for r in method_runs if r.seed in twice))
         method_runs = sorted(method_runs, key=lambda r: r.seed)
-        per_run = [[100 * run_value(r, t, classes) for t in targets] for r in method_runs]
+        per_run = [[100 * run_value(r, t, classes, metric) for t in targets]
+                   for r in method_runs]
         means = [float(np.mean(v)) for v in per_run]
         cells = {t: _mean_std([v[i] for v in per_run]) + ([v[i] for v in per_run],)
                  for i, t in enumerate(targets)}
         cells[MEAN_COLUMN] = _mean_std(means) + (means,)
         rows.append({"method": method, "seeds": sorted(seeds), "cells": cells})
-    return {"setting": runs[0].setting, "classes": classes,
+    if metric != "miou":
+        check_same_sweep(runs, targets)
+    return {"setting": runs[0].setting, "classes": classes, "metric": metric,
             "columns": list(targets) + [MEAN_COLUMN], "rows": rows}
 
 
@@ -211,7 +252,8 @@ def _cell(mean, std, digits, plus_minus):
 
 def _caption(table):
     classes = "" if table["classes"] == "19" else f", {table['classes']}-class mIoU"
-    return (f"mIoU (%), {describe_setting(table['setting'])}{classes}; mean ± std over seeds "
+    return (f"{METRICS[table['metric']][1]} (%), {describe_setting(table['setting'])}{classes}; "
+            f"mean ± std over seeds "
             f"(sample std, n seeds)")
 
 
@@ -242,12 +284,13 @@ def to_latex(table, digits=2):
     return "\n".join(lines)
 
 
-def render(runs, targets=None, classes="19", digits=2, split_settings=False, fmt="both"):
+def render(runs, targets=None, classes="19", digits=2, split_settings=False, fmt="both",
+           metric="miou"):
     """The printed text: one table (or one per setting with ``split_settings``)."""
     groups = group_by_setting(runs) if split_settings else {None: runs}
     parts = []
     for group in groups.values():
-        table = build_table(group, targets, classes)
+        table = build_table(group, targets, classes, metric)
         if fmt in ("markdown", "both"):
             parts.append(to_markdown(table, digits))
         if fmt in ("latex", "both"):
@@ -263,6 +306,8 @@ def parse_args(argv=None):
                         help="columns, in order (default: the runs' targets)")
     parser.add_argument("--classes", choices=list(CLASS_SETS), default="19",
                         help="19 classes, or the 16 / 13 of SYNTHIA-source tables")
+    parser.add_argument("--metric", choices=list(METRICS), default="miou",
+                        help="clean mIoU, or mPC / relative robustness of the corruption sweep")
     parser.add_argument("--digits", type=int, default=2)
     parser.add_argument("--format", choices=("markdown", "latex", "both"), default="both")
     parser.add_argument("--split_settings", action="store_true",
@@ -275,7 +320,7 @@ def main(argv=None):
     try:
         runs = [load_run(path) for path in args.runs]
         text = render(runs, args.targets, args.classes, args.digits, args.split_settings,
-                      args.format)
+                      args.format, args.metric)
     except ResultsTableError as error:
         print(f"results_table.py: error: {error}", file=sys.stderr)
         return 2
