@@ -2,7 +2,7 @@
 
 Modules (imports point downward: engine -> network / loss / datasets / transforms / utils):
 
-* :mod:`engine.config`: the small dataclasses the engine takes (built by ``cli.py``);
+* :mod:`engine.config`: the small dataclasses the engine takes (built by ``cli``);
 * :mod:`engine.data`: training set, sampler, loader and validation loaders from plain values;
 * :mod:`engine.trainer`: :class:`~engine.trainer.TrainState`, ``train_step``, ``validate``,
   ``fit``;

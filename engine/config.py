@@ -1,4 +1,4 @@
-"""Plain settings the engine takes (``cli.py`` builds them from the command line)."""
+"""Plain settings the engine takes (``cli`` builds them from the command line)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path

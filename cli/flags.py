@@ -1,27 +1,15 @@
-"""The one command-line module of ``train.py``, ``valid.py``, ``infer.py`` (``demo.py`` has
-its own few flags and drives ``train.main``).
+"""Every flag of ``train.py``, ``valid.py`` and ``infer.py``, in argparse groups.
 
-Every flag of the official BlindNet scripts (METHOD.md §7) is accepted with its official
-meaning. Official flags we do not implement are still accepted; :func:`validate_args`
-warns about each one set away from its default, so nothing is ignored silently. Our
-additions (DECISIONS.md) are grouped under "BlindNet framework". The ``--<name>_dir`` root
-flags come from the dataset registry (``datasets.root_flags()``).
-
-Only the entry points import this module. Its converters turn the namespace into the plain
-values and dataclasses the library and ``engine`` take; nothing below ever sees the namespace.
+Official BlindNet flags (METHOD.md §7) keep their official meaning; official flags we do not
+implement are accepted and listed in :data:`IGNORED_FLAGS` with the reason (a non-default value
+warns); our additions are grouped under "BlindNet framework". The ``--<name>_dir`` root flags
+come from the dataset registry (``datasets.root_flags()``).
 """
 
 import argparse
-import os
-import warnings
-from pathlib import Path
 
 import datasets
-from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
-from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
-from engine.evaluation import SnapshotMismatchError
-from engine.evaluation import load_eval_model as _load_eval_model
-from engine.report import check_eval_settings
+from config import NORM_SEMANTICS
 from transforms.normalization import EVAL_PROTOCOLS
 
 # Script -> description of its parser (all three share every flag).
@@ -65,7 +53,7 @@ IGNORED_FLAGS = {
 }
 
 
-def _official_flags(parser):
+def add_official_flags(parser):
     g = parser.add_argument_group("official BlindNet flags (METHOD.md §7)")
     g.add_argument("--dataset", nargs="*", default=["cityscapes"],
                    help="training dataset(s); *_jitter names give two-view (BlindNet) data")
@@ -144,7 +132,7 @@ def _official_method_flags(g):
     return g
 
 
-def _legacy_flags(parser):
+def add_legacy_flags(parser):
     g = parser.add_argument_group("accepted for compatibility, no effect (a warning is printed)")
     store_true = ("image_in", "cls_wt_loss", "img_wt_loss", "jointwtborder", "batch_weighting",
                   "image_uniform_sampling", "dump_augmentation_images", "visualize_feature",
@@ -165,7 +153,7 @@ def _legacy_flags(parser):
     return g
 
 
-def _framework_flags(parser):
+def add_framework_flags(parser):
     g = parser.add_argument_group("BlindNet framework (DECISIONS.md)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     g.add_argument("--seed", type=int, default=304)
@@ -223,7 +211,7 @@ def _framework_flags(parser):
     return g
 
 
-def _evaluation_flags(parser):
+def add_evaluation_flags(parser):
     g = parser.add_argument_group("evaluation: adverse targets, corruptions, TTA (valid.py)")
     g.add_argument("--foggy_beta", type=float, default=datasets.DEFAULT_BETA,
                    help="fog density of foggy_cityscapes: 0.005, 0.01 or 0.02")
@@ -234,187 +222,3 @@ def _evaluation_flags(parser):
                    help="also evaluate under imagecorruptions (all = the 15 of the benchmark)")
     g.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5], metavar="N",
                    help="corruption severities 1..5 (0 = the clean image)")
-
-
-def build_parser(script="train"):
-    """The parser of ``train.py`` / ``valid.py`` / ``infer.py`` (all share every flag)."""
-    if script not in SCRIPTS:
-        raise ValueError(f"script must be one of {tuple(SCRIPTS)}, got {script!r}")
-    parser = argparse.ArgumentParser(
-        prog=f"{script}.py", description=SCRIPTS[script],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _official_flags(parser)
-    _framework_flags(parser)
-    _evaluation_flags(parser)
-    _legacy_flags(parser)
-    return parser
-
-
-def validate_args(args, parser, script="train"):
-    """Check values the parser cannot check alone; warn about ignored flags.
-
-    Raises ``parser.error`` (exit code 2 with a message naming the flag) on bad input.
-    """
-    bad_wt = [v for v in args.wt_layer if v not in WT_LAYER_CHOICES]
-    if bad_wt:
-        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES} "
-                     f"(5 = SyncSwitchWhiten is not supported), got {args.wt_layer}")
-    try:  # the dataset and evaluation options are validated where they are defined
-        datasets.check_options(dataset_options(args), flag_prefix="--")
-        check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
-                            args.severities, script)
-    except ValueError as exc:
-        parser.error(str(exc))
-    for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
-        if getattr(args, flag) <= 0:
-            parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
-    if not args.dist_timeout > 0:
-        parser.error(f"--dist_timeout must be > 0 minutes, got {args.dist_timeout}")
-    if (args.use_cwcl or args.use_sdcl) and args.nce_T <= 0:
-        parser.error(f"--nce_T must be > 0 with --use_cwcl/--use_sdcl, got {args.nce_T}")
-    if args.use_sdcl and args.num_patch < 2:
-        parser.error(f"--num_patch must be >= 2 with --use_sdcl, got {args.num_patch}")
-    if args.use_cwcl and (args.contrast_max_classes < 1 or args.contrast_max_views < 2):
-        parser.error("--contrast_max_classes must be >= 1 and --contrast_max_views >= 2")
-    if args.lr_schedule == "scl-poly":
-        parser.error("--lr_schedule scl-poly is not supported (the official scripts use poly)")
-    if script == "infer" and args.images is None and not args.val_dataset:
-        parser.error("infer.py needs --val_dataset names or --images DIR|GLOB")
-    if script != "infer" and args.images is not None:
-        parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
-                     f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
-                     f"--images {args.images}")
-    for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
-        warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
-                      f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
-    return args
-
-
-def parse_args(script="train", argv=None):
-    """Parse and validate ``argv`` (``sys.argv[1:]`` when None) for ``script``.
-
-    Bad values exit with code 2 and ``<script>.py: error: --flag ...`` (argparse's way).
-    For ``train`` the derived defaults are filled in (:func:`_train_defaults`).
-    """
-    parser = build_parser(script)
-    args = parser.parse_args(argv)
-    args.script = script
-    validate_args(args, parser, script)
-    if script == "train":
-        _train_defaults(args)
-    return args
-
-
-def _train_defaults(args):
-    """Defaults train.py derives from other values (recorded in args.json as resolved)."""
-    if args.norm_semantics is None:
-        args.norm_semantics = DEFAULT_NORM_SEMANTICS
-    if args.num_workers is None:
-        args.num_workers = min(8, os.cpu_count() or 1)
-    if args.test_mode:
-        args.max_iter, args.max_val_images, args.num_workers = min(args.max_iter, 4), 2, 1
-
-
-
-
-# ------------------------------------------------------- namespace -> plain values (converters)
-
-# build_dataset options a training set takes from flags of the same name (``max_images`` and
-# ``centroid_workers`` are not flags; ``cache_dir`` is resolved by :func:`cache_dir`).
-TRAIN_DATASET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "crop_nopad",
-                         "rrotate", "color_aug", "gblur", "bblur", "class_uniform_pct",
-                         "class_uniform_tile", "max_cu_epoch", "eval_protocol",
-                         "gtav_mismatch", "seed")
-CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nce_T",
-                   "contrast_max_classes", "contrast_max_views", "num_patch", "cwcl_negatives",
-                   "cwcl_class_order")
-
-
-def root_overrides(args):
-    """Canonical dataset name -> the root given with its ``--<name>_dir`` flag (or None);
-    datasets sharing a root (``acdc_fog`` ...) share its flag."""
-    return {name: getattr(args, datasets.root_flag_dest(cls.root_flag))
-            for name, cls in datasets.DATASET_CLASSES.items()}
-
-
-def cache_dir(args):
-    """``--cache_dir``, else ``<--ckpt>/cache`` (DECISIONS.md D5)."""
-    if args.cache_dir is None and args.ckpt:
-        return Path(args.ckpt) / "cache"
-    return args.cache_dir
-
-
-def dataset_options(args):
-    """``build_dataset`` options of the training set(s), as a plain dict."""
-    return {**{key: getattr(args, key) for key in TRAIN_DATASET_OPTIONS},
-            "cache_dir": cache_dir(args)}
-
-
-def eval_dataset_options(args):
-    """Keyword options of ``datasets.build_eval_dataset`` (protocol, GTAV policy, cache)."""
-    return {"eval_protocol": args.eval_protocol, "gtav_mismatch": args.gtav_mismatch,
-            "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
-
-
-
-def criterion_kwargs(args):
-    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...)."""
-    return {name: getattr(args, name) for name in CRITERION_FLAGS}
-
-
-def run_dir(args):
-    return Path(args.ckpt) / args.date / args.exp  # the run folder
-
-
-def tb_logdir(args):
-    """TensorBoard folder ``<--tb_path>/<--date>/<--exp>[_<--tb_tag>]``."""
-    return Path(args.tb_path) / args.date / (args.exp + (f"_{args.tb_tag}" if args.tb_tag else ""))
-
-
-def optim_config(args):  # SGD and the poly LR
-    return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                       max_iter=args.max_iter, poly_exp=args.poly_exp)
-
-
-def step_config(args, two_view, with_embeddings):
-    """How one step runs (``two_view``: batches carry ``image_aug``; ``with_embeddings``:
-    ``BlindNetCriterion.needs_embeddings``)."""
-    return StepConfig(two_view=two_view, with_embeddings=with_embeddings, amp=args.amp,
-                      channels_last=args.channels_last)
-
-
-def fit_config(args, argv):
-    """The loop's settings; ``argv``: the real command line, recorded in every checkpoint."""
-    return FitConfig(
-        run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
-        log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
-        stop_at=args.stop_at, record=RunRecord(command=" ".join(argv), flags=plain_flags(args),
-                                               norm_semantics=args.norm_semantics))
-
-
-def plain_flags(args):
-    """Every flag whose value is a plain (JSON-like) value: the checkpoint's ``args`` entry."""
-    return {key: value for key, value in vars(args).items() if _plain(value)}
-
-
-def _plain(value):
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str))
-
-
-def load_eval_model(args, device, logger, checkpoint=None):
-    """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
-
-    ``checkpoint``: the file's content when the caller has loaded it already.
-    Returns ``(model, norm_semantics, trained_norm_semantics)``.
-    """
-    if not args.snapshot:
-        raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
-    try:
-        return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
-                                norm_semantics=args.norm_semantics,
-                                channels_last=args.channels_last, logger=logger,
-                                checkpoint=checkpoint)
-    except SnapshotMismatchError as exc:
-        raise SystemExit(str(exc)) from None

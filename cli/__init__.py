@@ -1,0 +1,28 @@
+"""The one command-line package of ``train.py``, ``valid.py``, ``infer.py`` (``demo.py`` has
+its own few flags and drives ``train.main``).
+
+Every flag of the official BlindNet scripts (METHOD.md §7) is accepted with its official
+meaning. Official flags we do not implement are still accepted; :func:`validate_args`
+warns about each one set away from its default, so nothing is ignored silently. Our
+additions (DECISIONS.md) are grouped under "BlindNet framework". The ``--<name>_dir`` root
+flags come from the dataset registry (``datasets.root_flags()``).
+
+Only the entry points import this package: ``cli/flags.py`` holds the flags,
+``cli/parser.py`` parses and validates them, ``cli/convert.py`` turns the namespace into the
+plain values and dataclasses the library and ``engine`` take; nothing below ever sees the
+namespace.
+"""
+
+from cli.convert import (CRITERION_FLAGS, TRAIN_DATASET_OPTIONS, cache_dir, criterion_kwargs,
+                         dataset_options, eval_dataset_options, fit_config, load_eval_model,
+                         optim_config, plain_flags, root_overrides, run_dir, step_config,
+                         tb_logdir)
+from cli.flags import IGNORED_FLAGS, SCRIPTS, WT_LAYER_CHOICES
+from cli.parser import build_parser, parse_args, validate_args
+
+__all__ = [
+    "CRITERION_FLAGS", "IGNORED_FLAGS", "SCRIPTS", "TRAIN_DATASET_OPTIONS", "WT_LAYER_CHOICES",
+    "build_parser", "cache_dir", "criterion_kwargs", "dataset_options", "eval_dataset_options",
+    "fit_config", "load_eval_model", "optim_config", "parse_args", "plain_flags",
+    "root_overrides", "run_dir", "step_config", "tb_logdir", "validate_args",
+]

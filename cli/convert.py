@@ -1,0 +1,112 @@
+"""Namespace -> the plain values and dataclasses the library and ``engine`` take.
+
+Nothing below the entry points ever sees the argparse namespace: these converters are the
+only code that reads it besides :mod:`cli.parser`.
+"""
+
+from pathlib import Path
+
+import datasets
+from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
+from engine.evaluation import SnapshotMismatchError
+from engine.evaluation import load_eval_model as _load_eval_model
+
+# build_dataset options a training set takes from flags of the same name (``max_images`` and
+# ``centroid_workers`` are not flags; ``cache_dir`` is resolved by :func:`cache_dir`).
+TRAIN_DATASET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "crop_nopad",
+                         "rrotate", "color_aug", "gblur", "bblur", "class_uniform_pct",
+                         "class_uniform_tile", "max_cu_epoch", "eval_protocol",
+                         "gtav_mismatch", "seed")
+CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nce_T",
+                   "contrast_max_classes", "contrast_max_views", "num_patch", "cwcl_negatives",
+                   "cwcl_class_order")
+
+
+def root_overrides(args):
+    """Canonical dataset name -> the root given with its ``--<name>_dir`` flag (or None);
+    datasets sharing a root (``acdc_fog`` ...) share its flag."""
+    return {name: getattr(args, datasets.root_flag_dest(cls.root_flag))
+            for name, cls in datasets.DATASET_CLASSES.items()}
+
+
+def cache_dir(args):
+    """``--cache_dir``, else ``<--ckpt>/cache`` (DECISIONS.md D5)."""
+    if args.cache_dir is None and args.ckpt:
+        return Path(args.ckpt) / "cache"
+    return args.cache_dir
+
+
+def dataset_options(args):
+    """``build_dataset`` options of the training set(s), as a plain dict."""
+    return {**{key: getattr(args, key) for key in TRAIN_DATASET_OPTIONS},
+            "cache_dir": cache_dir(args)}
+
+
+def eval_dataset_options(args):
+    """Keyword options of ``datasets.build_eval_dataset`` (protocol, GTAV policy, cache)."""
+    return {"eval_protocol": args.eval_protocol, "gtav_mismatch": args.gtav_mismatch,
+            "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
+
+
+
+def criterion_kwargs(args):
+    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...)."""
+    return {name: getattr(args, name) for name in CRITERION_FLAGS}
+
+
+def run_dir(args):
+    return Path(args.ckpt) / args.date / args.exp  # the run folder
+
+
+def tb_logdir(args):
+    """TensorBoard folder ``<--tb_path>/<--date>/<--exp>[_<--tb_tag>]``."""
+    return Path(args.tb_path) / args.date / (args.exp + (f"_{args.tb_tag}" if args.tb_tag else ""))
+
+
+def optim_config(args):  # SGD and the poly LR
+    return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                       max_iter=args.max_iter, poly_exp=args.poly_exp)
+
+
+def step_config(args, two_view, with_embeddings):
+    """How one step runs (``two_view``: batches carry ``image_aug``; ``with_embeddings``:
+    ``BlindNetCriterion.needs_embeddings``)."""
+    return StepConfig(two_view=two_view, with_embeddings=with_embeddings, amp=args.amp,
+                      channels_last=args.channels_last)
+
+
+def fit_config(args, argv):
+    """The loop's settings; ``argv``: the real command line, recorded in every checkpoint."""
+    return FitConfig(
+        run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
+        log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
+        stop_at=args.stop_at, record=RunRecord(command=" ".join(argv), flags=plain_flags(args),
+                                               norm_semantics=args.norm_semantics))
+
+
+def plain_flags(args):
+    """Every flag whose value is a plain (JSON-like) value: the checkpoint's ``args`` entry."""
+    return {key: value for key, value in vars(args).items() if _plain(value)}
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def load_eval_model(args, device, logger, checkpoint=None):
+    """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
+
+    ``checkpoint``: the file's content when the caller has loaded it already.
+    Returns ``(model, norm_semantics, trained_norm_semantics)``.
+    """
+    if not args.snapshot:
+        raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
+    try:
+        return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
+                                norm_semantics=args.norm_semantics,
+                                channels_last=args.channels_last, logger=logger,
+                                checkpoint=checkpoint)
+    except SnapshotMismatchError as exc:
+        raise SystemExit(str(exc)) from None

@@ -1,0 +1,91 @@
+"""The parser of the three entry points: build, parse, validate (exit code 2 naming the flag)."""
+
+import argparse
+import os
+import warnings
+
+import datasets
+from cli.convert import dataset_options
+from cli.flags import (IGNORED_FLAGS, SCRIPTS, WT_LAYER_CHOICES, add_evaluation_flags,
+                       add_framework_flags, add_legacy_flags, add_official_flags)
+from config import DEFAULT_NORM_SEMANTICS
+from engine.report import check_eval_settings
+
+
+def build_parser(script="train"):
+    """The parser of ``train.py`` / ``valid.py`` / ``infer.py`` (all share every flag)."""
+    if script not in SCRIPTS:
+        raise ValueError(f"script must be one of {tuple(SCRIPTS)}, got {script!r}")
+    parser = argparse.ArgumentParser(
+        prog=f"{script}.py", description=SCRIPTS[script],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_official_flags(parser)
+    add_framework_flags(parser)
+    add_evaluation_flags(parser)
+    add_legacy_flags(parser)
+    return parser
+
+
+def validate_args(args, parser, script="train"):
+    """Check values the parser cannot check alone; warn about ignored flags.
+
+    Raises ``parser.error`` (exit code 2 with a message naming the flag) on bad input.
+    """
+    bad_wt = [v for v in args.wt_layer if v not in WT_LAYER_CHOICES]
+    if bad_wt:
+        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES} "
+                     f"(5 = SyncSwitchWhiten is not supported), got {args.wt_layer}")
+    try:  # the dataset and evaluation options are validated where they are defined
+        datasets.check_options(dataset_options(args), flag_prefix="--")
+        check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
+                            args.severities, script)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
+        if getattr(args, flag) <= 0:
+            parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
+    if not args.dist_timeout > 0:
+        parser.error(f"--dist_timeout must be > 0 minutes, got {args.dist_timeout}")
+    if (args.use_cwcl or args.use_sdcl) and args.nce_T <= 0:
+        parser.error(f"--nce_T must be > 0 with --use_cwcl/--use_sdcl, got {args.nce_T}")
+    if args.use_sdcl and args.num_patch < 2:
+        parser.error(f"--num_patch must be >= 2 with --use_sdcl, got {args.num_patch}")
+    if args.use_cwcl and (args.contrast_max_classes < 1 or args.contrast_max_views < 2):
+        parser.error("--contrast_max_classes must be >= 1 and --contrast_max_views >= 2")
+    if args.lr_schedule == "scl-poly":
+        parser.error("--lr_schedule scl-poly is not supported (the official scripts use poly)")
+    if script == "infer" and args.images is None and not args.val_dataset:
+        parser.error("infer.py needs --val_dataset names or --images DIR|GLOB")
+    if script != "infer" and args.images is not None:
+        parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
+                     f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
+                     f"--images {args.images}")
+    for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
+        warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
+                      f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
+    return args
+
+
+def parse_args(script="train", argv=None):
+    """Parse and validate ``argv`` (``sys.argv[1:]`` when None) for ``script``.
+
+    Bad values exit with code 2 and ``<script>.py: error: --flag ...`` (argparse's way).
+    For ``train`` the derived defaults are filled in (:func:`_train_defaults`).
+    """
+    parser = build_parser(script)
+    args = parser.parse_args(argv)
+    args.script = script
+    validate_args(args, parser, script)
+    if script == "train":
+        _train_defaults(args)
+    return args
+
+
+def _train_defaults(args):
+    """Defaults train.py derives from other values (recorded in args.json as resolved)."""
+    if args.norm_semantics is None:
+        args.norm_semantics = DEFAULT_NORM_SEMANTICS
+    if args.num_workers is None:
+        args.num_workers = min(8, os.cpu_count() or 1)
+    if args.test_mode:
+        args.max_iter, args.max_val_images, args.num_workers = min(args.max_iter, 4), 2, 1
