@@ -142,14 +142,11 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, device=device)
-    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # CE sum, pixel count
-    empty = torch.zeros(1, dtype=torch.int64, device=device)
-    empty_names = []
+    totals = _LossAndEmptyLabels(ignore_index, device)
     show = dist_utils.is_main_process()
     for batch in tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True):
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
-        names = batch["name"]
         with autocast(device, amp):
             logits = tta_logits(
                 lambda inputs: predict_logits(model, inputs, sliding_window, crop_size, stride),
@@ -157,30 +154,50 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
         logits = logits.float()
         preds = logits.argmax(1)
         confusion.update(preds, labels)
-        valid_per_image = (labels != ignore_index).flatten(1).sum(1)
-        valid = valid_per_image.sum()
-        no_valid = (valid_per_image == 0).cpu()
-        empty += int(no_valid.sum())
-        empty_names += [printable(n) for n, e in zip(names, no_valid.tolist()) if e]
-        if valid > 0:
-            ce = F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
-            loss_sum += torch.stack([ce.double(), valid.double()])
+        totals.add(logits, labels, batch["name"])
         if on_batch is not None:
-            on_batch(images, labels, preds, names)
+            on_batch(images, labels, preds, batch["name"])
     counted = torch.tensor([len(loader.sampler)], dtype=torch.int64, device=device)
     confusion.all_reduce()
-    dist_utils.all_reduce_sum(loss_sum)
+    totals.all_reduce()
     dist_utils.all_reduce_sum(counted)
-    dist_utils.all_reduce_sum(empty)
     model.train(was_training)
-    _check_eval_labels(loader.dataset, int(empty.item()), empty_names, int(counted.item()))
+    num_empty = int(totals.empty.item())
+    _check_eval_labels(loader.dataset, num_empty, totals.empty_names, int(counted.item()))
     result = confusion.compute()
+    loss_sum = totals.loss_sum
     result["val_loss"] = float(loss_sum[0] / loss_sum[1]) if loss_sum[1] > 0 else float("nan")
     result["images"] = int(counted.item())
     result["hist"] = confusion.hist.cpu().tolist()
-    result["empty_labels"] = int(empty.item())
-    result["empty_label_names"] = empty_names[:MAX_NAMES]
+    result["empty_labels"] = num_empty
+    result["empty_label_names"] = totals.empty_names[:MAX_NAMES]
     return result
+
+
+class _LossAndEmptyLabels:
+    """Running CE sum / valid-pixel count and the images whose label has no valid pixel."""
+
+    def __init__(self, ignore_index, device):
+        self.ignore_index = ignore_index
+        self.loss_sum = torch.zeros(2, dtype=torch.float64, device=device)  # CE sum, pixels
+        self.empty = torch.zeros(1, dtype=torch.int64, device=device)
+        self.empty_names = []  # this rank's
+
+    def add(self, logits, labels, names):
+        """logits (B, C, H, W) float, labels (B, H, W) long, names: B strings."""
+        valid_per_image = (labels != self.ignore_index).flatten(1).sum(1)
+        valid = valid_per_image.sum()
+        no_valid = (valid_per_image == 0).cpu()
+        self.empty += int(no_valid.sum())
+        self.empty_names += [printable(n) for n, e in zip(names, no_valid.tolist()) if e]
+        if valid > 0:
+            ce = F.cross_entropy(logits, labels, ignore_index=self.ignore_index,
+                                 reduction="sum")
+            self.loss_sum += torch.stack([ce.double(), valid.double()])
+
+    def all_reduce(self):
+        dist_utils.all_reduce_sum(self.loss_sum)
+        dist_utils.all_reduce_sum(self.empty)
 
 
 def _check_eval_labels(dataset, num_empty, names, total):
