@@ -28,6 +28,16 @@ from loss.covariance import COVARIANCE_EPS
 WHITENING_MODES = ("iw", "isw")
 
 
+def whitening_mode(wt_layer):
+    """The RobustNet whitening loss that ``wt_layer`` asks for: ``iw`` (a code 1), ``isw``
+    (a code 2) or ``None``; ValueError when both codes are present (RobustNet crashes)."""
+    codes = {int(v) for v in wt_layer}
+    if 1 in codes and 2 in codes:
+        raise ValueError(f"--wt_layer {' '.join(map(str, wt_layer))} mixes 1 (IW/IRW) and 2 "
+                         f"(ISW) while the whitening loss is on (--wt_reg_weight > 0); use one")
+    return "isw" if 2 in codes else "iw" if 1 in codes else None
+
+
 def instance_covariance(feat):
     """``(B, C, H, W)`` -> ``(B, C, C)`` float32 covariances ``F F^T / (HW - 1) + eps I``."""
     if feat.dim() != 4:
