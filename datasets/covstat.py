@@ -72,5 +72,7 @@ def photometric_pair_loader(samples, seed, trial, num_images=ISW_STAT_IMAGES, ra
     RobustNet).
     """
     indices = trial_indices(len(samples), num_images, seed, trial, rank, world_size)
+    # Own generator: the pass must not consume the global RNG (training's dropout draws).
     return DataLoader(PhotometricPairs(samples, indices, seed, trial), batch_size=1,
-                      shuffle=False, num_workers=num_workers)
+                      shuffle=False, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,58 @@
+"""When the ISW mask is computed, and on what (ROBUSTNET_METHODS.md §3.4, §4).
+
+Once per run, at the end of epoch ``--cov_stat_epoch``: ``--trials`` statistics passes of the
+bare model (eval mode, no grad) over ``ISW_STAT_IMAGES`` photometric pairs of
+``--covstat_val_dataset`` each, all-reduced over the ranks, clustered and intersected
+(:func:`loss.isw_mask.compute_isw_masks`). The whitening loss is on from the next epoch.
+The mask lives in the training state, so checkpoints carry it and ``--resume`` restores it.
+"""
+
+from datasets.covstat import ISW_STAT_IMAGES, photometric_pair_loader
+from loss.isw_mask import compute_isw_masks, mask_summary
+from utils import dist as dist_utils
+
+
+class ISWMaskSchedule:
+    """Computes the ISW mask when it is due.
+
+    Args:
+        samples: the statistics images (a dataset's ``samples``: objects with ``image``).
+        clusters, trials, cov_stat_epoch: ``--clusters``, ``--trials``, ``--cov_stat_epoch``.
+        seed: ``--seed`` (the trials' image draws and jitters derive from it).
+        device: where the passes run.
+        num_images: images per pass (500, as RobustNet).
+        num_workers: loader workers of the passes.
+    """
+
+    def __init__(self, samples, *, clusters, trials, cov_stat_epoch, seed, device,
+                 num_images=ISW_STAT_IMAGES, num_workers=0):
+        if clusters < 2 or trials < 1 or cov_stat_epoch < 0:
+            raise ValueError(f"ISW needs --clusters >= 2, --trials >= 1 and --cov_stat_epoch "
+                             f">= 0, got {clusters}, {trials}, {cov_stat_epoch}")
+        self.samples, self.clusters, self.trials = samples, clusters, trials
+        self.cov_stat_epoch, self.seed, self.device = cov_stat_epoch, seed, device
+        self.num_images, self.num_workers = num_images, num_workers
+
+    def due(self, finished_epoch, masks):
+        """Whether the mask must be computed now that ``finished_epoch`` has ended."""
+        return masks is None and finished_epoch >= self.cov_stat_epoch
+
+    def compute(self, model, logger=None):
+        """The masks (same on every rank) from the bare ``model`` (its ``encode``)."""
+        rank, world_size = dist_utils.get_rank(), dist_utils.get_world_size()
+
+        def pairs_of_trial(trial):
+            return photometric_pair_loader(self.samples, self.seed, trial, self.num_images,
+                                           rank, world_size, self.num_workers)
+
+        was_training = model.training
+        model.eval()
+        try:
+            masks = compute_isw_masks(model.encode, pairs_of_trial, self.trials, self.clusters,
+                                      self.device)
+        finally:
+            model.train(was_training)
+        if logger is not None:
+            logger.info(f"{mask_summary(masks)} ({self.trials} trials x "
+                        f"{min(self.num_images, len(self.samples))} images, k={self.clusters})")
+        return masks
