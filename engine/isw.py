@@ -7,6 +7,8 @@ bare model (eval mode, no grad) over ``ISW_STAT_IMAGES`` photometric pairs of
 The mask lives in the training state, so checkpoints carry it and ``--resume`` restores it.
 """
 
+import torch
+
 from datasets.covstat import ISW_STAT_IMAGES, photometric_pair_loader
 from loss.isw_mask import compute_isw_masks, mask_summary
 from utils import dist as dist_utils
@@ -52,7 +54,27 @@ class ISWMaskSchedule:
                                       self.device)
         finally:
             model.train(was_training)
+        check_masks_identical(masks, self.device)
         if logger is not None:
             logger.info(f"{mask_summary(masks)} ({self.trials} trials x "
                         f"{min(self.num_images, len(self.samples))} images, k={self.clusters})")
         return masks
+
+
+
+def check_masks_identical(masks, device):
+    """Raise RuntimeError on every rank unless all ranks hold the same masks (integer
+    checksums all-reduced on ``device``); returns True. No-op in one process."""
+    if not dist_utils.is_distributed():
+        return True
+    sums = []
+    for mask in masks:
+        weights = torch.arange(1, mask.numel() + 1, dtype=torch.float64).view(mask.shape)
+        sums += [mask.double().sum(), (mask.double() * weights).sum()]
+    checksum = torch.stack(sums).to(device)
+    mean = dist_utils.all_reduce_mean(checksum.clone())   # exact: integers below 2**53
+    differs = torch.tensor([float(not torch.equal(mean, checksum))], device=device)
+    if dist_utils.all_reduce_sum(differs).item() > 0:
+        raise RuntimeError("the ISW masks differ across ranks (their statistics were "
+                           "all-reduced, so this is a bug)")
+    return True
