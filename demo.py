@@ -29,11 +29,12 @@ import torch
 
 import datasets
 import train
-from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS, REPO_ROOT, cfg
+from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS, REPO_ROOT
 from datasets.styleshift import TARGET_STYLES, generate_benchmark
-from transforms import eval_normalization
+from engine.evaluation import build_eval_loader, evaluate, nan_to_none
+from transforms.normalization import eval_normalization
 from utils import viz
-from utils.evaluation import build_eval_loader, evaluate, nan_to_none
+from utils.labels import NUM_CLASSES, colorize
 from utils.logging import setup_logging
 
 METHODS = ("baseline", "blindnet")
@@ -115,7 +116,7 @@ def evaluate_all(models, manifest, args, device):
         loader = build_eval_loader(dataset, 1, 0, args.n_eval)
         results[domain] = {}
         for method, model in models.items():
-            res = evaluate(model, loader, device, cfg.NUM_CLASSES, desc=f"{method} {domain}")
+            res = evaluate(model, loader, device, NUM_CLASSES, desc=f"{method} {domain}")
             results[domain][method] = res
         if domain != SOURCE_DOMAIN:
             samples[domain] = sample_predictions(models, dataset, name, device)
@@ -125,12 +126,13 @@ def evaluate_all(models, manifest, args, device):
 @torch.no_grad()
 def sample_predictions(models, dataset, name, device):
     """(input, ground truth, one prediction per model) of the first image, all RGB uint8."""
-    image, label, _ = dataset[0]
+    item = dataset[0]
+    image, label = item["image"], item["label"]
     mean, std = eval_normalization(name, "robustnet")
-    row = [viz.denormalize(image, mean, std), viz.colorize(label.numpy())]
+    row = [viz.denormalize(image, mean, std), colorize(label.numpy())]
     for model in models.values():
         pred = model.eval()(image[None].to(device)).argmax(1)[0].cpu().numpy()
-        row.append(viz.colorize(pred))
+        row.append(colorize(pred))
     return row
 
 

@@ -11,7 +11,7 @@ to ``<results>/<mod>/images``. ``--sliding_window`` bounds memory on very large 
 Output names never collide: inputs that share a stem (``coffee.png``, ``coffee.jpg``) keep
 their extension (``coffee.png_color.png``, ``coffee.jpg_color.png``; see
 ``datasets.image_folder.unique_output_stems``). Images smaller than the network needs are
-zero-padded and the prediction cropped back (``utils.evaluation.forward_padded``); 16-bit
+zero-padded and the prediction cropped back (``engine.evaluation.forward_padded``); 16-bit
 and grayscale inputs are scaled to 8-bit RGB. The log counts the files and images written.
 """
 
@@ -20,26 +20,28 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+import cli
 import datasets
-from config import cfg
 from datasets.image_folder import unique_output_stems
-from transforms import eval_normalization
+from engine.evaluation import ShardSampler, predict_logits
 from utils import dist as dist_utils
-from utils.args import parse_args
-from utils.evaluation import ShardSampler, load_eval_model, predict_logits
+from utils.labels import colorize
 from utils.logging import setup_logging
 from utils.precision import autocast
-from utils.viz import colorize, denormalize, overlay, save_png
+from utils.viz import denormalize, overlay, save_png
 
 
 def sources(args):
     """(output folder name, dataset, (mean, std) of its inputs) for everything to segment."""
     if args.images:
-        yield "images", datasets.ImageFolder(args.images), (cfg.MEAN, cfg.STD)
+        dataset = datasets.ImageFolder(args.images)
+        yield "images", dataset, dataset.normalization
         return
+    roots, options = cli.root_overrides(args), cli.eval_dataset_options(args)
     for name in args.val_dataset:
-        base, dataset = datasets.build_eval_dataset(name, args)
-        yield base, dataset, eval_normalization(base, args.eval_protocol)
+        base, dataset = datasets.build_eval_dataset(
+            name, roots[datasets.parse_dataset_name(name)[0]], **options)
+        yield base, dataset, dataset.normalization
 
 
 def output_stems(dataset):
@@ -54,10 +56,10 @@ def output_stems(dataset):
 @torch.no_grad()
 def main(argv=None):
     """Run inference; returns the number of images written (over all ranks)."""
-    args = parse_args("infer", argv)
+    args = cli.parse_args("infer", argv)
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
-    logger = setup_logging(state.rank, Path(args.ckpt) / args.date / args.exp / "infer.log")
-    model = load_eval_model(args, state.device, logger)
+    logger = setup_logging(state.rank, cli.run_dir(args) / "infer.log")
+    model, _, _ = cli.load_eval_model(args, state.device, logger)
     out_root = Path(args.results) / (args.mod or args.exp)
     written = 0
     for folder, dataset, (mean, std) in sources(args):
@@ -72,7 +74,7 @@ def main(argv=None):
         counts = torch.zeros(2, dtype=torch.int64, device=state.device)  # images, files
         shard = ShardSampler(n, state.rank, state.world_size)
         for index in tqdm(shard, desc=f"infer {folder}", disable=not state.is_main):
-            image = dataset[index][0]
+            image = dataset[index]["image"]
             batch = image.unsqueeze(0).to(state.device)
             with autocast(state.device, args.amp):
                 logits = predict_logits(model, batch, args.sliding_window, args.crop_size,

@@ -38,20 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datasets import build_dataset  # noqa: E402
 from datasets.cityscapes import decode_cityscapes_label  # noqa: E402
 from datasets.gtav import decode_gtav_label  # noqa: E402
-from datasets.labels import (  # noqa: E402
+from datasets.label_codes import (  # noqa: E402
     CITYSCAPES_ID_TO_TRAINID,
     CITYSCAPES_LUT,
-    TRAIN_COLOURS,
     apply_lut,
     decode_colour_label,
     palette_to_trainid_lut,
 )
-from datasets.synthetic import (  # noqa: E402
-    random_scene,
-    write_cityscapes_sample,
-    write_gtav_sample,
-)
+from datasets.styleshift.formats import write_cityscapes_sample, write_gtav_sample  # noqa: E402
 from datasets.uniform import tile_centroids  # noqa: E402
+from tests.generated_data import random_scene  # noqa: E402
+from utils.labels import TRAIN_COLOURS  # noqa: E402
 
 GTAV_SIZE = (1052, 1914)  # H, W
 CITYSCAPES_SIZE = (1024, 2048)
@@ -179,13 +176,14 @@ def bench_centroid_pass(root, cache_dir, workers):
     start = time.perf_counter()
     ds = build_dataset("gtav_jitter", "train", root=root, class_uniform_pct=0.5,
                        cache_dir=cache_dir / f"pass{workers}", centroid_workers=workers)
+    ds.prepare()  # the centroid pass runs here, not in the constructor
     seconds = time.perf_counter() - start
     return len(ds.samples) / seconds
 
 
 def bench_loader(root, cache_dir, workers, num_samples, crop):
     ds = build_dataset("gtav_jitter", "train", root=root, crop_size=crop, color_aug=0.5,
-                       gblur=True, class_uniform_pct=0.5, cache_dir=cache_dir)
+                       gblur=True, class_uniform_pct=0.5, cache_dir=cache_dir).prepare()
     indices = [i % len(ds) for i in range(num_samples)]
     loader = DataLoader(Subset(ds, indices), batch_size=1,
                         num_workers=workers, shuffle=False)
@@ -237,7 +235,7 @@ def main():
         pool_sizes = sorted({1, min(os.cpu_count() or 1, 8)})
         passes = {w: bench_centroid_pass(tmp / "gtav", tmp / "cache", w) for w in pool_sizes}
         build_dataset("gtav_jitter", "train", root=tmp / "gtav", class_uniform_pct=0.5,
-                      cache_dir=tmp / "cache")  # warm the cache used by the loaders
+                      cache_dir=tmp / "cache").prepare()  # warm the cache used by the loaders
         loaders = {w: bench_loader(tmp / "gtav", tmp / "cache", w, args.samples, args.crop)
                    for w in args.workers}
     results = {

@@ -27,7 +27,7 @@ def try_crop(model, crop, batch):
     images = torch.randn(batch, 3, crop, crop)
     try:
         out = model(images, images.clone(), with_embeddings=True)
-        (out.logits.sum() + out.logits_aug.sum()).backward()
+        (out.original.logits.sum() + out.augmented.logits.sum()).backward()
         return None
     except (RuntimeError, ValueError) as exc:
         return str(exc).splitlines()[0][:90]

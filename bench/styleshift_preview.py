@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datasets.labels import colorize  # noqa: E402
+from utils.labels import colorize  # noqa: E402
 from datasets.styleshift import STYLES, render_scene, render_style  # noqa: E402
 from datasets.styleshift.benchmark import layout_rng, style_rng  # noqa: E402
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loss import BlindNetCriterion  # noqa: E402
 from network import get_net  # noqa: E402
+from utils.labels import IGNORE_LABEL, NUM_CLASSES  # noqa: E402
 
 HEADS = ("dsn", "ProjectionHead_cls_0", "ProjectionHead_cls_1", "ProjectionHead_cls_2")
 LOSS_TERMS = {"segmentation": "ce_main", "aux": "ce_aux", "cml": "cml", "ccl": "ccl",
@@ -73,13 +74,13 @@ class Timer:
         return timed
 
 
-def blocky_labels(batch, crop, generator, num_classes=19, block=64):
+def blocky_labels(batch, crop, generator, num_classes=NUM_CLASSES, block=64):
     """Labels of ``block``-pixel squares of a few classes, with an ignored band."""
     cells = -(-crop // block)
     classes = torch.randint(0, 6, (batch, cells, cells), generator=generator)
     classes = (classes * 3) % num_classes
     labels = classes.repeat_interleave(block, 1).repeat_interleave(block, 2)[:, :crop, :crop]
-    labels[:, : crop // 16] = 255
+    labels[:, : crop // 16] = IGNORE_LABEL
     return labels.contiguous()
 
 

@@ -1,16 +1,23 @@
 """The one base class of the five datasets.
 
-A dataset subclass only says where its files are (:meth:`SegmentationDataset.list_samples`)
-and how a label file becomes train ids (``label_decoder``, one LUT lookup). Everything else
-lives here: layout checks with errors that print the expected folder tree, reading, the
-evaluation transform, the training transforms (one geometric draw shared by both views,
-independent photometric draws), class-uniform epochs and per-item seeding.
+A dataset subclass declares its identity (``name``, ``aliases``, ``env_var``, ``root_flag``;
+collected by ``datasets/registry.py``), where its files are
+(:meth:`SegmentationDataset.list_samples`) and how a label file becomes train ids
+(``label_decoder``, one LUT lookup). Everything else lives here: layout checks with errors
+that print the expected folder tree, reading, the transform preset
+(``transforms/presets.py``), class-uniform epochs (``datasets/uniform.py``
+:class:`~datasets.uniform.EpochEntries`) and per-item seeding.
 
-Items:
-    evaluation (``training=False``): ``(image FloatTensor[3, H, W], label LongTensor[H, W],
-        name str)``, normalised and resized per ``eval_protocol``;
-    training: ``{"image": FloatTensor[3, crop, crop], "image_aug": ... (two-view only),
-        "label": LongTensor[crop, crop], "name": str}``.
+Items are ONE dict shape in every mode: ``{"image": FloatTensor[3, H, W],
+"label": LongTensor[H, W], "name": str}``, plus ``"image_aug"`` (same shape as ``image``)
+for two-view training. Evaluation items (``training=False``) are full images normalised and
+resized per ``eval_protocol``; training items are ``crop x crop`` crops.
+
+Building a dataset only lists and pairs files. The heavy part of a training set (centroids
+or the empty-label scan, both cached on disk) runs in :meth:`SegmentationDataset.prepare`,
+which is idempotent; :meth:`~SegmentationDataset.set_epoch` (and so ``len`` and item access)
+calls it if nobody did. Under DDP, call ``prepare()`` on rank 0 first, then on the other
+ranks (they read the cache).
 
 Determinism: every random draw of a training item (scale, crop, flip, rotation, jitter,
 blur) comes from torch's RNG seeded with a hash of (seed, epoch, index) inside
@@ -28,18 +35,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from config import DATASET_CFG_KEYS, DATASET_ENV_VARS, REPO_ROOT
+from config import REPO_ROOT
+from datasets.label_codes import EXPECTED_LABEL_VALUES
 from datasets.label_scan import load_or_scan_empty_labels
-from datasets.labels import EXPECTED_LABEL_VALUES
 from datasets.readers import DatasetReadError, load_train_ids, read_rgb_image
-from datasets.uniform import build_epoch, load_or_compute_centroids
-from transforms.eval import EVAL_PROTOCOLS, EvalTransform
-from transforms.joint import JointTransform
-from transforms.photometric import jittered_view_transform, original_view_transform
+from datasets.uniform import EpochEntries, load_or_compute_centroids
+from transforms.normalization import EVAL_PROTOCOLS
+from transforms.presets import EvalPreset, TrainPreset
 from utils.empty_labels import check_empty_labels
 from utils.logging import printable
 
-SPLITS = ("train", "val", "trainval")
 GTAV_MISMATCH_MODES = ("drop", "resize")
 DEFAULT_CACHE_DIR = REPO_ROOT / "logs" / "ckpt" / "cache"
 # Every option of build_dataset and its default (the official values, DATASETS.md §8-9).
@@ -50,10 +55,10 @@ DEFAULT_OPTIONS = {
     "cache_dir": None, "eval_protocol": "robustnet", "gtav_mismatch": "drop", "seed": 304,
     "max_images": None, "centroid_workers": None,
 }
-_ROOT_FLAGS = {"gtav": "--gtav_dir", "synthia": "--synthia_dir",
-               "cityscapes": "--cityscapes_dir", "bdd100k": "--bdd_dir",
-               "mapillary": "--mapillary_dir"}
-_ITEM_SEED_TAG, _EPOCH_SEED_TAG = 1, 2
+# Options of the training transform preset (transforms/presets.py TrainPreset).
+TRAIN_PRESET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "crop_nopad",
+                        "rrotate", "color_aug", "gblur", "bblur")
+_ITEM_SEED_TAG = 1  # the epoch RNG uses datasets.uniform.EPOCH_SEED_TAG
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -75,39 +80,48 @@ class Sample:
     name: str
 
 
-def check_options(options):
-    """Merge ``options`` over :data:`DEFAULT_OPTIONS` and validate them."""
+def check_options(options, flag_prefix=""):
+    """Merge ``options`` over :data:`DEFAULT_OPTIONS` and validate them (the one place).
+
+    ``flag_prefix`` is put before option names in error messages (the CLI passes ``"--"``,
+    so ``class_uniform_pct`` is reported as ``--class_uniform_pct``). Raises ValueError.
+    """
     unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
     if unknown:
         raise ValueError(f"unknown dataset option(s) {unknown}; valid: {sorted(DEFAULT_OPTIONS)}")
     opts = {**DEFAULT_OPTIONS, **options}
-    if opts["crop_size"] <= 0 or opts["class_uniform_tile"] <= 0:
-        raise ValueError(f"crop_size and class_uniform_tile must be positive, got "
-                         f"{opts['crop_size']} and {opts['class_uniform_tile']}")
+    p = flag_prefix
+    for key in ("crop_size", "class_uniform_tile"):
+        if opts[key] <= 0:
+            raise ValueError(f"{p}{key} must be positive, got {opts[key]}")
     if not 0 < opts["scale_min"] <= opts["scale_max"]:
-        raise ValueError(f"need 0 < scale_min <= scale_max, got {opts['scale_min']}, "
+        raise ValueError(f"need 0 < {p}scale_min <= {p}scale_max, got {opts['scale_min']}, "
                          f"{opts['scale_max']}")
     if not 0.0 <= opts["class_uniform_pct"] <= 1.0:
-        raise ValueError(f"class_uniform_pct must be in [0, 1], got {opts['class_uniform_pct']}")
+        raise ValueError(f"{p}class_uniform_pct must be in [0, 1], "
+                         f"got {opts['class_uniform_pct']}")
     if opts["eval_protocol"] not in EVAL_PROTOCOLS:
-        raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, "
+        raise ValueError(f"{p}eval_protocol must be one of {EVAL_PROTOCOLS}, "
                          f"got {opts['eval_protocol']!r}")
     if opts["gtav_mismatch"] not in GTAV_MISMATCH_MODES:
-        raise ValueError(f"gtav_mismatch must be one of {GTAV_MISMATCH_MODES}, "
+        raise ValueError(f"{p}gtav_mismatch must be one of {GTAV_MISMATCH_MODES}, "
                          f"got {opts['gtav_mismatch']!r}")
     if opts["max_images"] is not None and opts["max_images"] <= 0:
-        raise ValueError(f"max_images must be positive or None, got {opts['max_images']}")
+        raise ValueError(f"{p}max_images must be positive or None, got {opts['max_images']}")
     return opts
 
 
 class SegmentationDataset(Dataset):
     """Base class: see the module docstring for items, determinism and options.
 
-    Subclasses set ``name``, ``split_folders``, ``layout`` and ``label_decoder`` and
-    implement :meth:`list_samples`.
+    Subclasses set ``name``, ``aliases``, ``env_var``, ``root_flag``, ``split_folders``,
+    ``layout`` and ``label_decoder`` and implement :meth:`list_samples`.
     """
 
     name = ""
+    aliases = ()      # other accepted spellings of ``name`` (lower case)
+    env_var = ""      # environment variable overriding the root
+    root_flag = ""    # CLI flag of the root (train.py/valid.py/infer.py)
     # split -> folder names passed to list_samples
     split_folders = {"train": ("train",), "val": ("val",), "trainval": ("train", "val")}
     layout = ""
@@ -142,35 +156,41 @@ class SegmentationDataset(Dataset):
             samples = samples[:opts["max_images"]]
         self.samples = self.check_samples(samples)
 
-        self.eval_transform = EvalTransform(self.name, opts["eval_protocol"])
+        self.eval_transform = EvalPreset(self.name, opts["eval_protocol"])
+        self.train_transform = TrainPreset(
+            **{key: opts[key] for key in TRAIN_PRESET_OPTIONS}, two_view=two_view
+        ) if training else None
+        # Filled by prepare(): class-uniform centroids, the labels without a valid pixel and
+        # the epoch wrapper.
         self.centroids = {}
-        # Label paths of training samples without a valid pixel (see _check_training_labels).
         self.empty_labels = []
-        if training:
-            self.joint_transform = JointTransform(
-                opts["crop_size"], opts["scale_min"], opts["scale_max"], opts["pre_size"],
-                opts["crop_nopad"], opts["rrotate"])
-            self.view_transform = original_view_transform(
-                opts["color_aug"], opts["gblur"], opts["bblur"])
-            self.aug_transform = jittered_view_transform() if two_view else None
-            self._check_training_labels(opts["class_uniform_tile"])
-        self.set_epoch(0)
+        self.epochs = None
+        self.epoch, self.cut, self._entries = 0, False, None
 
-    def _check_training_labels(self, tile):
-        """Centroids (class-uniform) and the labels without a valid pixel, both cached.
+    def prepare(self):
+        """Do the heavy, cached set-up of a training set once; returns ``self``.
 
-        Some such labels are a warning; a split of nothing but such labels raises
-        :class:`~utils.empty_labels.EmptyLabelsError` (it would train with loss 0).
-        Evaluation sets are checked as they are evaluated (``utils/evaluation.py``).
+        Centroids (class-uniform) or the scan for labels without a valid pixel, both
+        cached under ``cache_dir``; some such labels are a warning, a split of nothing but
+        such labels raises :class:`~utils.empty_labels.EmptyLabelsError` (it would train
+        with loss 0). Evaluation sets need nothing (they are checked as they are evaluated,
+        ``utils/evaluation.py``). Idempotent.
         """
-        if self.class_uniform_pct > 0:
-            self.centroids, empty = load_or_compute_centroids(
-                self, tile, self.cache_dir, self.workers)
-        else:
-            empty = load_or_scan_empty_labels(self, self.cache_dir, self.workers)
-        self.empty_labels = [self.samples[i].label for i in empty]
-        check_empty_labels(self.name, self.split, self.root, self.empty_labels,
-                           len(self.samples), self.expected_labels)
+        if self.epochs is not None:
+            return self
+        if self.training:
+            tile = self.options["class_uniform_tile"]
+            if self.class_uniform_pct > 0:
+                self.centroids, empty = load_or_compute_centroids(
+                    self, tile, self.cache_dir, self.workers)
+            else:
+                empty = load_or_scan_empty_labels(self, self.cache_dir, self.workers)
+            self.empty_labels = [self.samples[i].label for i in empty]
+            check_empty_labels(self.name, self.split, self.root, self.empty_labels,
+                               len(self.samples), self.expected_labels)
+        pct = self.class_uniform_pct if self.training else 0.0
+        self.epochs = EpochEntries(len(self.samples), self.centroids, pct, self.seed)
+        return self
 
     @property
     def expected_labels(self):
@@ -191,12 +211,11 @@ class SegmentationDataset(Dataset):
 
     def layout_error(self, problem):
         """A :class:`DatasetLayoutError` for ``problem`` with the expected tree and the flags."""
-        env = DATASET_ENV_VARS.get(self.name, "")
         return DatasetLayoutError(
             f"{self.name} ({self.split}): {problem}\n"
             f"Expected layout under the {self.name} root ({self.root}):\n{self.layout}\n"
-            f"Set the root with {_ROOT_FLAGS.get(self.name, '--<name>_dir')} or ${env} "
-            f"(default: config.py cfg.DATASET.{DATASET_CFG_KEYS.get(self.name, '')}).")
+            f"Set the root with {self.root_flag or '--<name>_dir'} or ${self.env_var} "
+            f"(default: <data root>/{self.name}, data root = $BLINDNET_DATA_DIR or <repo>/data).")
 
     def require_dir(self, path, what):
         """``path`` if it is a directory, else a layout error naming ``what``."""
@@ -253,48 +272,53 @@ class SegmentationDataset(Dataset):
 
     # ------------------------------------------------------------------------- epochs
     def set_epoch(self, epoch):
-        """Build the entries of ``epoch`` (class-uniform list, DATASETS.md §8.2).
+        """Select the entries of ``epoch`` (class-uniform list, DATASETS.md §8.2).
 
-        The list depends only on (seed, epoch), so all DDP ranks agree, and its length is
-        the same every epoch. ``cut`` (epoch > max_cu_epoch) would keep only fine-annotated
-        data; every supported dataset is fine-only, so it changes nothing and is recorded
-        in ``self.cut`` for logging.
+        Calls :meth:`prepare` first if nobody did. The list depends only on (seed, epoch),
+        so all DDP ranks agree, and its length is the same every epoch. ``cut``
+        (epoch > max_cu_epoch) would keep only fine-annotated data; every supported dataset
+        is fine-only, so it changes nothing and is recorded in ``self.cut`` for logging.
         """
+        self.prepare()
         self.epoch = int(epoch)
         self.cut = self.epoch > self.max_cu_epoch
-        num_samples = len(self.samples)
-        if self.training and self.class_uniform_pct > 0:
-            rng = np.random.default_rng([self.seed, self.epoch, 0, _EPOCH_SEED_TAG])
-            self.entries = build_epoch(num_samples, self.centroids, self.class_uniform_pct, rng)
-        else:
-            self.entries = np.column_stack([np.arange(num_samples),
-                                            np.full((num_samples, 2), -1)]).astype(np.int64)
+        self._entries = self.epochs.entries(self.epoch)
+
+    @property
+    def entries(self):
+        """(L, 3) int64 (sample_index, x, y) of the current epoch (x = y = -1: random crop)."""
+        if self._entries is None:
+            self.set_epoch(self.epoch)
+        return self._entries
 
     def item_seed(self, index):
         """64-bit seed of training item ``index`` in the current epoch."""
         sequence = np.random.SeedSequence([self.seed, self.epoch, index, _ITEM_SEED_TAG])
         return int(sequence.generate_state(1, dtype=np.uint64)[0])
 
+    @property
+    def normalization(self):
+        """(mean, std) of this dataset's evaluation images (to undo it for figures)."""
+        return self.eval_transform.normalization
+
     # ------------------------------------------------------------------------- items
     def __len__(self):
         return len(self.entries) if self.training else len(self.samples)
 
     def __getitem__(self, index):
+        """The item dict (module docstring) of entry ``index`` (sample ``index`` in eval)."""
         if not self.training:
             sample = self.samples[index]
-            image, label = self.eval_transform(*self.load_pair(sample))
-            return image, label, sample.name
+            item = self.eval_transform(*self.load_pair(sample))
+            item["name"] = sample.name
+            return item
         sample_index, x, y = (int(v) for v in self.entries[index])
         sample = self.samples[sample_index]
         image, train_ids = self.load_pair(sample)
         centroid = None if x < 0 else (x, y)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.item_seed(index))
-            image, mask = self.joint_transform(image, train_ids, centroid)
-            item = {"image": self.view_transform(image)}
-            if self.two_view:
-                item["image_aug"] = self.aug_transform(image)
-        item["label"] = mask.as_subclass(torch.Tensor).long()
+            item = self.train_transform(image, train_ids, centroid)
         item["name"] = sample.name
         return item
 

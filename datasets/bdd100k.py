@@ -7,7 +7,7 @@ Labels hold train ids already. Found under ``labels/<split>/`` or the newer rele
 """
 
 from datasets.base import SegmentationDataset
-from datasets.labels import BDD_LUT, apply_lut
+from datasets.label_codes import BDD_LUT, apply_lut
 from datasets.readers import read_id_label
 
 LABEL_NAMES = ("{stem}.png", "{stem}_train_id.png")
@@ -22,6 +22,9 @@ class BDD100K(SegmentationDataset):
     """BDD-100K: ``images/<split>/<stem>.jpg`` + ``labels/<split>/<stem>.png``."""
 
     name = "bdd100k"
+    aliases = ("bdd-100k", "bdd")
+    env_var = "BLINDNET_BDD_DIR"
+    root_flag = "--bdd_dir"
     layout = (
         "  <BDD_DIR>/\n"
         "    images/{train,val}/<stem>.jpg            (or images/10k/{train,val}/)\n"

@@ -6,7 +6,7 @@ under the root) is accepted.
 """
 
 from datasets.base import SegmentationDataset
-from datasets.labels import CITYSCAPES_LUT, apply_lut
+from datasets.label_codes import CITYSCAPES_LUT, apply_lut
 from datasets.readers import read_id_label
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -22,6 +22,9 @@ class Cityscapes(SegmentationDataset):
     """Cityscapes fine annotations: ``<split>/<city>/<stem>_leftImg8bit.png`` pairs."""
 
     name = "cityscapes"
+    aliases = ()
+    env_var = "BLINDNET_CITYSCAPES_DIR"
+    root_flag = "--cityscapes_dir"
     layout = (
         "  <CITYSCAPES_DIR>/\n"
         "    leftImg8bit_trainvaltest/leftImg8bit/{train,val}/<city>/<stem>_leftImg8bit.png\n"

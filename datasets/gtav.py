@@ -13,7 +13,7 @@ import numpy as np
 
 from datasets.base import SegmentationDataset
 from datasets.cache import cache_path, files_fingerprint, load_cache, parallel_map, save_cache
-from datasets.labels import apply_lut, decode_colour_label, palette_to_trainid_lut
+from datasets.label_codes import apply_lut, decode_colour_label, palette_to_trainid_lut
 from datasets.readers import DatasetReadError, read_image_size, read_pil_label
 from utils.logging import printable
 
@@ -45,6 +45,9 @@ class GTAV(SegmentationDataset):
     """GTAV: ``images/{train,valid}/<folder>/<id>.png`` + same names under ``labels/``."""
 
     name = "gtav"
+    aliases = ()
+    env_var = "BLINDNET_GTAV_DIR"
+    root_flag = "--gtav_dir"
     split_folders = {"train": ("train",), "val": ("valid",), "trainval": ("train", "valid")}
     layout = (
         "  <GTAV_DIR>/\n"

@@ -7,7 +7,13 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from datasets.readers import read_rgb_image
-from transforms.photometric import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
+from transforms.normalization import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NO_MEAN,
+    NO_STD,
+    to_normalized_tensor,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -40,7 +46,7 @@ def unique_output_stems(names, paths):
 class ImageFolder(Dataset):
     """Images of a directory (not recursive) or of a glob pattern, sorted by path.
 
-    Items: ``(image FloatTensor[3, H, W], name str)``, the name being the file stem; the
+    Items: ``{"image": FloatTensor[3, H, W], "name": str}``, the name being the file stem; the
     image is ImageNet-normalised when ``normalize`` is True, else RGB in [0, 1]. Grayscale,
     palette and 16-bit files are scaled to 8-bit RGB first (``datasets.readers.to_rgb8``).
     """
@@ -57,12 +63,12 @@ class ImageFolder(Dataset):
             raise FileNotFoundError(
                 f"--images {dir_or_glob}: no images found (expected a directory or glob "
                 f"matching files with suffix {', '.join(IMAGE_SUFFIXES)})")
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalize else ((0.0,) * 3, (1.0,) * 3)
-        self.to_tensor = to_normalized_tensor(mean, std)
+        self.normalization = (IMAGENET_MEAN, IMAGENET_STD) if normalize else (NO_MEAN, NO_STD)
+        self.to_tensor = to_normalized_tensor(*self.normalization)
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, index):
         path = self.paths[index]
-        return self.to_tensor(read_rgb_image(path)), path.stem
+        return {"image": self.to_tensor(read_rgb_image(path)), "name": path.stem}

@@ -10,7 +10,7 @@ is used instead when ``class_uniform_pct > 0``); later start-ups read a small JS
 """
 
 from datasets.cache import cache_path, files_fingerprint, load_cache, parallel_map, save_cache
-from datasets.labels import NUM_CLASSES
+from utils.labels import NUM_CLASSES
 from datasets.readers import load_train_ids
 
 

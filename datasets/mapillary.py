@@ -5,7 +5,7 @@ palette index of a label PNG is its id.
 """
 
 from datasets.base import SegmentationDataset
-from datasets.labels import MAPILLARY_LUT, apply_lut
+from datasets.label_codes import MAPILLARY_LUT, apply_lut
 from datasets.readers import read_id_label
 
 
@@ -18,6 +18,9 @@ class Mapillary(SegmentationDataset):
     """Mapillary: ``training|validation/images/<key>.jpg`` + ``.../labels/<key>.png``."""
 
     name = "mapillary"
+    aliases = ()
+    env_var = "BLINDNET_MAPILLARY_DIR"
+    root_flag = "--mapillary_dir"
     split_folders = {"train": ("training",), "val": ("validation",),
                      "trainval": ("training", "validation")}
     layout = (

@@ -8,8 +8,9 @@ losslessly with OpenCV, which returns B, G, R order: the class id is channel 2 t
 import numpy as np
 
 from datasets.base import SegmentationDataset
-from datasets.labels import IGNORE_LABEL, SYNTHIA_LUT, apply_lut
+from datasets.label_codes import SYNTHIA_LUT, apply_lut
 from datasets.readers import read_png_unchanged
+from utils.labels import IGNORE_LABEL
 
 
 def decode_synthia_label(path):
@@ -29,6 +30,9 @@ class Synthia(SegmentationDataset):
     """Synthia: ``RGB/<split>/<id>.png`` + ``GT/LABELS/<split>/<id>.png``."""
 
     name = "synthia"
+    aliases = ()
+    env_var = "BLINDNET_SYNTHIA_DIR"
+    root_flag = "--synthia_dir"
     layout = (
         "  <SYNTHIA_DIR>/\n"
         "    RGB/train/0000001.png\n"

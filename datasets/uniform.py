@@ -20,8 +20,10 @@ import numpy as np
 
 from datasets.cache import cache_path, files_fingerprint, load_cache, parallel_map, save_cache
 from datasets.readers import load_train_ids
+from utils.labels import NUM_CLASSES
 
-NUM_CLASSES = 19
+# Tag mixed into the epoch RNG seed (item seeds use another tag, datasets/base.py).
+EPOCH_SEED_TAG = 2
 
 
 def tile_centroids(train_ids, tile, num_classes=NUM_CLASSES):
@@ -165,3 +167,26 @@ def build_epoch(num_samples, centroids, class_uniform_pct, rng, num_classes=NUM_
         picks = np.resize(rng.permutation(len(records)), per_class)
         parts.append(records[picks])
     return np.concatenate(parts).astype(np.int64)
+
+
+class EpochEntries:
+    """The explicit epoch wrapper: the training entries of every epoch of one dataset.
+
+    ``entries(epoch)`` -> (L, 3) int64 rows of (sample_index, x, y) (x = y = -1: random
+    crop). With ``class_uniform_pct > 0`` the rows come from :func:`build_epoch` with an RNG
+    seeded from (seed, epoch) only, so all DDP ranks and any resume agree; otherwise each
+    sample appears once, in order, every epoch.
+    """
+
+    def __init__(self, num_samples, centroids=None, class_uniform_pct=0.0, seed=0):
+        self.num_samples = num_samples
+        self.centroids = centroids or {}
+        self.class_uniform_pct = class_uniform_pct
+        self.seed = seed
+
+    def entries(self, epoch):
+        if self.class_uniform_pct > 0:
+            rng = np.random.default_rng([self.seed, int(epoch), 0, EPOCH_SEED_TAG])
+            return build_epoch(self.num_samples, self.centroids, self.class_uniform_pct, rng)
+        n = self.num_samples
+        return np.column_stack([np.arange(n), np.full((n, 2), -1)]).astype(np.int64)

@@ -11,6 +11,7 @@ from torch import nn
 
 from loss.sampling import sample_cwcl_anchors, sample_sdcl_pairs
 from loss.segmentation import resize_labels
+from utils.labels import IGNORE_LABEL
 
 CWCL_NEGATIVES = ("reference", "distinct")
 CWCL_CLASS_ORDERS = ("ascending", "random")
@@ -106,7 +107,7 @@ class ClassWiseContrastiveLoss(nn.Module):
     """
 
     def __init__(self, temperature=0.07, max_classes=15, max_views=50, negatives="reference",
-                 class_order="ascending", ignore_index=255):
+                 class_order="ascending", ignore_index=IGNORE_LABEL):
         super().__init__()
         if negatives not in CWCL_NEGATIVES:
             raise ValueError(f"--cwcl_negatives must be one of {CWCL_NEGATIVES}, got "
@@ -153,7 +154,7 @@ class SemanticDisentanglementContrastiveLoss(nn.Module):
     Returns a scalar.
     """
 
-    def __init__(self, temperature=0.07, num_patch=20, max_samples=1000, ignore_index=255):
+    def __init__(self, temperature=0.07, num_patch=20, max_samples=1000, ignore_index=IGNORE_LABEL):
         super().__init__()
         if temperature <= 0 or num_patch < 2 or max_samples < 1:
             raise ValueError(f"SDCL needs --nce_T > 0 and --num_patch >= 2, got {temperature}, "

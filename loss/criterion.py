@@ -11,6 +11,7 @@ from torch import nn
 from loss.contrastive import ClassWiseContrastiveLoss, SemanticDisentanglementContrastiveLoss
 from loss.covariance import CovarianceMatchingLoss, CrossCovarianceLoss
 from loss.segmentation import AuxCrossEntropy, SegmentationCrossEntropy
+from utils.labels import IGNORE_LABEL
 
 
 class BlindNetCriterion(nn.Module):
@@ -39,7 +40,7 @@ class BlindNetCriterion(nn.Module):
     def __init__(self, use_ca=False, use_cwcl=False, use_sdcl=False, w1=0.0, w2=0.0, w3=0.3,
                  w4=0.0, aux_weight=0.4, nce_T=0.07, contrast_max_classes=15,
                  contrast_max_views=50, num_patch=20, cwcl_negatives="reference",
-                 cwcl_class_order="ascending", ignore_index=255, class_weights=None):
+                 cwcl_class_order="ascending", ignore_index=IGNORE_LABEL, class_weights=None):
         super().__init__()
         self.use_ca, self.use_cwcl, self.use_sdcl = use_ca, use_cwcl, use_sdcl
         self.weights = {"aux": aux_weight, "cml": w1, "ccl": w2, "cwcl": w3, "sdcl": w4}
@@ -73,33 +74,35 @@ class BlindNetCriterion(nn.Module):
         return self.use_ca or self.use_cwcl or self.use_sdcl
 
     def forward(self, output, labels, generator=None):
+        """``output``: :class:`network.ModelOutput`; ``labels``: ``(B, H, W)`` train ids."""
         labels = labels.long()
         if self.needs_two_views and not output.two_view:
             raise ValueError("--use_ca/--use_cwcl/--use_sdcl need two views: call the model "
                              "with images_aug (a *_jitter training dataset)")
+        original, augmented = output.original, output.augmented
         losses = {}
         if output.two_view:
-            losses["main"] = 0.5 * (self.segmentation(output.logits, labels)
-                                    + self.segmentation(output.logits_aug, labels))
+            losses["main"] = 0.5 * (self.segmentation(original.logits, labels)
+                                    + self.segmentation(augmented.logits, labels))
         else:
-            losses["main"] = self.segmentation(output.logits, labels)
+            losses["main"] = self.segmentation(original.logits, labels)
         if output.aux_logits is None:
             raise ValueError("the aux loss needs output.aux_logits (the model's training forward)")
         losses["aux"] = self.aux(output.aux_logits, labels)
 
         if self.use_ca:
-            losses["cml"] = self.cml(output.in_feats, output.in_feats_aug)
-            losses["ccl"] = self.ccl(output.in_feats, output.in_feats_aug)
+            losses["cml"] = self.cml(original.in_feats, augmented.in_feats)
+            losses["ccl"] = self.ccl(original.in_feats, augmented.in_feats)
         if self.needs_embeddings:
             with torch.no_grad():
-                preds = output.dec_logits.argmax(dim=1)
+                preds = original.dec_logits.argmax(dim=1)
             if self.use_cwcl:
-                losses["cwcl"] = self.cwcl(output.embeddings_aug, output.embeddings, labels,
+                losses["cwcl"] = self.cwcl(augmented.embeddings, original.embeddings, labels,
                                            preds, generator)
             if self.use_sdcl:
                 with torch.no_grad():
-                    preds_aug = output.dec_logits_aug.argmax(dim=1)
-                losses["sdcl"] = self.sdcl(output.embeddings_aug, output.embeddings, labels,
+                    preds_aug = augmented.dec_logits.argmax(dim=1)
+                losses["sdcl"] = self.sdcl(augmented.embeddings, original.embeddings, labels,
                                            preds, preds_aug, generator)
 
         losses["total"] = losses["main"] + sum(self.weights[name] * value

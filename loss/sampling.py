@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from utils.labels import IGNORE_LABEL
+
 NUM_LABEL_VALUES = 256
 
 
@@ -75,7 +77,7 @@ def _choose_classes(candidate, max_classes, random_order, generator):
 
 
 def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False,
-                        random_class_order=False, ignore_index=255, generator=None):
+                        random_class_order=False, ignore_index=IGNORE_LABEL, generator=None):
     """Draw the ``K * V`` CWCL anchors of every image.
 
     Per image: the classes (not ``ignore_index``) with more than V pixels are candidates;
@@ -99,11 +101,7 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
     Returns:
         :class:`CWCLAnchors`.
     """
-    batch = labels.shape[0]
     y, p = labels.flatten(1).long(), preds.flatten(1).long()
-    num_pixels, device = y.shape[1], y.device
-    slots_total = max_classes * max_views
-
     class_counts = _count_values(y)
     hard_counts = _count_values(y, p != y)
     easy_counts = class_counts - hard_counts
@@ -125,19 +123,47 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
     group_sizes = torch.stack((hard_counts, easy_counts), dim=-1).flatten(1)
     group_quota = torch.stack((num_hard, num_easy), dim=-1).flatten(1)
     group_start = group_sizes.cumsum(dim=1) - group_sizes
-    rank_in_group = torch.arange(num_pixels, device=device) - group_start.gather(1, sorted_groups)
+    rank_in_group = (torch.arange(y.shape[1], device=y.device)
+                     - group_start.gather(1, sorted_groups))
     selected = rank_in_group < group_quota.gather(1, sorted_groups)
 
+    slots_total = max_classes * max_views
     # Write the selected pixels to consecutive slot positions; the rest lands in a spare column.
     position = torch.where(selected, selected.long().cumsum(dim=1) - 1, slots_total)
-    anchors = torch.zeros(batch, slots_total + 1, dtype=torch.long, device=device)
+    anchors = torch.zeros(y.shape[0], slots_total + 1, dtype=torch.long, device=y.device)
     anchors = anchors.scatter_(1, position, order)[:, :slots_total]
+    used = torch.zeros_like(selected).scatter_(1, order, selected) if distinct else None
+    anchors = _fill_random_slots(anchors, y.shape[1], chosen.sum(dim=1) * max_views, used,
+                                 generator)
 
-    num_class_anchors = chosen.sum(dim=1) * max_views
+    class_ids = torch.arange(NUM_LABEL_VALUES, device=y.device).expand(y.shape[0], -1)
+    slot_classes = torch.where(chosen, class_ids, NUM_LABEL_VALUES).sort(dim=1).values
+    slot_classes = slot_classes[:, :max_classes]
+    slot_classes = torch.where(slot_classes < NUM_LABEL_VALUES, slot_classes, -1)
+    return CWCLAnchors(anchors, slot_classes, chosen.any())
+
+
+def _fill_random_slots(anchors, num_pixels, num_class_anchors, used, generator):
+    """Fill the slots after the class slots with random pixels of the whole map.
+
+    When the pool is too small it is used up first and then drawn from with replacement
+    (DECISIONS.md D3).
+
+    Args:
+        anchors: ``(B, K * V)`` pixel indices; positions ``>= num_class_anchors`` are replaced.
+        num_pixels: N, the pixels of each map.
+        num_class_anchors: ``(B,)`` number of class-slot positions of each image.
+        used: ``(B, N)`` bool, the pixels of class slots that the fill must avoid
+            (``--cwcl_negatives distinct``), or ``None`` to draw from every pixel.
+        generator: ``torch.Generator`` on the device of ``anchors``.
+
+    Returns:
+        ``(B, K * V)`` indices.
+    """
+    (batch, slots_total), device = anchors.shape, anchors.device
     fill_keys = torch.rand(batch, num_pixels, generator=generator, device=device)
     pool_size = torch.full((batch,), num_pixels, dtype=torch.long, device=device)
-    if distinct:
-        used = torch.zeros_like(selected).scatter_(1, order, selected)
+    if used is not None:
         fill_keys = fill_keys.masked_fill(used, 2.0)  # used pixels sort after the pool
         unused = num_pixels - num_class_anchors
         pool_size = torch.where(unused > 0, unused, pool_size)
@@ -145,23 +171,17 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
     # Slot position t of a random slot takes the pool's (t - #class anchors)-th pixel.
     fill_position = torch.arange(slots_total, device=device) - num_class_anchors[:, None]
     is_fill = fill_position >= 0
-    # Past the end of the pool (small maps, D3) draw pool positions with replacement.
+    # Past the end of the pool (small maps) draw pool positions with replacement.
     with_replacement = torch.rand(batch, slots_total, generator=generator, device=device)
     with_replacement = torch.minimum((with_replacement * pool_size[:, None]).long(),
                                      pool_size[:, None] - 1)
     fill_position = torch.where(fill_position < pool_size[:, None], fill_position,
                                 with_replacement).clamp(0, num_pixels - 1)
-    anchors = torch.where(is_fill, fill_order.gather(1, fill_position), anchors)
-
-    class_ids = torch.arange(NUM_LABEL_VALUES, device=device).expand(batch, -1)
-    slot_classes = torch.where(chosen, class_ids, NUM_LABEL_VALUES).sort(dim=1).values
-    slot_classes = slot_classes[:, :max_classes]
-    slot_classes = torch.where(slot_classes < NUM_LABEL_VALUES, slot_classes, -1)
-    return CWCLAnchors(anchors, slot_classes, chosen.any())
+    return torch.where(is_fill, fill_order.gather(1, fill_position), anchors)
 
 
 def sample_sdcl_pairs(labels, preds, preds_aug, num_patch, *, max_samples=1000,
-                      ignore_index=255, generator=None):
+                      ignore_index=IGNORE_LABEL, generator=None):
     """Draw the SDCL anchors (pixels the augmented view got wrong) and their negatives.
 
     An anchor is a labelled pixel where the original view is right and the augmented view

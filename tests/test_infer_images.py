@@ -72,7 +72,7 @@ def test_16_bit_and_grayscale_inputs_are_scaled_not_clipped(tmp_path):
     cv2.imwrite(str(tmp_path / "rgb16.png"), np.dstack([ramp] * 3))
     np.testing.assert_array_equal(np.asarray(read_rgb_image(tmp_path / "rgb16.png"))[..., 1],
                                   (ramp >> 8).astype(np.uint8))
-    folder_item = ImageFolder(tmp_path, normalize=False)[0][0]
+    folder_item = ImageFolder(tmp_path, normalize=False)[0]["image"]
     assert folder_item.shape == (3, 4, 4) and 0.0 <= folder_item.min() < folder_item.max() <= 1
 
 

@@ -28,25 +28,28 @@ BLINDNET = ["--dataset", "gtav_jitter", "--wt_layer", *WT, "--use_ca", "--use_cw
 def _sgd_steps(mode, steps=3):
     """(initial state, model after ``steps`` SGD steps with weight decay) in ``mode``."""
     import network
+    import cli
+    from engine import trainer
     from loss import BlindNetCriterion
-    from utils.args import parse_args
     from utils.precision import grad_scaler
 
-    args = parse_args("train", TINY + BLINDNET + ["--norm_semantics", mode])
+    args = cli.parse_args("train", TINY + BLINDNET + ["--norm_semantics", mode])
     torch.manual_seed(0)
     model = network.get_net(args.arch, 19, args.wt_layer, pretrained=False,
                             norm_semantics=args.norm_semantics)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = train.build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=5e-4)
-    criterion = BlindNetCriterion.from_args(args)
+    optimizer = trainer.build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    criterion = BlindNetCriterion(**cli.criterion_kwargs(args))
     gen = torch.Generator().manual_seed(1)
     batch = {"image": torch.randn(2, 3, 64, 64, generator=gen),
              "image_aug": torch.randn(2, 3, 64, 64, generator=gen),
              "label": torch.randint(0, 19, (2, 64, 64), generator=gen)}
     model.train()
     for _ in range(steps):
-        train.forward_backward(model, criterion, grad_scaler(torch.device("cpu")), batch, args,
-                               torch.device("cpu"), True, True, torch.Generator().manual_seed(0))
+        trainer.forward_backward(model, criterion, grad_scaler(torch.device("cpu")), batch,
+                                 device=torch.device("cpu"), two_view=True, with_embeddings=True,
+                                 amp=args.amp, channels_last=args.channels_last,
+                                 generator=torch.Generator().manual_seed(0))
         optimizer.step()
     return initial, model
 
@@ -144,7 +147,7 @@ def test_modern_checkpoint_evaluated_as_torch12_warns_naming_both(data_env, tmp_
 
 
 def test_default_is_modern_and_official_checkpoints_are_unrecorded(data_env, tmp_path):
-    from utils.args import parse_args
+    from cli import parse_args
 
     assert parse_args("train", []).norm_semantics == "modern"
     assert parse_args("valid", []).norm_semantics is None  # taken from the checkpoint

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+import cli
 import train
 from config import REPO_ROOT
 from tests.conftest import run_train_script_tiny
@@ -31,28 +32,27 @@ def _run(tmp_path, *extra, exp="exp"):
 def test_training_lowers_the_loss_on_a_fixed_batch(data_env):
     import datasets
     import network
+    from engine.config import OptimConfig
+    from engine.trainer import new_train_state, train_step
     from loss import BlindNetCriterion
-    from utils.args import parse_args
-    from utils.precision import grad_scaler
 
-    args = parse_args("train", TINY + BLINDNET)
+    args = cli.parse_args("train", TINY + BLINDNET)
     torch.manual_seed(0)
     dataset = datasets.build_dataset("gtav_jitter", "train", training=True,
-                                     **datasets.options_from_args(args))
+                                     **cli.dataset_options(args))
     batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
     model = network.get_net(args.arch, 19, args.wt_layer)
-    criterion = BlindNetCriterion.from_args(args)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler, device = grad_scaler(torch.device("cpu")), torch.device("cpu")
-    generator = torch.Generator().manual_seed(0)
+    criterion = BlindNetCriterion(**cli.criterion_kwargs(args))
+    state = new_train_state(model, OptimConfig(lr=0.01, momentum=0.9, weight_decay=0.0),
+                            device=torch.device("cpu"))
     model.train()
     totals = []
     for _ in range(12):
-        terms = train.forward_backward(model, criterion, scaler, batch, args, device, True,
-                                       True, generator)
-        optimizer.step()
-        totals.append(terms["total"].item())
-    assert set(terms) == {"main", "aux", "cml", "ccl", "cwcl", "sdcl", "total"}
+        terms = train_step(state, batch, criterion, device=torch.device("cpu"), two_view=True,
+                           with_embeddings=True)
+        totals.append(terms["total"])
+    assert list(terms) == ["main", "aux", "cml", "ccl", "cwcl", "sdcl", "total"]
+    assert state.iteration == state.epoch_iter == 12
     assert totals[-1] < 0.7 * totals[0], totals
 
 
@@ -70,6 +70,11 @@ def test_single_process_run_writes_checkpoints_logs_and_tensorboard(data_env, tm
                 "iteration", "epoch_iter", "rng", "scaler", "best"):
         assert key in ckpt, key
     assert ckpt["iteration"] == 3
+    # The command that really ran (train.main's argv), not the test runner's sys.argv.
+    assert ckpt["command"] == " ".join(TINY + BLINDNET + [
+        "--ckpt", str(tmp_path / "ckpt"), "--tb_path", str(tmp_path / "tb"), "--date", "d",
+        "--exp", "exp", "--max_iter", "3", "--val_dataset", "cityscapes", "bdd-100k",
+        "--save_every", "2"])
     assert all(k.startswith("module.") for k in ckpt["state_dict"])  # official layout
     best = load_checkpoint(run_dir / "best_cityscapes.pth")
     assert best["mean_iu"] == pytest.approx(result.best["cityscapes"])
@@ -97,18 +102,15 @@ def test_resume_continues_exactly(data_env, tmp_path):
     assert last["iteration"] == 7
 
 
+# Dies (like SIGKILL: no cleanup, no final checkpoint) just before step `kill_at`.
 KILL_SCRIPT = """
 import os, sys
 sys.path.insert(0, {repo!r})
 import train
-real, calls = train.forward_backward, [0]
-def dying(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == {kill_at}:
-        os._exit(137)  # like SIGKILL: no cleanup, no final checkpoint
-    return real(*args, **kwargs)
-train.forward_backward = dying
-train.main({argv!r})
+def dying(state):
+    if state.iteration + 1 == {kill_at}:
+        os._exit(137)
+train.main({argv!r}, before_step=dying)
 """
 
 
@@ -132,21 +134,14 @@ def test_hard_kill_then_resume_auto_matches_uninterrupted_run(data_env, tmp_path
                                    atol=1e-6, msg=f"{key} differs after kill + resume")
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path, monkeypatch):
-    real = train.forward_backward
-    calls = {"n": 0}
-
-    def poisoned(*args, **kwargs):
-        terms = real(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            terms["cwcl"] = torch.tensor(float("nan"))
-        return terms
-
-    monkeypatch.setattr(train, "forward_backward", poisoned)
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path):
+    # Two good iterations, then the run continues with a temperature that underflows to 0 in
+    # float32: the CWCL logits are 0/0 = NaN at iteration 3.
+    common = ["--max_iter", "6", "--val_dataset", "cityscapes", "--save_every", "1"]
+    _run(tmp_path, *common, "--stop_at", "2")
     with pytest.raises(SystemExit) as excinfo:
-        _run(tmp_path, "--max_iter", "6", "--val_dataset", "cityscapes", "--save_every", "1")
-    assert excinfo.value.code == 3
+        _run(tmp_path, *common, "--resume", "auto", "--nce_T", "1e-300")
+    assert excinfo.value.code == train.EXIT_NON_FINITE == 3
     run_dir = tmp_path / "ckpt" / "d" / "exp"
     assert "non-finite loss at iteration 3: cwcl=nan" in (run_dir / "train.log").read_text()
     last = load_checkpoint(run_dir / "last.pth")

@@ -14,24 +14,20 @@ from train import EXIT_DIST_FAILURE
 from utils.checkpoint import load_checkpoint
 from utils.preemption import EXIT_PREEMPTED
 
-# Sends `sig` `times` times while step `at` of rank `rank` runs (to the whole process group,
-# DataLoader workers included, when `group`), or SIGSTOPs that rank.
+# Sends `sig` `times` times just before step `at` of rank `rank` runs (to the whole process
+# group, DataLoader workers included, when `group`), or SIGSTOPs that rank.
 SIGNAL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
 import train
-real, calls = train.forward_backward, [0]
-def signalled(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == {at} and int(os.environ.get("RANK", "0")) == {rank}:
+def signalled(state):
+    if state.iteration + 1 == {at} and int(os.environ.get("RANK", "0")) == {rank}:
         for _ in range({times}):
             if {group}:
                 os.killpg(os.getpgrp(), signal.{sig})
             else:
                 os.kill(os.getpid(), signal.{sig})
-    return real(*args, **kwargs)
-train.forward_backward = signalled
-train.main({argv!r})
+train.main({argv!r}, before_step=signalled)
 """
 
 

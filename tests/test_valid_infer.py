@@ -47,9 +47,9 @@ def test_valid_miou_equals_direct_confusion_computation(data_env, model_and_snap
     dataset = datasets.build_dataset("cityscapes", "val", training=False)
     hist = np.zeros((19, 19), dtype=np.int64)
     with torch.no_grad():
-        for image, label, _ in dataset:
-            pred = model(image[None]).argmax(1)[0].numpy()
-            gt = label.numpy()
+        for item in dataset:
+            pred = model(item["image"][None]).argmax(1)[0].numpy()
+            gt = item["label"].numpy()
             keep = gt < 19
             np.add.at(hist, (gt[keep], pred[keep]), 1)
     expected = metrics_from_confusion(hist)
@@ -78,7 +78,7 @@ def test_valid_accepts_a_raw_state_dict_and_rejects_a_wrong_arch(data_env, model
 
 
 def test_infer_writes_colour_trainid_and_overlay_pngs(data_env, model_and_snapshots, tmp_path):
-    from datasets.labels import PALETTE
+    from utils.labels import PALETTE
 
     _, folder = model_and_snapshots
     written = infer.main(_common(tmp_path, folder / "official.pth")

@@ -6,40 +6,27 @@
 | blindnet  | height 1024, reference centre crop/pad 1024       | mean 0, std 1    | ImageNet |
 | clean     | height 1536, centred crop/pad 1536, label pad 255 | ImageNet         | ImageNet |
 
-Every other dataset is evaluated at full resolution, single scale, no flip.
+Every other dataset is evaluated at full resolution, single scale, no flip. The
+normalisation rule lives in ``transforms/normalization.py``.
 """
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from transforms.photometric import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
+from transforms.normalization import (
+    check_protocol,
+    eval_normalization,
+    to_normalized_tensor,
+)
+from utils.labels import IGNORE_LABEL
 
-EVAL_PROTOCOLS = ("robustnet", "blindnet", "clean")
-IGNORE_LABEL = 255
 _MAPILLARY_EVAL_SIZE = {"robustnet": 1536, "blindnet": 1024, "clean": 1536}
-
-
-def _check_protocol(protocol):
-    if protocol not in EVAL_PROTOCOLS:
-        raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {protocol!r}")
-
-
-def eval_normalization(dataset_name, protocol="robustnet"):
-    """(mean, std) applied to evaluation images of ``dataset_name`` under ``protocol``.
-
-    Only the official BlindNet protocol feeds Cityscapes unnormalised ([0, 1] RGB).
-    """
-    _check_protocol(protocol)
-    name = dataset_name.lower().removesuffix("_jitter")
-    if protocol == "blindnet" and name == "cityscapes":
-        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def mapillary_eval_size(protocol="robustnet"):
     """Height and square crop side used for Mapillary under ``protocol``."""
-    _check_protocol(protocol)
+    check_protocol(protocol)
     return _MAPILLARY_EVAL_SIZE[protocol]
 
 
@@ -95,11 +82,12 @@ class EvalTransform:
 
     Mapillary is resized and centre-cropped per protocol; every other dataset keeps its
     full resolution. Images are normalised with :func:`eval_normalization`.
+    ``dataset_name`` is canonical (``datasets.parse_dataset_name`` strips ``_jitter``).
     """
 
     def __init__(self, dataset_name, protocol="robustnet"):
-        _check_protocol(protocol)
-        self.dataset_name = dataset_name.lower().removesuffix("_jitter")
+        check_protocol(protocol)
+        self.dataset_name = dataset_name.lower()
         self.protocol = protocol
         self.mean, self.std = eval_normalization(self.dataset_name, protocol)
         self.to_tensor = to_normalized_tensor(self.mean, self.std)

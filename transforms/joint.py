@@ -23,7 +23,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-IGNORE_LABEL = 255
+from utils.labels import IGNORE_LABEL
 
 
 def nearest_indices(start, stop, scaled, source):

@@ -17,8 +17,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
 
 
 def blur_sigma():
@@ -68,15 +67,6 @@ class RandomBilateralBlur:
 
     def __repr__(self):
         return f"{type(self).__name__}(sigma_spatial=0.15+1.15*U[0,1))"
-
-
-def to_normalized_tensor(mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """PIL RGB -> FloatTensor [3, H, W] in [0, 1] -> ``(x - mean) / std``."""
-    return v2.Compose([
-        v2.PILToTensor(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
 
 
 def original_view_transform(color_aug=0.0, gblur=False, bblur=False,

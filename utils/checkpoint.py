@@ -168,9 +168,9 @@ def checkpoint_norm_semantics(checkpoint):
     if not isinstance(checkpoint, dict):
         return None
     mode = checkpoint.get("norm_semantics")
-    args = checkpoint.get("args")
-    if mode is None and isinstance(args, dict):
-        mode = args.get("norm_semantics")
+    flags = checkpoint.get("args")  # the flag values our checkpoints record
+    if mode is None and isinstance(flags, dict):
+        mode = flags.get("norm_semantics")
     return mode if isinstance(mode, str) else None
 
 

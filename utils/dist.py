@@ -131,15 +131,6 @@ def all_reduce_mean(tensor):
     return tensor
 
 
-def broadcast_object(obj, src=0):
-    """Send a picklable object from ``src`` to every rank; returns it on all ranks."""
-    if not is_distributed():
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=src)
-    return holder[0]
-
-
 class _AllReduceSumWithGrad(torch.autograd.Function):
     """Sum over ranks in the forward pass; the gradient is summed over ranks too.
 

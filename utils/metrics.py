@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from utils import dist as dist_utils
+from utils.labels import NUM_CLASSES
 
 
 class ConfusionMatrix:
@@ -13,7 +14,7 @@ class ConfusionMatrix:
     together with their predictions, exactly as the reference does.
     """
 
-    def __init__(self, num_classes=19, device="cpu"):
+    def __init__(self, num_classes=NUM_CLASSES, device="cpu"):
         self.num_classes = num_classes
         self.hist = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
@@ -40,9 +41,6 @@ class ConfusionMatrix:
         """Sum the matrices of every rank (int64, so counts stay exact)."""
         dist_utils.all_reduce_sum(self.hist)
         return self
-
-    def reset(self):
-        self.hist.zero_()
 
     def compute(self):
         """Metrics of the accumulated matrix; see :func:`metrics_from_confusion`."""

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from utils import viz
+from utils.labels import colorize
 from utils.logging import printable
 
 IMAGES_PER_DATASET = 3
@@ -15,15 +16,15 @@ TRAIN_SCALAR_EVERY = 10  # iterations between training scalars (event files stay
 class TrainWriter:
     """Scalars (every loss term, lr, throughput), validation metrics and colourized predictions.
 
-    Events go to ``<tb_path>/<date>/<exp>[_<tb_tag>]``.
+    Events go to ``logdir`` (train.py: ``<tb_path>/<date>/<exp>[_<tb_tag>]``); ``logdir`` None
+    or ``enabled`` False (ranks other than 0) give a writer that does nothing.
     """
 
-    def __init__(self, args, enabled=True):
+    def __init__(self, logdir, enabled=True):
         self.writer = None
-        if enabled:
+        self.logdir = None if logdir is None else Path(logdir)
+        if enabled and self.logdir is not None:
             from tensorboardX import SummaryWriter  # only rank 0 pays the import
-            name = args.exp + (f"_{args.tb_tag}" if args.tb_tag else "")
-            self.logdir = Path(args.tb_path) / args.date / name
             self.writer = SummaryWriter(logdir=str(self.logdir))
 
     def log_train(self, values, lr, images_per_s, iteration):
@@ -45,7 +46,7 @@ class TrainWriter:
                 self.writer.add_scalar(f"{dataset}_iou/{name}", iou, iteration)
 
     def image_logger(self, dataset, iteration, mean, std):
-        """Callback for :func:`utils.evaluation.evaluate` logging the first few predictions
+        """Callback for :func:`engine.evaluation.evaluate` logging the first few predictions
         as one strip per image: input | ground truth | prediction. ``mean``/``std``: the
         normalisation the evaluation inputs went through (to show them in true colours)."""
         if self.writer is None:
@@ -57,8 +58,8 @@ class TrainWriter:
                 if logged[0] >= IMAGES_PER_DATASET:
                     return
                 rgb = viz.denormalize(image, mean, std)
-                gt = viz.colorize(label.cpu().numpy())
-                pr = viz.colorize(pred.cpu().numpy())
+                gt = colorize(label.cpu().numpy())
+                pr = colorize(pred.cpu().numpy())
                 strip = np.concatenate([rgb, gt, pr], axis=1)
                 self.writer.add_image(printable(f"{dataset}/{name}"), strip, iteration,
                                       dataformats="HWC")

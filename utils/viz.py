@@ -9,22 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from utils.labels import NUM_CLASSES, colorize
+
 WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (200, 200, 200)
 SERIES_COLOURS = [(90, 90, 90), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
-
-
-def palette():
-    """(256, 3) uint8: the 19 Cityscapes colours at their train ids, black elsewhere (255)."""
-    from datasets.labels import PALETTE  # late import: utils must not need datasets at import
-    return np.asarray(PALETTE, dtype=np.uint8)
-
-
-def colorize(train_ids):
-    """(H, W) integer train ids -> (H, W, 3) uint8 RGB with the Cityscapes palette."""
-    ids = np.asarray(train_ids)
-    if ids.ndim != 2:
-        raise ValueError(f"expected an (H, W) id map, got shape {ids.shape}")
-    return palette()[ids.astype(np.uint8)]
 
 
 def overlay(image, train_ids, alpha=0.5):
@@ -32,7 +20,7 @@ def overlay(image, train_ids, alpha=0.5):
     image = np.asarray(image, dtype=np.float32)
     colour = colorize(train_ids).astype(np.float32)
     blended = (1 - alpha) * image + alpha * colour
-    keep_image = np.asarray(train_ids) >= 19
+    keep_image = np.asarray(train_ids) >= NUM_CLASSES
     blended[keep_image] = image[keep_image]
     return blended.round().clip(0, 255).astype(np.uint8)
 

@@ -7,11 +7,11 @@ style in Cityscapes (or BDD-100K) format. ``python -m datasets.styleshift --help
 """
 
 from .benchmark import generate_benchmark, layout_rng, style_rng
-from .layout import Part, SceneLayout, TrainId
+from .layout import Part, SceneLayout
 from .scene import render_scene
 from .styles import SOURCE_STYLE, STYLES, TARGET_STYLES, Style, render_style
 
 __all__ = [
-    "Part", "SOURCE_STYLE", "STYLES", "SceneLayout", "Style", "TARGET_STYLES", "TrainId",
+    "Part", "SOURCE_STYLE", "STYLES", "SceneLayout", "Style", "TARGET_STYLES",
     "generate_benchmark", "layout_rng", "render_scene", "render_style", "style_rng",
 ]

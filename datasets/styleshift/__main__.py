@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from config import cfg
+from config import data_root
 
 from .benchmark import generate_benchmark
 from .styles import STYLES, TARGET_STYLES
@@ -15,7 +15,7 @@ def parse_args(argv=None):
         description="Generate the style-shift benchmark: source style in GTAV format, unseen "
                     "target styles in Cityscapes / BDD-100K format. Cached: rerunning with "
                     "the same parameters does nothing.")
-    parser.add_argument("--root", default=str(cfg.DATA_ROOT / "styleshift"),
+    parser.add_argument("--root", default=str(data_root() / "styleshift"),
                         help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))

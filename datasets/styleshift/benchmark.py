@@ -26,27 +26,27 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.synthetic import write_bdd_sample, write_cityscapes_sample, write_gtav_sample
+from utils.labels import NUM_CLASSES
 
-from .layout import TrainId
+from .formats import write_bdd_sample, write_cityscapes_sample, write_gtav_sample
 from .scene import render_scene
 from .styles import SOURCE_STYLE, STYLES, TARGET_STYLES, render_style
 
 GENERATOR_VERSION = 1  # bump whenever the generated files change for the same parameters
 MANIFEST = "manifest.json"
 SOURCE_DIR = "gtav"
-NUM_CLASSES = len(TrainId)
 
 
 def code_fingerprint():
-    """Hash of the generator's source (this package and the format writers).
+    """Hash of the generator's source: the ``*.py`` files of this package (incl. the format
+    writers, ``formats.py``), nothing else (no test code).
 
     Part of the cache key, so that editing a style or a scene never leaves stale images
     behind, even if ``GENERATOR_VERSION`` was not bumped.
     """
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted(package.glob("*.py")) + [package.parent / "synthetic.py"]:
+    for path in sorted(package.glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import NoiseBank, Part, TrainId, full_region, hash01, visibility_fade
+from utils.labels import TrainId
+
+from .layout import NoiseBank, Part, full_region, hash01, visibility_fade
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ Same conventions as ``objects.py``: billboards in local metres (``s`` right, ``t
 
 import numpy as np
 
-from .layout import LIT_ALWAYS, LIT_WITH_LIGHTS, NoiseBank, Part, TrainId
+from utils.labels import TrainId
+
+from .layout import LIT_ALWAYS, LIT_WITH_LIGHTS, NoiseBank, Part
 from .objects import Billboard, blob, box, disc, segment
 
 

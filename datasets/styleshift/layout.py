@@ -11,29 +11,7 @@ from enum import IntEnum
 
 import numpy as np
 
-
-class TrainId(IntEnum):
-    """The 19 Cityscapes train ids (DATASETS.md §0.1)."""
-
-    ROAD = 0
-    SIDEWALK = 1
-    BUILDING = 2
-    WALL = 3
-    FENCE = 4
-    POLE = 5
-    TRAFFIC_LIGHT = 6
-    TRAFFIC_SIGN = 7
-    VEGETATION = 8
-    TERRAIN = 9
-    SKY = 10
-    PERSON = 11
-    RIDER = 12
-    CAR = 13
-    TRUCK = 14
-    BUS = 15
-    TRAIN = 16
-    MOTORCYCLE = 17
-    BICYCLE = 18
+from utils.labels import TrainId
 
 
 class Part(IntEnum):

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import LIT_WITH_LIGHTS, Part, SceneLayout, TrainId
+from utils.labels import TrainId
+
+from .layout import LIT_WITH_LIGHTS, Part, SceneLayout
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ many classes (glass, tyres, road paint, skin...) have their own colours.
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .layout import TrainId as T
+from utils.labels import TrainId as T
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ sizes follow perspective and nearer objects occlude farther ones.
 
 import numpy as np
 
+from utils.labels import TrainId
+
 from .furniture import draw_bush, draw_street_lamp, draw_traffic_light, draw_traffic_sign, draw_tree
-from .layout import Camera, NoiseBank, SceneLayout, TrainId
+from .layout import Camera, NoiseBank, SceneLayout
 from .objects import contact_shadow, draw_cyclist, draw_person, draw_vehicle
 from .buildings import paint_facades, paint_skyline
 from .street import cast_shadows, paint_barriers, paint_ground, random_street

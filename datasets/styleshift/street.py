@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from utils.labels import TrainId
+
 from .buildings import Blocks
-from .layout import NoiseBank, Part, TrainId, full_region, visibility_fade
+from .layout import NoiseBank, Part, full_region, visibility_fade
 
 
 @dataclass(frozen=True)

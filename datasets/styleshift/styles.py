@@ -15,8 +15,10 @@ from types import MappingProxyType
 import cv2
 import numpy as np
 
+from utils.labels import TrainId
+
 from . import palettes
-from .layout import LAMP_PARTS, LIT_ALWAYS, LIT_WITH_LIGHTS, Part, TrainId
+from .layout import LAMP_PARTS, LIT_ALWAYS, LIT_WITH_LIGHTS, Part
 
 # How strongly the scene's texture signal modulates each class's albedo (before the
 # style's own ``texture`` gain): foliage and grass are textured, paint is smooth.

@@ -11,7 +11,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import datasets.uniform
 from datasets import build_dataset
-from datasets.synthetic import write_bdd_sample
+from datasets.styleshift.formats import write_bdd_sample
 from datasets.uniform import build_epoch, tile_centroids
 
 
@@ -94,8 +94,8 @@ def _class_pixel_frequencies(ds, epochs=(0, 1, 2)):
 def test_class_uniform_epochs_are_flatter(rare_class_root, tmp_path):
     options = dict(root=rare_class_root, crop_size=32, scale_min=1.0, scale_max=1.0,
                    class_uniform_tile=32, cache_dir=tmp_path)
-    uniform = build_dataset("bdd100k", "train", class_uniform_pct=0.5, **options)
-    random = build_dataset("bdd100k", "train", class_uniform_pct=0.0, **options)
+    uniform = build_dataset("bdd100k", "train", class_uniform_pct=0.5, **options).prepare()
+    random = build_dataset("bdd100k", "train", class_uniform_pct=0.0, **options).prepare()
     assert sorted(uniform.centroids) == [0, 10, 12, 16]
     assert len(uniform) == 19 + 4 * 1 and len(random) == 38
     freq_uniform = _class_pixel_frequencies(uniform)
@@ -113,7 +113,7 @@ def test_class_uniform_epochs_are_flatter(rare_class_root, tmp_path):
 def test_centroid_entries_crop_around_their_class(rare_class_root, tmp_path):
     ds = build_dataset("bdd100k", "train", root=rare_class_root, crop_size=16, scale_min=1.0,
                        scale_max=1.0, class_uniform_pct=1.0, class_uniform_tile=32,
-                       cache_dir=tmp_path)
+                       cache_dir=tmp_path).prepare()
     # train patch rows/cols 40..47 -> (43, 43); rider rows 36..41, cols 5..10 -> (7, 38)
     rare = {(0, 43, 43): 16, (1, 7, 38): 12}
     checked = 0
@@ -129,8 +129,8 @@ def test_centroid_entries_crop_around_their_class(rare_class_root, tmp_path):
 def test_epoch_list_is_deterministic_and_constant_length(rare_class_root, tmp_path):
     options = dict(root=rare_class_root, crop_size=16, class_uniform_pct=0.5,
                    class_uniform_tile=32, cache_dir=tmp_path)
-    rank0 = build_dataset("bdd100k", "train", **options)
-    rank1 = build_dataset("bdd100k", "train", **options)
+    rank0 = build_dataset("bdd100k", "train", **options).prepare()
+    rank1 = build_dataset("bdd100k", "train", **options).prepare()
     lengths = set()
     for epoch in (3, 4):
         rank0.set_epoch(epoch)
@@ -156,12 +156,12 @@ def test_cache_reuse_invalidation_and_corruption(rare_class_root, tmp_path, monk
     options = dict(root=rare_class_root, crop_size=16, class_uniform_pct=0.5,
                    class_uniform_tile=32, cache_dir=tmp_path, centroid_workers=2,
                    max_images=6)
-    first = build_dataset("bdd100k", "train", **options)  # process pool path
+    first = build_dataset("bdd100k", "train", **options).prepare()  # process pool path
     (cache_file,) = tmp_path.glob("bdd100k_train_tile32_*.json")
     assert json.loads(cache_file.read_text())["header"]["num_samples"] == 6
 
     monkeypatch.setattr(datasets.uniform, "parallel_map", pytest.fail)
-    again = build_dataset("bdd100k", "train", **options)  # reuse: nothing recomputed
+    again = build_dataset("bdd100k", "train", **options).prepare()  # reuse: nothing recomputed
     assert again.centroids.keys() == first.centroids.keys()
     for cls in first.centroids:
         np.testing.assert_array_equal(again.centroids[cls], first.centroids[cls])
@@ -169,7 +169,7 @@ def test_cache_reuse_invalidation_and_corruption(rare_class_root, tmp_path, monk
 
     cache_file.write_text('{"header": {"kind": "centroids"')  # truncated JSON
     with pytest.warns(RuntimeWarning, match="corrupt"):
-        rebuilt = build_dataset("bdd100k", "train", **options)
+        rebuilt = build_dataset("bdd100k", "train", **options).prepare()
     assert rebuilt.centroids.keys() == first.centroids.keys()
     assert json.loads(cache_file.read_text())["header"]["num_samples"] == 6
 
@@ -181,6 +181,6 @@ def test_cache_reuse_invalidation_and_corruption(rare_class_root, tmp_path, monk
     write_bdd_sample(stale_root, "train", "img001", np.zeros((64, 64, 3), np.uint8), ids)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        changed = build_dataset("bdd100k", "train", **{**options, "root": stale_root})
+        changed = build_dataset("bdd100k", "train", **{**options, "root": stale_root}).prepare()
     assert 13 in changed.centroids and 12 not in changed.centroids
     assert len(list(tmp_path.glob("bdd100k_train_tile32_*.json"))) == 2

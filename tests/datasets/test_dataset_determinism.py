@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader
 from PIL import Image
 
 from datasets import build_dataset, worker_init_fn
-from transforms.photometric import gaussian_blur, to_normalized_tensor
+from transforms.normalization import to_normalized_tensor
+from transforms.photometric import gaussian_blur
 
 
 @pytest.fixture
@@ -64,8 +65,8 @@ def test_views_share_geometry_and_label(jitter_set):
     """With the photometric steps replaced by plain normalisation both views coincide, and
     the label is the one the full pipeline returns: photometrics never touch geometry."""
     full = [jitter_set[i] for i in range(3)]
-    jitter_set.view_transform = to_normalized_tensor()
-    jitter_set.aug_transform = to_normalized_tensor()
+    jitter_set.train_transform.view_transform = to_normalized_tensor()
+    jitter_set.train_transform.aug_transform = to_normalized_tensor()
     for index, item in enumerate(full):
         plain = jitter_set[index]
         assert torch.equal(plain["image"], plain["image_aug"])

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import DatasetLayoutError, DatasetReadError, build_dataset
-from datasets.synthetic import generate_dataset, write_gtav_sample
+from datasets import DATASET_CLASSES, DatasetLayoutError, DatasetReadError, build_dataset
+from datasets.styleshift.formats import write_gtav_sample
+from tests.generated_data import generate_dataset
 
-DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")
+DATASETS = tuple(DATASET_CLASSES)
 TREE_MARKERS = {"gtav": "labels/valid/<folder>", "synthia": "GT/LABELS/train",
                 "cityscapes": "_gtFine_labelIds.png", "bdd100k": "images/{train,val}",
                 "mapillary": "validation/labels"}
@@ -121,7 +122,8 @@ def test_gtav_size_mismatch_drop_and_resize(tmp_path, cache_dir):
         resized = build_dataset("gtav", "train", root=tmp_path, cache_dir=cache_dir,
                                 gtav_mismatch="resize", training=False)
     assert len(resized) == 3
-    image, label, name = resized[1]
+    item = resized[1]
+    label, name = item["label"], item["name"]
     assert name == "00002" and label.shape == (12, 20) and (label == 8).all()
     # The size check is cached: a second build reads no image header.
     import datasets.gtav

@@ -8,20 +8,18 @@ from PIL import Image
 from datasets.bdd100k import decode_bdd_label
 from datasets.cityscapes import decode_cityscapes_label
 from datasets.gtav import decode_gtav_label
-from datasets.labels import (
+from datasets.label_codes import (
     CITYSCAPES_LUT,
-    CLASS_NAMES,
     MAPILLARY_LUT,
-    PALETTE,
     SYNTHIA_LUT,
-    TRAIN_COLOURS,
     decode_colour_label,
     palette_to_trainid_lut,
 )
 from datasets.mapillary import decode_mapillary_label
 from datasets.readers import DatasetReadError
-from datasets.synthetic import CITYSCAPES_ID_COLOURS, write_synthia_sample
+from datasets.styleshift.formats import CITYSCAPES_ID_COLOURS, write_synthia_sample
 from datasets.synthia import decode_synthia_label
+from utils.labels import CLASS_NAMES, PALETTE, TRAIN_COLOURS
 
 
 def test_palette_and_names():

@@ -7,11 +7,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import datasets
-from datasets import DATASET_NAMES, ImageFolder, build_dataset, is_two_view, options_from_args
-from datasets.synthetic import write_bdd_sample, write_cityscapes_sample
-from utils.args import parse_args
+from datasets import DATASET_NAMES, ImageFolder, build_dataset, parse_dataset_name
+from datasets.styleshift.formats import write_bdd_sample, write_cityscapes_sample
 
-DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")
+DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")  # the five of the paper
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -22,7 +21,9 @@ def test_eval_items_pair_and_decode_exactly(name, synthetic, cache_dir):
                        eval_protocol="clean")
     assert len(ds) == 6 and sorted(s.name for s in ds.samples) == sorted(truth)
     for index in range(len(ds)):
-        image, label, stem = ds[index]
+        item = ds[index]
+        assert set(item) == {"image", "label", "name"}  # one dict shape in every mode
+        image, label, stem = item["image"], item["label"], item["name"]
         assert image.dtype == torch.float32 and label.dtype == torch.int64
         assert image.shape[1:] == label.shape
         expected = truth[stem]
@@ -44,7 +45,8 @@ def test_splits_are_disjoint(name, synthetic, cache_dir):
 
 def test_registry_names_aliases_and_defaults(synthetic, cache_dir, monkeypatch):
     assert set(DATASET_NAMES) == {*DATASETS, *(f"{n}_jitter" for n in DATASETS)}
-    assert is_two_view("gtav_jitter") and not is_two_view("bdd-100k")
+    assert parse_dataset_name("gtav_jitter") == ("gtav", True)
+    assert parse_dataset_name("bdd-100k") == ("bdd100k", False)
     root, _ = synthetic["bdd100k"]
     monkeypatch.setenv("BLINDNET_BDD_DIR", str(root))  # root=None -> env var
     alias = build_dataset("bdd-100k", "val", cache_dir=cache_dir)
@@ -85,16 +87,6 @@ def test_single_view_training_item_and_max_images(synthetic, cache_dir):
     assert len(ds) == 2 and [s.name for s in ds.samples] == ["00001", "00002"]
 
 
-def test_options_from_args(tmp_path):
-    args = parse_args("train", ["--crop_size", "512", "--class_uniform_pct", "0.5", "--gblur",
-                                "--eval_protocol", "blindnet", "--ckpt", str(tmp_path)])
-    options = options_from_args(args)
-    assert options["crop_size"] == 512 and options["class_uniform_pct"] == 0.5
-    assert options["gblur"] is True and options["eval_protocol"] == "blindnet"
-    assert options["cache_dir"] == tmp_path / "cache" and "max_images" not in options
-    assert set(options) <= set(datasets.DEFAULT_OPTIONS)
-
-
 def test_bdd_label_name_variants(tmp_path, cache_dir):
     """D14: <stem>.png, <stem>_train_id.png and labels/sem_seg/masks/<split>/ are found."""
     image = np.zeros((8, 8, 3), dtype=np.uint8)
@@ -106,7 +98,7 @@ def test_bdd_label_name_variants(tmp_path, cache_dir):
     (tmp_path / "new/labels/val").rename(tmp_path / "new/labels/sem_seg/masks/val")
     for root, stem in ((tmp_path / "old", "a"), (tmp_path / "new", "b")):
         ds = build_dataset("bdd100k", "val", root=root, cache_dir=cache_dir)
-        _, label, name = ds[0]
+        label, name = ds[0]["label"], ds[0]["name"]
         assert name == stem and (label == 13).all()
 
 
@@ -116,7 +108,8 @@ def test_cityscapes_flat_layout(tmp_path, cache_dir):
                             np.full((8, 8), 11, dtype=np.uint8))
     (tmp_path / "leftImg8bit_trainvaltest/leftImg8bit").rename(tmp_path / "leftImg8bit")
     (tmp_path / "gtFine_trainvaltest/gtFine").rename(tmp_path / "gtFine")
-    _, label, name = build_dataset("cityscapes", "val", root=tmp_path, cache_dir=cache_dir)[0]
+    item = build_dataset("cityscapes", "val", root=tmp_path, cache_dir=cache_dir)[0]
+    label, name = item["label"], item["name"]
     assert name == "ulm_000000_000019" and (label == 11).all()
 
 
@@ -125,11 +118,12 @@ def test_image_folder(tmp_path):
         Image.new("RGB", (6, 4), (255, 0, 0)).save(tmp_path / f"{stem}{suffix}")
     (tmp_path / "notes.txt").write_text("not an image")
     folder = ImageFolder(tmp_path)
-    assert len(folder) == 3 and [folder[i][1] for i in range(3)] == ["a", "b", "c"]
-    image, _ = folder[1]
+    assert len(folder) == 3 and [folder[i]["name"] for i in range(3)] == ["a", "b", "c"]
+    assert set(folder[1]) == {"image", "name"}
+    image = folder[1]["image"]
     assert image.shape == (3, 4, 6)
     assert image[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-4)
-    raw, _ = ImageFolder(str(tmp_path / "*.png"), normalize=False)[0]
+    raw = ImageFolder(str(tmp_path / "*.png"), normalize=False)[0]["image"]
     assert raw.max().item() == 1.0 and raw.min().item() == 0.0
     with pytest.raises(FileNotFoundError, match="no images found"):
         ImageFolder(tmp_path / "*.tif")

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from datasets import build_dataset
-from datasets.synthetic import random_scene, write_bdd_sample, write_gtav_sample
+from datasets.styleshift.formats import write_bdd_sample, write_gtav_sample
+from tests.generated_data import random_scene
 from utils.empty_labels import EmptyLabelsError
 
 ARCH = "network.deepv3.DeepR18V3PlusD"
@@ -31,7 +32,7 @@ def test_all_empty_training_labels_stop_with_a_clear_error(tmp_path, pct):
     root = _gtav(tmp_path / "gtav", {"00001", "00002", "00003"})
     with pytest.raises(EmptyLabelsError) as info:
         build_dataset("gtav", "train", root=root, cache_dir=tmp_path / "c", crop_size=32,
-                      class_uniform_pct=pct, class_uniform_tile=32, centroid_workers=1)
+                      class_uniform_pct=pct, class_uniform_tile=32, centroid_workers=1).prepare()
     message = str(info.value)
     assert "gtav (train" in message and str(root) in message
     assert "3 of 3" in message and "00001.png" in message
@@ -44,7 +45,7 @@ def test_some_empty_training_labels_are_reported_and_cached(tmp_path, pct, monke
     options = dict(root=root, cache_dir=tmp_path / "c", crop_size=32, class_uniform_pct=pct,
                    class_uniform_tile=32, centroid_workers=1)
     with pytest.warns(RuntimeWarning, match=r"1 of 3 label\(s\) have no pixel") as record:
-        dataset = build_dataset("gtav", "train", **options)
+        dataset = build_dataset("gtav", "train", **options).prepare()
     assert any("00002.png" in str(w.message) for w in record)
     assert [p.name for p in dataset.empty_labels] == ["00002.png"]
     assert len(dataset) == 3  # reported, nothing dropped
@@ -52,7 +53,7 @@ def test_some_empty_training_labels_are_reported_and_cached(tmp_path, pct, monke
     monkeypatch.setattr("datasets.uniform.parallel_map", pytest.fail)
     monkeypatch.setattr("datasets.label_scan.parallel_map", pytest.fail)
     with pytest.warns(RuntimeWarning, match="1 of 3"):
-        again = build_dataset("gtav", "train", **options)
+        again = build_dataset("gtav", "train", **options).prepare()
     assert again.empty_labels == dataset.empty_labels
 
 
@@ -64,7 +65,7 @@ def test_full_labels_give_no_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dataset = build_dataset("bdd100k", "train", root=root, cache_dir=tmp_path / "c",
-                                crop_size=16)
+                                crop_size=16).prepare()
     assert dataset.empty_labels == []
 
 

@@ -19,12 +19,13 @@ from PIL import Image
 from datasets.bdd100k import decode_bdd_label
 from datasets.cityscapes import decode_cityscapes_label
 from datasets.gtav import decode_gtav_label
-from datasets.labels import (BDD_LUT, CITYSCAPES_ID_TO_TRAINID, CITYSCAPES_LUT, IGNORE_LABEL,
-                             MAPILLARY_ID_TO_TRAINID, MAPILLARY_LUT, NUM_CLASSES,
-                             SYNTHIA_ID_TO_TRAINID, SYNTHIA_LUT, TRAIN_COLOURS, apply_lut,
-                             decode_colour_label, palette_to_trainid_lut)
+from datasets.label_codes import (BDD_LUT, CITYSCAPES_ID_TO_TRAINID, CITYSCAPES_LUT,
+                                  MAPILLARY_ID_TO_TRAINID, MAPILLARY_LUT, SYNTHIA_ID_TO_TRAINID,
+                                  SYNTHIA_LUT, apply_lut, decode_colour_label,
+                                  palette_to_trainid_lut)
 from datasets.mapillary import decode_mapillary_label
 from datasets.synthia import decode_synthia_label
+from utils.labels import IGNORE_LABEL, NUM_CLASSES, TRAIN_COLOURS
 
 SETTINGS = settings(max_examples=30, deadline=None)
 SHAPES = st.tuples(st.integers(1, 9), st.integers(1, 9))

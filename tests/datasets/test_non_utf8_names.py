@@ -12,7 +12,7 @@ import pytest
 import datasets.cache
 from datasets import DatasetLayoutError, DatasetReadError, build_dataset
 from datasets.cache import files_fingerprint
-from datasets.synthetic import generate_dataset
+from tests.generated_data import generate_dataset
 from utils.logging import printable, setup_logging
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or os.fsencode("\udce9") != b"\xe9",
@@ -83,7 +83,7 @@ def test_synthia_with_a_latin1_name_reads_its_16_bit_label(tmp_path):
     dataset = build_dataset("synthia", "train", root=root, training=False,
                             cache_dir=tmp_path / "c")
     (index,) = [i for i, s in enumerate(dataset.samples) if s.name == os.fsdecode(LATIN1)]
-    _, label, _ = dataset[index]
+    label = dataset[index]["label"]
     assert label.numpy().max() < 255 or (label.numpy() == 255).all()
     assert set(np.unique(label.numpy())) <= set(range(19)) | {255}
 

@@ -13,9 +13,10 @@ from datasets.bdd100k import decode_bdd_label
 from datasets.cityscapes import decode_cityscapes_label
 from datasets.gtav import decode_gtav_label
 from datasets.styleshift import (
-    SOURCE_STYLE, STYLES, TARGET_STYLES, TrainId, generate_benchmark, layout_rng,
+    SOURCE_STYLE, STYLES, TARGET_STYLES, generate_benchmark, layout_rng,
     render_scene, render_style, style_rng,
 )
+from utils.labels import TrainId
 
 SIZE = (96, 192)
 TINY = dict(seed=3, size=SIZE, n_train=3, n_val=4, n_target=4, progress=False)
@@ -192,13 +193,13 @@ def test_real_loaders_read_the_benchmark(generated, tmp_path):
     source = build_dataset("gtav", "val", root=manifest["source"]["root"], training=False,
                            cache_dir=tmp_path)
     assert len(source) == 4
-    image, label, _ = source[0]
+    image, label = source[0]["image"], source[0]["label"]
     assert tuple(image.shape) == (3,) + SIZE and tuple(label.shape) == SIZE
     for name, entry in manifest["targets"].items():
         dataset = build_dataset(entry["dataset"], "val", root=entry["root"], training=False,
                                 cache_dir=tmp_path)
         assert len(dataset) == 4, name
-        _, target_label, _ = dataset[0]
+        target_label = dataset[0]["label"]
         np.testing.assert_array_equal(target_label.numpy(), label.numpy())
 
 
@@ -249,3 +250,23 @@ def test_refuses_to_overwrite_foreign_folders(tmp_path):
 def test_bad_parameters_are_rejected(tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         generate_benchmark(tmp_path, **dict(TINY, **bad))
+
+
+def test_cache_key_hashes_only_the_generator_package(tmp_path, monkeypatch):
+    """The code fingerprint covers the generator (incl. its format writers), no test code."""
+    import shutil
+
+    import datasets.styleshift.benchmark as benchmark
+
+    package = tmp_path / "datasets" / "styleshift"
+    shutil.copytree(Path(benchmark.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(benchmark, "__file__", str(package / "benchmark.py"))
+    before = benchmark.code_fingerprint()
+    (tmp_path / "datasets" / "synthetic.py").write_text("# a fixture writer outside\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "generated_data.py").write_text("# test code\n")
+    assert benchmark.code_fingerprint() == before
+    with open(package / "formats.py", "a") as handle:
+        handle.write("# a change to a format writer\n")
+    assert benchmark.code_fingerprint() != before

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+import cli
 from loss import BlindNetCriterion, SegmentationCrossEntropy
-from network import ModelOutput, get_net
-from utils.args import parse_args
+from network import ModelOutput, ViewOutput, get_net
 
 OFFICIAL_FLAGS = ["--dataset", "gtav_jitter", "--wt_layer", "0", "0", "1", "1", "1", "0", "0",
                   "--use_ca", "--use_cwcl", "--use_sdcl", "--w1", "0.2", "--w2", "0.2",
@@ -21,8 +21,8 @@ def _blocky_labels(batch, size, generator):
     return labels
 
 
-def test_from_args_uses_the_official_flags():
-    criterion = BlindNetCriterion.from_args(parse_args("train", OFFICIAL_FLAGS))
+def test_the_official_flags_build_the_official_criterion():
+    criterion = BlindNetCriterion(**cli.criterion_kwargs(cli.parse_args("train", OFFICIAL_FLAGS)))
     assert (criterion.use_ca, criterion.use_cwcl, criterion.use_sdcl) == (True, True, True)
     assert criterion.weights == {"aux": 0.4, "cml": 0.2, "ccl": 0.2, "cwcl": 0.3, "sdcl": 0.3}
     assert (criterion.cwcl.max_classes, criterion.cwcl.max_views) == (15, 50)
@@ -35,18 +35,13 @@ def _fake_output(generator, two_view=True, classes=5, size=16):
         return torch.randn(*shape, generator=generator)
 
     def view():
-        return dict(logits=randn(2, classes, size, size), dec=randn(2, classes, 4, 4),
-                    feats=[torch.nn.functional.instance_norm(randn(2, 4, 8, 8))],
-                    emb=[torch.nn.functional.normalize(randn(2, 8, s, s), dim=1)
-                         for s in (2, 4, 4)])
-    a, b = view(), view()
-    output = ModelOutput(logits=a["logits"], dec_logits=a["dec"],
-                         aux_logits=randn(2, classes, 2, 2), in_feats=a["feats"],
-                         embeddings=a["emb"])
-    if two_view:
-        output.logits_aug, output.dec_logits_aug = b["logits"], b["dec"]
-        output.in_feats_aug, output.embeddings_aug = b["feats"], b["emb"]
-    return output
+        return ViewOutput(logits=randn(2, classes, size, size), dec_logits=randn(2, classes, 4, 4),
+                          in_feats=[torch.nn.functional.instance_norm(randn(2, 4, 8, 8))],
+                          embeddings=[torch.nn.functional.normalize(randn(2, 8, s, s), dim=1)
+                                      for s in (2, 4, 4)])
+    original, augmented = view(), view()
+    return ModelOutput(original=original, aux_logits=randn(2, classes, 2, 2),
+                       augmented=augmented if two_view else None)
 
 
 def test_total_is_the_weighted_sum_of_the_enabled_terms():
@@ -58,8 +53,8 @@ def test_total_is_the_weighted_sum_of_the_enabled_terms():
     losses = criterion(output, labels, torch.Generator().manual_seed(1))
     assert set(losses) == {"main", "aux", "cml", "ccl", "sdcl", "total"}
     ce = SegmentationCrossEntropy()
-    torch.testing.assert_close(losses["main"], 0.5 * (ce(output.logits, labels)
-                                                      + ce(output.logits_aug, labels)))
+    torch.testing.assert_close(losses["main"], 0.5 * (ce(output.original.logits, labels)
+                                                      + ce(output.augmented.logits, labels)))
     expected = (losses["main"] + 0.4 * losses["aux"] + 0.2 * losses["cml"]
                 + 0.5 * losses["ccl"] + 0.3 * losses["sdcl"])
     torch.testing.assert_close(losses["total"], expected)
@@ -71,7 +66,8 @@ def test_single_view():
     labels = torch.randint(0, 5, (2, 16, 16), generator=generator)
     losses = BlindNetCriterion()(output, labels)
     assert set(losses) == {"main", "aux", "total"}
-    torch.testing.assert_close(losses["main"], SegmentationCrossEntropy()(output.logits, labels))
+    torch.testing.assert_close(losses["main"], SegmentationCrossEntropy()(output.original.logits,
+                                                                          labels))
     with pytest.raises(ValueError, match="two views"):
         BlindNetCriterion(use_cwcl=True)(output, labels)
 

@@ -117,9 +117,10 @@ def test_two_view_blindnet_step_collects_in_at_the_stage_ends():
     labels = labels.repeat_interleave(16, 1).repeat_interleave(16, 2)
 
     output = model(images, images_aug, with_embeddings=True)
-    assert [tuple(f.shape[1:]) for f in output.in_feats] == [
+    assert [tuple(f.shape[1:]) for f in output.original.in_feats] == [
         (16, 32, 32), (24, 16, 16), (40, 8, 8), (112, 4, 4), (320, 4, 4)]
-    for collected, block_out in zip(output.in_feats + output.in_feats_aug, block_outputs):
+    in_feats = output.original.in_feats + output.augmented.in_feats
+    for collected, block_out in zip(in_feats, block_outputs):
         assert collected is block_out
         torch.testing.assert_close(collected.mean(dim=(2, 3)),
                                    torch.zeros(collected.shape[:2]), atol=1e-5, rtol=0)

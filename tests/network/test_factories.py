@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import network
-from network import ModelOutput, get_net
+from network import ModelOutput, ViewOutput, get_net
 
 # name -> (decoder stride, layer3 (aux) stride, layer4 stride, collected IN channels)
 EXPECTED = {
@@ -36,15 +36,15 @@ def test_factory_shapes(arch):
     images = torch.randn(2, 3, SIZE, SIZE)
 
     output = model(images, images.flip(-1))
-    assert isinstance(output, ModelOutput)
-    for logits in (output.logits, output.logits_aug):
-        assert logits.shape == (2, 7, SIZE, SIZE)
-    for dec in (output.dec_logits, output.dec_logits_aug):
-        assert dec.shape == (2, 7, SIZE // dec_stride, SIZE // dec_stride)
+    assert isinstance(output, ModelOutput) and output.two_view
+    views = (output.original, output.augmented)
+    assert all(isinstance(view, ViewOutput) for view in views)
+    for view in views:
+        assert view.logits.shape == (2, 7, SIZE, SIZE)
+        assert view.dec_logits.shape == (2, 7, SIZE // dec_stride, SIZE // dec_stride)
+        assert tuple(f.shape[1] for f in view.in_feats) == in_channels
     assert output.aux_logits.shape == (2, 7, SIZE // aux_stride, SIZE // aux_stride)
-    for feats in (output.in_feats, output.in_feats_aug):
-        assert tuple(f.shape[1] for f in feats) == in_channels
-    for embeddings in (output.embeddings, output.embeddings_aug):
+    for embeddings in (output.original.embeddings, output.augmented.embeddings):
         assert [tuple(e.shape) for e in embeddings] == [
             (2, 256, SIZE // out_stride, SIZE // out_stride),
             (2, 256, SIZE // dec_stride, SIZE // dec_stride),
@@ -61,16 +61,17 @@ def test_factory_shapes(arch):
 def test_batch_of_two_is_not_a_pair():
     model = get_net("DeepMobileNetV3PlusD", pretrained=False)
     output = model(torch.randn(2, 3, 32, 32))
-    assert output.logits.shape[0] == 2
-    assert output.logits_aug is None and output.in_feats_aug is None
-    assert output.embeddings_aug is None
+    assert isinstance(output, ModelOutput)
+    assert output.original.logits.shape[0] == 2
+    assert output.augmented is None and not output.two_view
+    assert output.aux_logits.shape[0] == 2
 
 
 def test_without_embeddings_heads_are_not_run():
     model = get_net("DeepShuffleNetV3PlusD", pretrained=False)
     output = model(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32), with_embeddings=False)
-    assert output.embeddings is None and output.embeddings_aug is None
-    assert output.logits_aug is not None
+    assert output.original.embeddings is None and output.augmented.embeddings is None
+    assert output.augmented.logits is not None
 
 
 def test_arch_names_resolve():

@@ -1,9 +1,15 @@
-"""utils/model_info.py: thop-based params and FLOPs."""
+"""network/model_info.py: thop-based params and FLOPs."""
+
+import json
+import subprocess
+import sys
 
 import pytest
 
+from config import REPO_ROOT
+
 from network import get_net
-from utils.model_info import main, model_info
+from network.model_info import main, model_info
 
 
 def test_counts_params_and_flops_that_scale_with_area():
@@ -26,3 +32,14 @@ def test_cli_prints_a_table(capsys):
     assert "| DeepR18V3PlusD | 64x32 | 18.495 |" in out
     with pytest.raises(SystemExit):
         main(["--size", "1", "2", "3"])
+
+
+def test_runs_as_a_module():
+    out = subprocess.run([sys.executable, "-m", "network.model_info", "--arch",
+                          "DeepR18V3PlusD", "--size", "32", "--json"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    model = get_net("DeepR18V3PlusD", pretrained=False)
+    assert row["crop"] == [32, 32]
+    assert row["params"] == sum(p.numel() for p in model.parameters())

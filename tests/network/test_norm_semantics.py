@@ -72,11 +72,11 @@ def test_training_in_layers_are_batch_norms_over_each_view_separately(arch, wt_l
         assert not torch.allclose(y, _reference_instance_norm(module, x), atol=1e-3), name
     # The two views never share statistics: the pair gives what each view gives alone.
     alone, alone_aug = model(images), model(images_aug)
-    torch.testing.assert_close(output.logits, alone.logits)
-    torch.testing.assert_close(output.logits_aug, alone_aug.logits)
-    for a, b in zip(output.in_feats_aug, alone_aug.in_feats):
+    torch.testing.assert_close(output.original.logits, alone.original.logits)
+    torch.testing.assert_close(output.augmented.logits, alone_aug.original.logits)
+    for a, b in zip(output.augmented.in_feats, alone_aug.original.in_feats):
         torch.testing.assert_close(a, b)
-    assert len(output.in_feats) == sum(v in (1, 2) for v in wt_layer)  # still collected
+    assert len(output.original.in_feats) == sum(v in (1, 2) for v in wt_layer)  # collected
 
 
 def test_eval_mode_is_instance_norm_and_matches_modern():

@@ -8,11 +8,10 @@ from PIL import Image
 from transforms.eval import (
     EvalTransform,
     clean_center_crop_pad,
-    eval_normalization,
     mapillary_eval_size,
     reference_center_crop_pad,
 )
-from transforms.photometric import IMAGENET_MEAN, IMAGENET_STD
+from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, eval_normalization
 
 
 def test_normalisation_per_protocol():

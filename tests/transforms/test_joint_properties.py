@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy.ndimage import minimum_filter
 
-from datasets.labels import IGNORE_LABEL, NUM_CLASSES
+from utils.labels import IGNORE_LABEL, NUM_CLASSES
 from transforms.joint import JointTransform
 
 VALID = np.r_[np.arange(NUM_CLASSES), IGNORE_LABEL]

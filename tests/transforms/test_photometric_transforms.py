@@ -7,16 +7,14 @@ from PIL import Image
 from skimage.filters import gaussian
 from torchvision.transforms import v2
 
+from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
 from transforms.photometric import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     RandomBilateralBlur,
     RandomGaussianBlur,
     blur_sigma,
     gaussian_blur,
     jittered_view_transform,
     original_view_transform,
-    to_normalized_tensor,
 )
 
 

@@ -1,22 +1,8 @@
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-from datasets.labels import PALETTE
 from utils import viz
-
-
-def test_colorize_uses_the_cityscapes_palette_and_black_for_ignore():
-    ids = np.array([[0, 10, 255], [13, 18, 19]], dtype=np.uint8)
-    rgb = viz.colorize(ids)
-    assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 3)
-    assert tuple(rgb[0, 0]) == (128, 64, 128) and tuple(rgb[0, 1]) == (70, 130, 180)
-    assert tuple(rgb[1, 0]) == (0, 0, 142) and tuple(rgb[1, 1]) == (119, 11, 32)
-    assert tuple(rgb[0, 2]) == (0, 0, 0) and tuple(rgb[1, 2]) == (0, 0, 0)
-    np.testing.assert_array_equal(rgb, np.asarray(PALETTE)[ids])
-    with pytest.raises(ValueError, match=r"\(H, W\)"):
-        viz.colorize(np.zeros((2, 2, 3)))
 
 
 def test_overlay_blends_classes_and_keeps_ignore_pixels():

@@ -1,4 +1,4 @@
-"""Evaluation shared by ``train.py`` (after every epoch) and ``valid.py``.
+"""Evaluation shared by training (after every epoch), ``valid.py``, ``infer.py`` and ``demo.py``.
 
 Single scale, no flip, arg-max of the main output (DATASETS.md §7.1); whole-image inference by
 default, sliding windows on request. In DDP every rank evaluates its own shard
@@ -16,9 +16,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from config import DEFAULT_NORM_SEMANTICS, cfg
+import network
+from config import DEFAULT_NORM_SEMANTICS
 from utils import dist as dist_utils
+from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
+                              load_state_dict_forgiving, snapshot_mismatch)
 from utils.empty_labels import MAX_NAMES, check_empty_labels
+from utils.labels import IGNORE_LABEL, NUM_CLASSES
 from utils.logging import get_logger, printable
 from utils.metrics import ConfusionMatrix
 from utils.precision import autocast
@@ -111,13 +115,13 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
+def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
              sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None):
     """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
 
     Args:
         model: eval-mode model (DDP-wrapped or not) returning logits (B, C, H, W).
-        loader: yields ``(image (B,3,H,W), label (B,H,W), names)``.
+        loader: yields item dicts ``{"image": (B,3,H,W), "label": (B,H,W), "name": [str]}``.
         on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
 
     Returns:
@@ -137,10 +141,10 @@ def evaluate(model, loader, device, num_classes=19, ignore_index=255, amp="off",
     empty = torch.zeros(1, dtype=torch.int64, device=device)
     empty_names = []
     show = dist_utils.is_main_process()
-    for images, labels, names in tqdm(loader, desc=desc, disable=not show, leave=False,
-                                      dynamic_ncols=True):
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    for batch in tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True):
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        names = batch["name"]
         with autocast(device, amp):
             logits = predict_logits(model, images, sliding_window, crop_size, stride)
         logits = logits.float()
@@ -267,34 +271,35 @@ def resolve_norm_semantics(requested, trained, snapshot):
     return requested
 
 
-def load_eval_model(args, device, logger):
-    """Build ``--arch`` and load ``--snapshot`` into it (ours or official); eval mode.
+class SnapshotMismatchError(ValueError):
+    """The ``--snapshot`` weights leave part of the model random; the message lists them."""
 
-    Missing or mismatched weights are listed; evaluating a partly random model is refused
-    because its numbers would be meaningless.
+
+def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
+                    channels_last=False, logger=None):
+    """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
+
+    ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
+    Returns ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the
+    checkpoint does not say). Raises :class:`SnapshotMismatchError` listing missing or
+    mismatched weights (a partly random model would give meaningless numbers), and
+    FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing or unreadable file.
     """
-    import network  # late import: evaluation helpers must not require the model code
-    from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
-                                  load_state_dict_forgiving, snapshot_mismatch)
-
-    if not args.snapshot:
-        raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
-    checkpoint = load_checkpoint(args.snapshot)
-    args.trained_norm_semantics = checkpoint_norm_semantics(checkpoint)
-    args.norm_semantics = resolve_norm_semantics(args.norm_semantics,
-                                                 args.trained_norm_semantics, args.snapshot)
-    model = network.get_net(args.arch, cfg.NUM_CLASSES, args.wt_layer, pretrained=False,
-                            norm_semantics=args.norm_semantics)
+    logger = logger or get_logger()
+    checkpoint = load_checkpoint(snapshot)
+    trained = checkpoint_norm_semantics(checkpoint)
+    norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
+    model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,
+                            norm_semantics=norm_semantics)
     report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
-    mismatch = snapshot_mismatch(report, "--snapshot", args.snapshot, args.arch,
-                                 cfg.NUM_CLASSES, args.wt_layer)
+    mismatch = snapshot_mismatch(report, "--snapshot", snapshot, arch, NUM_CLASSES, wt_layer)
     if mismatch:
-        raise SystemExit(mismatch)
-    logger.info(f"norm semantics {args.norm_semantics} (checkpoint trained with "
-                f"{args.trained_norm_semantics or 'unrecorded'})")
+        raise SnapshotMismatchError(mismatch)
+    logger.info(f"norm semantics {norm_semantics} (checkpoint trained with "
+                f"{trained or 'unrecorded'})")
     if isinstance(checkpoint, dict) and "iteration" in checkpoint:
         logger.info(f"checkpoint trained for {checkpoint['iteration']} iterations")
     model.to(device).eval()
-    if getattr(args, "channels_last", False):
+    if channels_last:
         model.to(memory_format=torch.channels_last)
-    return model
+    return model, norm_semantics, trained

@@ -1,4 +1,4 @@
-"""Class names, the colour palette and the label lookup tables of every dataset.
+"""The label encodings of every dataset: lookup tables from raw labels to train ids.
 
 Every decoder maps a raw label to Cityscapes train ids (0..18, 255 = ignore) with ONE
 table lookup (DATASETS.md §1.2, §2.2, §3.2, §4, §5.2):
@@ -11,6 +11,7 @@ table lookup (DATASETS.md §1.2, §2.2, §3.2, §4, §5.2):
   and then looking up the palette indices.
 
 All tables are read-only module constants (the 16 MiB colour table is built on first use).
+The label space itself (class count, ignore label, names, colours) is ``utils/labels.py``.
 """
 
 import functools
@@ -18,24 +19,7 @@ import functools
 import cv2
 import numpy as np
 
-NUM_CLASSES = 19
-IGNORE_LABEL = 255
-
-CLASS_NAMES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)
-
-# DATASETS.md §0.1: colour of each train id. The GTAV colour table is built from these 19
-# entries only, never from the full Cityscapes label list: there, polegroup shares pole's
-# colour and license plate shares car's, and a dict built from it would delete pole and car.
-TRAIN_COLOURS = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32),
-)
+from utils.labels import IGNORE_LABEL, NUM_CLASSES, TRAIN_COLOURS
 
 
 def _readonly(array):
@@ -50,11 +34,6 @@ def _id_lut(pairs):
         lut[raw_id] = train_id
     return _readonly(lut)
 
-
-# (256, 3) uint8: the 19 colours at their train ids, black elsewhere (incl. 255).
-PALETTE = np.zeros((256, 3), dtype=np.uint8)
-PALETTE[:NUM_CLASSES] = TRAIN_COLOURS
-PALETTE = _readonly(PALETTE)
 
 # DATASETS.md §3.2: Cityscapes labelId -> trainId (ids not listed, incl. 34..255, -> 255).
 CITYSCAPES_ID_TO_TRAINID = {
@@ -153,7 +132,3 @@ def palette_to_trainid_lut(palette):
     colours[:len(flat)] = flat
     return np.take(colour_lut(), pack_rgb(colours))
 
-
-def colorize(train_ids):
-    """Train-id map (H, W) -> RGB (H, W, 3) uint8 with :data:`PALETTE` (ignore is black)."""
-    return PALETTE[np.asarray(train_ids, dtype=np.uint8)]

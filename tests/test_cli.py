@@ -1,8 +1,13 @@
+"""The one command-line module: every official flag, bad values named, converters to plain
+values (nothing below the entry points sees the namespace)."""
+
 import warnings
+from pathlib import Path
 
 import pytest
 
-from utils.args import IGNORED_FLAGS, build_parser, dataset_root_overrides, parse_args
+import cli
+from cli import IGNORED_FLAGS, build_parser, parse_args
 
 # The exact flag lists of the official scripts (METHOD.md §7.1-7.3).
 OFFICIAL_TRAIN_ARGS = (
@@ -108,8 +113,75 @@ def test_infer_needs_something_to_run_on(capsys):
 
 def test_dataset_root_flags():
     args, _ = _parse_quiet("train", ["--gtav_dir", "/g", "--bdd_dir", "/b"])
-    roots = dataset_root_overrides(args)
+    roots = cli.root_overrides(args)
     assert roots["gtav"] == "/g" and roots["bdd100k"] == "/b" and roots["synthia"] is None
+
+
+def test_root_flags_are_generated_from_the_dataset_registry():
+    import datasets
+
+    dests = {action.dest for action in build_parser("valid")._actions}
+    flags = datasets.root_flags()
+    assert {flag for flag, _, _ in flags} == {"--gtav_dir", "--synthia_dir", "--cityscapes_dir",
+                                             "--bdd_dir", "--mapillary_dir"}
+    assert {flag.lstrip("-") for flag, _, _ in flags} <= dests
+    assert set(cli.root_overrides(parse_args("valid", []))) == set(datasets.DATASET_CLASSES)
+
+
+def test_syncbn_is_listed_as_ignored_with_its_reason():
+    assert "SyncBatchNorm" in IGNORED_FLAGS["syncbn"]
+    _, warned = _parse_quiet("train", ["--syncbn"])  # its only value is the default
+    assert warned == []
+
+
+def test_dataset_options_and_cache_dir(tmp_path):
+    import datasets
+
+    args, _ = _parse_quiet("train", ["--crop_size", "512", "--class_uniform_pct", "0.5",
+                                     "--gblur", "--eval_protocol", "blindnet",
+                                     "--ckpt", str(tmp_path)])
+    options = cli.dataset_options(args)
+    assert options["crop_size"] == 512 and options["class_uniform_pct"] == 0.5
+    assert options["gblur"] is True and options["eval_protocol"] == "blindnet"
+    assert options["seed"] == 304
+    assert options["cache_dir"] == tmp_path / "cache"  # default <--ckpt>/cache (D5)
+    assert "max_images" not in options
+    assert set(options) <= set(datasets.DEFAULT_OPTIONS)
+    args, _ = _parse_quiet("valid", ["--cache_dir", "/c", "--eval_protocol", "clean"])
+    assert cli.eval_dataset_options(args) == {"eval_protocol": "clean", "gtav_mismatch": "drop",
+                                              "cache_dir": "/c"}
+
+
+def test_criterion_kwargs_build_the_criterion():
+    from loss import BlindNetCriterion
+
+    args, _ = _parse_quiet("train", OFFICIAL_TRAIN_ARGS)
+    kwargs = cli.criterion_kwargs(args)
+    assert kwargs["contrast_max_views"] == 50 and kwargs["w4"] == 0.3 and kwargs["use_sdcl"]
+    criterion = BlindNetCriterion(**kwargs)
+    assert criterion.needs_two_views and criterion.needs_embeddings
+
+
+def test_engine_configs_and_the_recorded_command():
+    argv = ["--max_iter", "7", "--stop_at", "3", "--lr", "0.05", "--exp", "e", "--date", "d",
+            "--ckpt", "/runs", "--use_cwcl"]
+    args, _ = _parse_quiet("train", argv)
+    fit = cli.fit_config(args, argv)
+    assert fit.run_dir == Path("/runs/d/e") and (fit.max_iter, fit.stop_at) == (7, 3)
+    assert fit.record.command == " ".join(argv)  # the real command, not sys.argv
+    assert fit.record.flags["lr"] == 0.05 and fit.record.norm_semantics == "modern"
+    assert cli.optim_config(args).lr == 0.05
+    step = cli.step_config(args, two_view=True)
+    assert step.two_view and step.with_embeddings and step.amp == "off"
+    assert cli.tb_logdir(args) == Path("logs/tb/d/e")
+
+
+def test_train_defaults_are_resolved():
+    args, _ = _parse_quiet("train", ["--test_mode", "--max_iter", "100"])
+    assert (args.max_iter, args.max_val_images, args.num_workers) == (4, 2, 1)
+    assert args.norm_semantics == "modern"
+    args, _ = _parse_quiet("valid", [])
+    assert args.norm_semantics is None and args.num_workers is None  # valid: the checkpoint's
 
 
 @pytest.mark.parametrize("script", ["train", "valid", "infer"])

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from utils.evaluation import (ShardSampler, build_eval_loader, evaluate, predict_logits,
+from engine.evaluation import (ShardSampler, build_eval_loader, evaluate, predict_logits,
                               write_results)
 from utils.metrics import metrics_from_confusion
 
@@ -28,7 +28,7 @@ class _Pairs(Dataset):
 
     def __getitem__(self, i):
         image = torch.from_numpy(self.preds[i]).float()[None].repeat(3, 1, 1)
-        return image, torch.from_numpy(self.labels[i]).long(), f"img{i}"
+        return {"image": image, "label": torch.from_numpy(self.labels[i]).long(), "name": f"img{i}"}
 
 
 def test_evaluate_equals_direct_confusion_computation(tmp_path):

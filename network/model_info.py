@@ -1,7 +1,7 @@
 """Parameters and FLOPs of a segmenter, counted with ``thop`` on the evaluation forward.
 
-    python -m utils.model_info --arch network.deepv3.DeepR50V3PlusD --size 768
-    python -m utils.model_info --arch all --size 512 1024
+    python -m network.model_info --arch network.deepv3.DeepR50V3PlusD --size 768
+    python -m network.model_info --arch all --size 512 1024
 
 ``gmacs`` is thop's count of multiply-accumulates (what many papers call "FLOPs");
 ``gflops`` = 2 x ``gmacs``. Bilinear upsampling is not counted by thop. ``params`` counts
@@ -16,6 +16,7 @@ import warnings
 import torch
 
 from network import FACTORIES, OFFICIAL_WT_LAYER, get_net
+from utils.labels import NUM_CLASSES
 
 with warnings.catch_warnings():
     # thop still compares versions with distutils; its DeprecationWarning is noise here.
@@ -25,7 +26,7 @@ with warnings.catch_warnings():
 TRAINING_ONLY = ("dsn", "ProjectionHead_cls_0", "ProjectionHead_cls_1", "ProjectionHead_cls_2")
 
 
-def model_info(arch, crop=(768, 768), wt_layer=OFFICIAL_WT_LAYER, num_classes=19):
+def model_info(arch, crop=(768, 768), wt_layer=OFFICIAL_WT_LAYER, num_classes=NUM_CLASSES):
     """Params and GFLOPs of ``arch`` for one ``crop = (H, W)`` image in eval mode.
 
     Returns:
@@ -61,7 +62,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, nargs="+", default=[768],
                         help="input size: one value (square) or H W")
     parser.add_argument("--wt_layer", type=int, nargs=7, default=list(OFFICIAL_WT_LAYER))
-    parser.add_argument("--num_classes", type=int, default=19)
+    parser.add_argument("--num_classes", type=int, default=NUM_CLASSES)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if len(args.size) not in (1, 2) or min(args.size) <= 0:

@@ -1,29 +1,44 @@
-"""The one argument parser of ``train.py``, ``valid.py`` and ``infer.py``.
+"""The one command-line module of ``train.py``, ``valid.py``, ``infer.py`` (``demo.py`` has
+its own few flags and drives ``train.main``).
 
 Every flag of the official BlindNet scripts (METHOD.md §7) is accepted with its official
 meaning. Official flags we do not implement are still accepted; :func:`validate_args`
 warns about each one set away from its default, so nothing is ignored silently. Our
-additions (DECISIONS.md) are grouped under "BlindNet framework".
+additions (DECISIONS.md) are grouped under "BlindNet framework". The ``--<name>_dir`` root
+flags come from the dataset registry (``datasets.root_flags()``).
+
+Only the entry points import this module. Its converters turn the namespace into the plain
+values and dataclasses the library and ``engine`` take; nothing below ever sees the namespace.
 """
 
 import argparse
+import os
 import warnings
+from pathlib import Path
 
+import datasets
 from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
+from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
+from engine.evaluation import SnapshotMismatchError
+from engine.evaluation import load_eval_model as _load_eval_model
+from transforms.normalization import EVAL_PROTOCOLS
 
-SCRIPTS = ("train", "valid", "infer")
+# Script -> description of its parser (all three share every flag).
+SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
+           "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
+           "infer": "Write colourized predictions of a checkpoint."}
 WT_LAYER_CHOICES = (0, 1, 2, 3, 4)
-EVAL_PROTOCOLS = ("robustnet", "blindnet", "clean")
 
-# Official flags that have no effect here; a non-default value triggers a warning.
-# (dest, why it is ignored)
+# Official flags without effect here (dest -> why); a non-default value triggers a warning.
+_UNUSED, _ISW, _SGD = ("unused by BlindNet", "RobustNet ISW parameter, unused by BlindNet",
+                       "SGD is always used, as in the reference")
 IGNORED_FLAGS = {
+    **dict.fromkeys(("trials", "dynamic", "alpha", "batch_weighting", "strict_bdr_cls",
+                     "rlx_off_iter", "wt_bound", "freeze_trunk", "hardnm", "scf"), _UNUSED),
+    **dict.fromkeys(("relax_denom", "clusters"), _ISW),
+    **dict.fromkeys(("adam", "amsgrad"), _SGD),
+    **dict.fromkeys(("rescale", "repoly"), "only used by scl-poly"),
     "covstat_val_dataset": "RobustNet ISW covariance-statistics loader, never used by BlindNet",
-    "relax_denom": "RobustNet ISW parameter, unused by BlindNet",
-    "clusters": "RobustNet ISW parameter, unused by BlindNet",
-    "trials": "unused by BlindNet",
-    "dynamic": "unused by BlindNet",
-    "alpha": "unused by BlindNet",
     "contrast_temperature": "dead value in the reference; CWCL and SDCL use --nce_T",
     "jit_only": "two-view training is chosen by the *_jitter dataset names",
     "cv": "only cross-validation split 0 exists in this framework",
@@ -31,12 +46,6 @@ IGNORED_FLAGS = {
     "cls_wt_loss": "class-weighted CE variant not implemented",
     "img_wt_loss": "image-weighted CE variant not implemented",
     "jointwtborder": "relaxed-boundary loss not implemented",
-    "batch_weighting": "unused by BlindNet",
-    "strict_bdr_cls": "unused by BlindNet",
-    "rlx_off_iter": "unused by BlindNet",
-    "wt_bound": "unused by BlindNet",
-    "rescale": "only used by scl-poly",
-    "repoly": "only used by scl-poly",
     "maxSkip": "Cityscapes video frames are not supported",
     "coarse_boost_classes": "Cityscapes coarse boosting is not supported",
     "image_uniform_sampling": "multi-source concatenation sampling is not supported",
@@ -44,18 +53,14 @@ IGNORED_FLAGS = {
     "visualize_feature": "fails in the reference; not implemented",
     "dist_url": "torchrun's env:// rendezvous is always used",
     "fp16": "dead in the reference; use --amp fp16",
-    "adam": "SGD is always used, as in the reference",
-    "amsgrad": "SGD is always used, as in the reference",
-    "freeze_trunk": "unused by BlindNet",
-    "hardnm": "unused by BlindNet",
     "trunk": "the trunk is chosen by --arch",
     "max_epoch": "training length is --max_iter",
     "start_epoch": "use --resume to continue a run",
-    "scf": "unused by BlindNet",
     "wt_reg_weight": "RobustNet whitening loss, unused by BlindNet",
     "cov_stat_epoch": "RobustNet whitening statistics, unused by BlindNet",
     "use_wtloss": "RobustNet whitening loss, unused by BlindNet",
     "use_isw": "RobustNet ISW, unused by BlindNet",
+    "syncbn": "always on: SyncBatchNorm is used whenever several GPU processes train",
 }
 
 
@@ -122,7 +127,7 @@ def _official_flags(parser):
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight_decay", type=float, default=5e-4, help="honoured (D10)")
     g.add_argument("--syncbn", action="store_true", default=True,
-                   help="always on: SyncBatchNorm whenever several GPUs train")
+                   help="accepted; always on: SyncBatchNorm whenever several GPUs train")
     g.add_argument("--crop_nopad", action="store_true", help="shrink crop instead of padding")
     g.add_argument("--pre_size", type=int, default=None,
                    help="pre-resize the shorter side before random scaling")
@@ -141,25 +146,15 @@ def _legacy_flags(parser):
     for name in store_true:
         g.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--sgd", action="store_true", default=True, help=argparse.SUPPRESS)
-    g.add_argument("--cv", type=int, default=0)
-    g.add_argument("--strict_bdr_cls", default="")
-    g.add_argument("--rlx_off_iter", type=int, default=-1)
-    g.add_argument("--wt_bound", type=float, default=1.0)
-    g.add_argument("--rescale", type=float, default=1.0)
-    g.add_argument("--repoly", type=float, default=1.5)
-    g.add_argument("--maxSkip", type=int, default=0)
-    g.add_argument("--coarse_boost_classes", default=None)
-    g.add_argument("--dist_url", default="env://")
-    g.add_argument("--hardnm", type=int, default=0)
-    g.add_argument("--trunk", default="resnet101")
-    g.add_argument("--max_epoch", type=int, default=180)
-    g.add_argument("--start_epoch", type=int, default=0)
-    g.add_argument("--clusters", type=int, default=50)
-    g.add_argument("--trials", type=int, default=10)
-    g.add_argument("--alpha", type=float, default=None)
-    g.add_argument("--contrast_temperature", type=float, default=0.1)
-    g.add_argument("--wt_reg_weight", type=float, default=0.0)
-    g.add_argument("--cov_stat_epoch", type=int, default=5)
+    for name, kind, default in (
+            ("cv", int, 0), ("strict_bdr_cls", str, ""), ("rlx_off_iter", int, -1),
+            ("wt_bound", float, 1.0), ("rescale", float, 1.0), ("repoly", float, 1.5),
+            ("maxSkip", int, 0), ("coarse_boost_classes", str, None),
+            ("dist_url", str, "env://"), ("hardnm", int, 0), ("trunk", str, "resnet101"),
+            ("max_epoch", int, 180), ("start_epoch", int, 0), ("clusters", int, 50),
+            ("trials", int, 10), ("alpha", float, None), ("contrast_temperature", float, 0.1),
+            ("wt_reg_weight", float, 0.0), ("cov_stat_epoch", int, 5)):
+        g.add_argument(f"--{name}", type=kind, default=default)
     return g
 
 
@@ -216,24 +211,17 @@ def _framework_flags(parser):
                    help="valid/infer: evaluate in --crop_size windows")
     g.add_argument("--stride", type=int, default=None,
                    help="sliding-window stride (default 2/3 of --crop_size)")
-    for name, env in (("gtav", "BLINDNET_GTAV_DIR"), ("synthia", "BLINDNET_SYNTHIA_DIR"),
-                      ("cityscapes", "BLINDNET_CITYSCAPES_DIR"), ("bdd", "BLINDNET_BDD_DIR"),
-                      ("mapillary", "BLINDNET_MAPILLARY_DIR")):
-        g.add_argument(f"--{name}_dir", default=None, help=f"dataset root (else ${env})")
+    for flag, _, env in datasets.root_flags():  # one per registered dataset
+        g.add_argument(flag, default=None, help=f"dataset root (else ${env})")
     return g
 
 
 def build_parser(script="train"):
     """The parser of ``train.py`` / ``valid.py`` / ``infer.py`` (all share every flag)."""
     if script not in SCRIPTS:
-        raise ValueError(f"script must be one of {SCRIPTS}, got {script!r}")
-    descriptions = {
-        "train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
-        "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
-        "infer": "Write colourized predictions of a checkpoint.",
-    }
+        raise ValueError(f"script must be one of {tuple(SCRIPTS)}, got {script!r}")
     parser = argparse.ArgumentParser(
-        prog=f"{script}.py", description=descriptions[script],
+        prog=f"{script}.py", description=SCRIPTS[script],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _official_flags(parser)
     _framework_flags(parser)
@@ -256,13 +244,11 @@ def validate_args(args, parser, script="train"):
     if bad_wt:
         parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES} "
                      f"(5 = SyncSwitchWhiten is not supported), got {args.wt_layer}")
-    if not 0.0 <= args.class_uniform_pct <= 1.0:
-        parser.error(f"--class_uniform_pct must be in [0, 1], got {args.class_uniform_pct}")
-    if not 0 < args.scale_min <= args.scale_max:
-        parser.error(f"need 0 < --scale_min <= --scale_max, got {args.scale_min}, "
-                     f"{args.scale_max}")
-    for flag in ("crop_size", "bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every",
-                 "class_uniform_tile"):
+    try:  # the dataset options are validated where they are defined
+        datasets.check_options(dataset_options(args), flag_prefix="--")
+    except ValueError as exc:
+        parser.error(str(exc))
+    for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
     if not args.dist_timeout > 0:
@@ -288,21 +274,126 @@ def validate_args(args, parser, script="train"):
 
 
 def parse_args(script="train", argv=None):
-    """Parse and validate ``argv`` (``sys.argv[1:]`` when None) for ``script``."""
+    """Parse and validate ``argv`` (``sys.argv[1:]`` when None) for ``script``.
+
+    Bad values exit with code 2 and ``<script>.py: error: --flag ...`` (argparse's way).
+    For ``train`` the derived defaults are filled in (:func:`_train_defaults`).
+    """
     parser = build_parser(script)
     args = parser.parse_args(argv)
     args.script = script
-    if script == "train" and args.norm_semantics is None:
+    validate_args(args, parser, script)
+    if script == "train":
+        _train_defaults(args)
+    return args
+
+
+def _train_defaults(args):
+    """Defaults train.py derives from other values (recorded in args.json as resolved)."""
+    if args.norm_semantics is None:
         args.norm_semantics = DEFAULT_NORM_SEMANTICS
-    return validate_args(args, parser, script)
+    if args.num_workers is None:
+        args.num_workers = min(8, os.cpu_count() or 1)
+    if args.test_mode:
+        args.max_iter, args.max_val_images, args.num_workers = min(args.max_iter, 4), 2, 1
 
 
-def dataset_root_overrides(args):
-    """Canonical dataset name -> root given on the command line (None when not given)."""
-    return {
-        "gtav": getattr(args, "gtav_dir", None),
-        "synthia": getattr(args, "synthia_dir", None),
-        "cityscapes": getattr(args, "cityscapes_dir", None),
-        "bdd100k": getattr(args, "bdd_dir", None),
-        "mapillary": getattr(args, "mapillary_dir", None),
-    }
+
+
+# ------------------------------------------------------- namespace -> plain values (converters)
+
+# build_dataset options a training set takes from flags of the same name (``max_images`` and
+# ``centroid_workers`` are not flags; ``cache_dir`` is resolved by :func:`cache_dir`).
+TRAIN_DATASET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "crop_nopad",
+                         "rrotate", "color_aug", "gblur", "bblur", "class_uniform_pct",
+                         "class_uniform_tile", "max_cu_epoch", "eval_protocol",
+                         "gtav_mismatch", "seed")
+CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nce_T",
+                   "contrast_max_classes", "contrast_max_views", "num_patch", "cwcl_negatives",
+                   "cwcl_class_order")
+
+
+def root_overrides(args):
+    """Canonical dataset name -> the root given with its ``--<name>_dir`` flag (or None)."""
+    return {name: getattr(args, datasets.root_flag_dest(flag))
+            for flag, name, _ in datasets.root_flags()}
+
+
+def cache_dir(args):
+    """``--cache_dir``, else ``<--ckpt>/cache`` (DECISIONS.md D5)."""
+    if args.cache_dir is None and args.ckpt:
+        return Path(args.ckpt) / "cache"
+    return args.cache_dir
+
+
+def dataset_options(args):
+    """``build_dataset`` options of the training set(s), as a plain dict."""
+    return {**{key: getattr(args, key) for key in TRAIN_DATASET_OPTIONS},
+            "cache_dir": cache_dir(args)}
+
+
+def eval_dataset_options(args):
+    """Keyword options of ``datasets.build_eval_dataset`` (protocol, GTAV policy, cache)."""
+    return {"eval_protocol": args.eval_protocol, "gtav_mismatch": args.gtav_mismatch,
+            "cache_dir": cache_dir(args)}
+
+
+def criterion_kwargs(args):
+    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...)."""
+    return {name: getattr(args, name) for name in CRITERION_FLAGS}
+
+
+def run_dir(args):
+    return Path(args.ckpt) / args.date / args.exp  # the run folder
+
+
+def tb_logdir(args):
+    """TensorBoard folder ``<--tb_path>/<--date>/<--exp>[_<--tb_tag>]``."""
+    return Path(args.tb_path) / args.date / (args.exp + (f"_{args.tb_tag}" if args.tb_tag else ""))
+
+
+def optim_config(args):
+    """SGD and poly-LR settings."""
+    return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                       max_iter=args.max_iter, poly_exp=args.poly_exp)
+
+
+def step_config(args, two_view):
+    """How one training step runs; ``two_view``: the training data has ``image_aug``."""
+    return StepConfig(two_view=two_view, with_embeddings=args.use_cwcl or args.use_sdcl,
+                      amp=args.amp, channels_last=args.channels_last)
+
+
+def fit_config(args, argv):
+    """The loop's settings; ``argv``: the real command line, recorded in every checkpoint."""
+    return FitConfig(
+        run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
+        log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
+        stop_at=args.stop_at, record=RunRecord(command=" ".join(argv), flags=plain_flags(args),
+                                               norm_semantics=args.norm_semantics))
+
+
+def plain_flags(args):
+    """Every flag whose value is a plain (JSON-like) value: the checkpoint's ``args`` entry."""
+    return {key: value for key, value in vars(args).items() if _plain(value)}
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def load_eval_model(args, device, logger):
+    """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
+
+    Returns ``(model, norm_semantics, trained_norm_semantics)``.
+    """
+    if not args.snapshot:
+        raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
+    try:
+        return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
+                                norm_semantics=args.norm_semantics,
+                                channels_last=args.channels_last, logger=logger)
+    except SnapshotMismatchError as exc:
+        raise SystemExit(str(exc)) from None

@@ -1,0 +1,289 @@
+"""The training loop as a small engine: a state object, one step, validation, ``fit``.
+
+``fit`` runs epochs of ``train_step`` (forward both views or one, the BlindNet criterion,
+backward, a finiteness check on the rank-mean loss, SGD step, poly LR step), validates after
+every epoch (or every ``val_every`` iterations), saves ``last.pth`` / ``best_<dataset>.pth``,
+and stops cleanly on SIGTERM/SIGINT (:class:`Preempted`) or at ``stop_at``. Errors are
+exceptions; ``train.py`` turns them into exit codes.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from engine import checkpointing
+from engine.evaluation import evaluate
+from utils import dist as dist_utils
+from utils.checkpoint import unwrap_model
+from utils.labels import CLASS_NAMES, NUM_CLASSES
+from utils.precision import autocast, grad_scaler
+from utils.preemption import StopSignal, signal_name
+from utils.tensorboard import TrainWriter
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or Inf; training stops without overwriting checkpoints."""
+
+
+class Preempted(Exception):
+    """SIGTERM/SIGINT: ``last.pth`` holds ``iteration``; the entry point exits 75."""
+
+    def __init__(self, signum, iteration):
+        super().__init__(f"stopped by {signal_name(signum)} after iteration {iteration}")
+        self.signum, self.iteration = signum, iteration
+
+
+@dataclass
+class TrainState:
+    """Everything a training run changes, and so everything a checkpoint restores."""
+
+    model: torch.nn.Module           # the bare model (checkpoints, evaluation)
+    optimizer: torch.optim.Optimizer
+    scheduler: object                # LambdaLR, stepped every iteration
+    scaler: torch.amp.GradScaler     # active only for --amp fp16
+    loss_generator: torch.Generator  # the criterion's anchor / negative sampling
+    net: torch.nn.Module = None      # what the step calls: model, or its DDP / compiled wrapper
+    iteration: int = 0
+    epoch: int = 0
+    epoch_iter: int = 0              # batches of ``epoch`` already done
+    best: dict = field(default_factory=dict)  # dataset -> best mIoU
+
+    def __post_init__(self):
+        self.net = self.model if self.net is None else self.net
+
+
+def poly_lambda(max_iter, power):
+    """LR factor ``(1 - it / max_iter) ** power`` stepped every iteration (METHOD.md §4)."""
+    return lambda it: max(0.0, 1.0 - it / max_iter) ** power
+
+
+def build_optimizer(model, lr, momentum, weight_decay):
+    """SGD over the parameters that require grad, in one group (METHOD.md §4).
+
+    With ``--norm_semantics torch1.2`` the BatchNorm (and affine IN) weights and biases do
+    not require grad, so they are never updated nor weight-decayed (TORCH12 fact C2); in
+    ``modern`` mode every parameter requires grad and this is ``SGD(model.parameters())``.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def new_train_state(model, optim, *, device, amp="off", seed=304, rank=0):
+    """A fresh :class:`TrainState` for ``model`` (already on ``device``); ``optim``: an
+    :class:`engine.config.OptimConfig`."""
+    optimizer = build_optimizer(model, optim.lr, optim.momentum, optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  poly_lambda(optim.max_iter, optim.poly_exp))
+    return TrainState(model, optimizer, scheduler, grad_scaler(device, amp),
+                      torch.Generator(device="cpu").manual_seed(seed + rank))
+
+
+def forward_backward(net, criterion, scaler, batch, *, device, two_view, with_embeddings,
+                     amp="off", channels_last=False, generator=None):
+    """Forward both views (or one), the criterion, backward. Returns the loss terms, total last.
+
+    The optimizer step is left to the caller so that it can refuse a non-finite loss first.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=fmt)
+    labels = batch["label"].to(device, non_blocking=True)
+    images_aug = None
+    if two_view:
+        images_aug = batch["image_aug"].to(device, non_blocking=True).contiguous(
+            memory_format=fmt)
+    net.zero_grad(set_to_none=True)
+    with autocast(device, amp):
+        output = net(images, images_aug, with_embeddings=with_embeddings)
+        terms = criterion(output, labels, generator=generator)
+    scaler.scale(terms["total"]).backward()
+    total = terms.pop("total")
+    return {**terms, "total": total}
+
+
+def check_finite(values, iteration):
+    """Raise :class:`NonFiniteLossError` naming each non-finite entry of ``values``."""
+    bad = [f"{name}={value}" for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        raise NonFiniteLossError(
+            f"non-finite loss at iteration {iteration}: {', '.join(bad)}. Training stopped; the "
+            f"last good checkpoint was kept (lower --lr, or try --amp off / --detect_anomaly).")
+
+
+def train_step(state, batch, criterion, *, device, two_view, with_embeddings, amp="off",
+               channels_last=False):
+    """One iteration: forward/backward, rank-mean loss terms, finiteness check, SGD and LR
+    steps. Returns the terms as floats (``total`` last); raises :class:`NonFiniteLossError`
+    before the step, so the weights stay those of the last good iteration."""
+    terms = forward_backward(state.net, criterion, state.scaler, batch, device=device,
+                             two_view=two_view, with_embeddings=with_embeddings, amp=amp,
+                             channels_last=channels_last, generator=state.loss_generator)
+    # Mean over ranks, for logging and so that every rank stops on a NaN together.
+    reduced = dist_utils.all_reduce_mean(torch.stack(list(terms.values())).detach())
+    values = dict(zip(terms, reduced.tolist()))
+    check_finite(values, state.iteration + 1)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.scheduler.step()
+    state.iteration, state.epoch_iter = state.iteration + 1, state.epoch_iter + 1
+    return values
+
+
+def sync_buffers(model):
+    """Copy rank 0's BatchNorm running statistics to every rank.
+
+    DDP broadcasts buffers at the start of each forward, but every rank then updates its own
+    running statistics, so after the last step they differ slightly; evaluation and the saved
+    checkpoint must see the same model everywhere.
+    """
+    if dist_utils.is_distributed():
+        for buffer in unwrap_model(model).buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def check_replicas_identical(model, logger):
+    """Verify that every rank holds the same weights (DDP keeps them in sync; a mismatch means
+    a bug or non-determinism worth knowing about). Logs the outcome; raises on mismatch."""
+    if not dist_utils.is_distributed():
+        return True
+    params = torch.cat([p.detach().double().reshape(-1) for p in unwrap_model(model).parameters()])
+    fingerprint = torch.stack([params.sum(), (params * params).sum(), params.abs().max()])
+    fingerprints = [torch.zeros_like(fingerprint) for _ in range(dist_utils.get_world_size())]
+    dist.all_gather(fingerprints, fingerprint)
+    if not all(torch.equal(f, fingerprints[0]) for f in fingerprints):
+        raise RuntimeError(f"model replicas diverged across ranks: {fingerprints}")
+    logger.info(f"weights identical on all {len(fingerprints)} ranks")
+    return True
+
+
+def validate(state, val_sets, *, config, device, amp, writer, logger, final=False):
+    """Evaluate on every validation set, save ``best_<name>.pth`` on a new best and
+    ``last.pth``, append to ``val_history.jsonl``. Returns name -> mIoU. All ranks call it."""
+    sync_buffers(state.model)
+    run_dir, record, mious = config.run_dir, config.record, {}
+    for name, val in val_sets.items():
+        res = evaluate(state.model, val.loader, device, NUM_CLASSES, amp=amp, desc=f"val {name}",
+                       on_batch=writer.image_logger(name, state.iteration, val.mean, val.std))
+        mious[name] = res["miou"]
+        logger.info(f"iter {state.iteration} {name}: mIoU {100 * res['miou']:.2f} "
+                    f"pixel acc {100 * res['pixel_acc']:.2f} ({res['images']} images)")
+        writer.log_validation(name, res, CLASS_NAMES, state.iteration)
+        if res["miou"] > state.best.get(name, -1.0):
+            state.best[name] = res["miou"]
+            checkpointing.save(state, run_dir / f"best_{name}.pth", record, res["miou"])
+    checkpointing.save(state, run_dir / "last.pth", record)
+    if dist_utils.is_main_process():
+        checkpointing.append_history(run_dir / "val_history.jsonl", state.iteration,
+                                     state.epoch, final, mious, record.norm_semantics)
+    dist_utils.barrier()
+    return mious
+
+
+@dataclass
+class _Run:
+    """What one ``fit`` call iterates with (bundled so the helpers below stay short)."""
+
+    state: TrainState
+    data: object          # engine.data.TrainData
+    criterion: object
+    val_sets: dict
+    config: object        # engine.config.FitConfig
+    step: object          # engine.config.StepConfig
+    device: torch.device
+    writer: TrainWriter
+    logger: object
+    bar: tqdm
+    stop: StopSignal
+    before_step: object
+
+    def validate(self, final=False):
+        return validate(self.state, self.val_sets, config=self.config, device=self.device,
+                        amp=self.step.amp, writer=self.writer, logger=self.logger, final=final)
+
+    def save_last(self, reason):
+        path = self.config.run_dir / "last.pth"
+        checkpointing.save(self.state, path, self.config.record)
+        self.logger.info(f"{reason}: saved {path} at iteration {self.state.iteration}; "
+                         f"continue with --resume auto")
+
+
+def fit(state, data, criterion, val_sets, *, config, step, device, logger, writer=None,
+        before_step=None):
+    """Train ``state`` until ``config.max_iter`` (then validate a last time) or ``stop_at``.
+
+    Args:
+        data: an :class:`engine.data.TrainData`; val_sets: name -> :class:`engine.data.ValSet`.
+        config: :class:`engine.config.FitConfig`; step: :class:`engine.config.StepConfig`.
+        writer: a :class:`utils.tensorboard.TrainWriter` (None: no TensorBoard events).
+        before_step: optional ``callable(state)`` run before every step (progress, tests).
+
+    Returns True when training ran to ``max_iter``, False when it stopped at ``stop_at``.
+    Raises :class:`NonFiniteLossError`, :class:`Preempted`, ``utils.checkpoint.
+    CheckpointError`` (a failed save) and ``RuntimeError`` (e.g. a collective timed out).
+    """
+    writer = writer or TrainWriter(None, enabled=False)
+    state.net.train()
+    bar = tqdm(total=config.max_iter, initial=state.iteration, dynamic_ncols=True, desc="train",
+               disable=not dist_utils.is_main_process())
+    run = _Run(state, data, criterion, val_sets, config, step, device, writer, logger, bar,
+               StopSignal().install(), before_step)
+    try:
+        while state.iteration < config.max_iter:
+            if not _epoch(run):
+                return False
+        run.validate(final=True)
+        check_replicas_identical(state.model, logger)
+    finally:
+        run.stop.restore()
+        bar.close()
+    return True
+
+
+def _epoch(run):
+    """Run (the rest of) one epoch; False when the run stops at ``stop_at``."""
+    state, config = run.state, run.config
+    run.data.dataset.set_epoch(state.epoch)
+    run.data.sampler.set_epoch(state.epoch, skip=state.epoch_iter * config.batch_size)
+    tic = time.perf_counter()
+    for batch in run.data.loader:
+        if run.before_step is not None:
+            run.before_step(state)
+        values = train_step(state, batch, run.criterion, device=run.device,
+                            two_view=run.step.two_view, with_embeddings=run.step.with_embeddings,
+                            amp=run.step.amp, channels_last=run.step.channels_last)
+        toc = time.perf_counter()
+        speed, tic = config.batch_size * dist_utils.get_world_size() / (toc - tic), toc
+        _report(run, values, speed)
+        if state.iteration % config.save_every == 0:
+            checkpointing.save(state, config.run_dir / "last.pth", config.record)
+        if state.iteration >= config.max_iter:
+            return True
+        signum = run.stop.should_stop(run.device)  # every rank agrees on where to stop
+        if signum:
+            run.save_last(f"stopped by {signal_name(signum)}")
+            raise Preempted(signum, state.iteration)
+        if state.iteration == config.stop_at:
+            run.save_last(f"--stop_at {config.stop_at}")
+            return False
+        if config.val_every and state.iteration % config.val_every == 0:
+            run.validate()
+    # The epoch ran to its end: next epoch, then validate (METHOD.md §4.1).
+    state.epoch, state.epoch_iter = state.epoch + 1, 0
+    if not config.val_every:
+        run.validate()
+    return True
+
+
+def _report(run, values, speed):
+    """Progress bar, TensorBoard scalars and (every ``log_every``) a log line."""
+    iteration, lr = run.state.iteration, run.state.optimizer.param_groups[0]["lr"]
+    run.bar.update(1)
+    run.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}
+                        | {"lr": f"{lr:.1e}", "img/s": f"{speed:.1f}"}, refresh=False)
+    run.writer.log_train(values, lr, speed, iteration)
+    if iteration % run.config.log_every == 0:
+        run.logger.info(f"iter {iteration}/{run.config.max_iter} " + " ".join(
+            f"{k} {v:.4f}" for k, v in values.items()) + f" lr {lr:.2e} {speed:.1f} img/s")
