@@ -128,7 +128,7 @@ def test_code_5_on_resnet_trunks_and_refused_elsewhere():
     names = [name for name, m in model.named_modules() if isinstance(m, SwitchWhiten2d)]
     assert names == ["layer0.1", "layer1.2.instance_norm_layer", "layer2.3.instance_norm_layer"]
     output = model(torch.randn(2, 3, 64, 64))
-    assert output.logits.shape == (2, 19, 64, 64) and output.in_feats == []
+    assert output.original.logits.shape == (2, 19, 64, 64) and output.original.in_feats == []
     model.eval()
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 19, 64, 64)
     for arch in ("DeepMobileNetV3PlusD", "DeepShuffleNetV3PlusD", "DeepEffLite0V3PlusD"):
