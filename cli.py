@@ -21,24 +21,22 @@ from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
+from loss.whitening import check_whitening_flags, whitening_mode
 from transforms.normalization import EVAL_PROTOCOLS
 
 # Script -> description of its parser (all three share every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
            "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
            "infer": "Write colourized predictions of a checkpoint."}
-WT_LAYER_CHOICES = (0, 1, 2, 3, 4)
+WT_LAYER_CHOICES = (0, 1, 2, 3, 4, 5)
 
 # Official flags without effect here (dest -> why); a non-default value triggers a warning.
-_UNUSED, _ISW, _SGD = ("unused by BlindNet", "RobustNet ISW parameter, unused by BlindNet",
-                       "SGD is always used, as in the reference")
+_UNUSED, _SGD = "unused by BlindNet", "SGD is always used, as in the reference"
 IGNORED_FLAGS = {
-    **dict.fromkeys(("trials", "dynamic", "alpha", "batch_weighting", "strict_bdr_cls",
+    **dict.fromkeys(("dynamic", "alpha", "batch_weighting", "strict_bdr_cls",
                      "rlx_off_iter", "wt_bound", "freeze_trunk", "hardnm", "scf"), _UNUSED),
-    **dict.fromkeys(("relax_denom", "clusters"), _ISW),
     **dict.fromkeys(("adam", "amsgrad"), _SGD),
     **dict.fromkeys(("rescale", "repoly"), "only used by scl-poly"),
-    "covstat_val_dataset": "RobustNet ISW covariance-statistics loader, never used by BlindNet",
     "contrast_temperature": "dead value in the reference; CWCL and SDCL use --nce_T",
     "jit_only": "two-view training is chosen by the *_jitter dataset names",
     "cv": "only cross-validation split 0 exists in this framework",
@@ -56,10 +54,6 @@ IGNORED_FLAGS = {
     "trunk": "the trunk is chosen by --arch",
     "max_epoch": "training length is --max_iter",
     "start_epoch": "use --resume to continue a run",
-    "wt_reg_weight": "RobustNet whitening loss, unused by BlindNet",
-    "cov_stat_epoch": "RobustNet whitening statistics, unused by BlindNet",
-    "use_wtloss": "RobustNet whitening loss, unused by BlindNet",
-    "use_isw": "RobustNet ISW, unused by BlindNet",
     "syncbn": "always on: SyncBatchNorm is used whenever several GPU processes train",
 }
 
@@ -68,8 +62,6 @@ def _official_flags(parser):
     g = parser.add_argument_group("official BlindNet flags (METHOD.md §7)")
     g.add_argument("--dataset", nargs="*", default=["cityscapes"],
                    help="training dataset(s); *_jitter names give two-view (BlindNet) data")
-    g.add_argument("--covstat_val_dataset", nargs="*", default=["cityscapes"],
-                   help="accepted for compatibility, unused")
     g.add_argument("--val_dataset", nargs="*", default=["bdd100k"],
                    help="datasets to evaluate (cityscapes bdd100k mapillary gtav synthia)")
     g.add_argument("--arch", default="network.deepv3.DeepR50V3PlusD",
@@ -95,9 +87,10 @@ def _official_flags(parser):
     g.add_argument("--bblur", action="store_true", help="bilateral instead of Gaussian blur")
     g.add_argument("--color_aug", type=float, default=0.0,
                    help="> 0 enables ColorJitter(0.4,0.4,0.4,0.1) with p 0.5 on view 1")
-    g.add_argument("--relax_denom", type=float, default=2.0, help="unused (RobustNet ISW)")
     g.add_argument("--wt_layer", nargs=7, type=int, default=[0, 0, 0, 0, 0, 0, 0],
-                   metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0)")
+                   metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0); "
+                                     "codes: 0 none, 1 IW/IRW, 2 ISW, 3 IN, 4 IN affine (IBN), "
+                                     "5 Switchable Whitening (ResNet trunks)")
     g.add_argument("--use_ca", action="store_true", help="covariance alignment (CML + CCL)")
     g.add_argument("--use_cwcl", action="store_true", help="class-wise contrastive loss")
     g.add_argument("--use_sdcl", action="store_true",
@@ -141,8 +134,7 @@ def _legacy_flags(parser):
     g = parser.add_argument_group("accepted for compatibility, no effect (a warning is printed)")
     store_true = ("image_in", "cls_wt_loss", "img_wt_loss", "jointwtborder", "batch_weighting",
                   "image_uniform_sampling", "dump_augmentation_images", "visualize_feature",
-                  "fp16", "adam", "amsgrad", "freeze_trunk", "scf", "dynamic", "use_wtloss",
-                  "use_isw")
+                  "fp16", "adam", "amsgrad", "freeze_trunk", "scf", "dynamic")
     for name in store_true:
         g.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--sgd", action="store_true", default=True, help=argparse.SUPPRESS)
@@ -151,10 +143,33 @@ def _legacy_flags(parser):
             ("wt_bound", float, 1.0), ("rescale", float, 1.0), ("repoly", float, 1.5),
             ("maxSkip", int, 0), ("coarse_boost_classes", str, None),
             ("dist_url", str, "env://"), ("hardnm", int, 0), ("trunk", str, "resnet101"),
-            ("max_epoch", int, 180), ("start_epoch", int, 0), ("clusters", int, 50),
-            ("trials", int, 10), ("alpha", float, None), ("contrast_temperature", float, 0.1),
-            ("wt_reg_weight", float, 0.0), ("cov_stat_epoch", int, 5)):
+            ("max_epoch", int, 180), ("start_epoch", int, 0), ("alpha", float, None),
+            ("contrast_temperature", float, 0.1)):
         g.add_argument(f"--{name}", type=kind, default=default)
+    return g
+
+
+def _robustnet_flags(parser):
+    g = parser.add_argument_group("RobustNet methods: IW / IRW (--wt_layer 1), ISW (2), IBN (4), "
+                                  "SW (5) (ROBUSTNET_METHODS.md, DECISIONS.md D31-D38)")
+    g.add_argument("--wt_reg_weight", type=float, default=0.0,
+                   help="weight of the whitening loss of codes 1/2 (IW 0.8, IRW and ISW 0.6); "
+                        "0 = off")
+    g.add_argument("--relax_denom", type=float, default=2.0,
+                   help="code 1: 0 = IW, > 0 = IRW with margin floor(C(C-1)/2 / relax_denom)")
+    g.add_argument("--clusters", type=int, default=50, help="ISW: k of the 1-D k-means")
+    g.add_argument("--trials", type=int, default=10,
+                   help="ISW: statistics passes whose masks are intersected")
+    g.add_argument("--cov_stat_epoch", type=int, default=5,
+                   help="ISW: the mask is computed at the end of this epoch; loss on after it")
+    g.add_argument("--covstat_val_dataset", nargs="*", default=["cityscapes"],
+                   help="ISW: dataset whose training images feed the statistics passes")
+    g.add_argument("--covstat_images", type=int, default=500,
+                   help="ISW: images per statistics pass (RobustNet 500)")
+    g.add_argument("--use_wtloss", action="store_true",
+                   help="accepted; derived from --wt_layer (a code 1 or 2), as RobustNet does")
+    g.add_argument("--use_isw", action="store_true",
+                   help="accepted; derived from --wt_layer (a code 2), as RobustNet does")
     return g
 
 
@@ -224,6 +239,7 @@ def build_parser(script="train"):
         prog=f"{script}.py", description=SCRIPTS[script],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _official_flags(parser)
+    _robustnet_flags(parser)
     _framework_flags(parser)
     _legacy_flags(parser)
     return parser
@@ -242,10 +258,14 @@ def validate_args(args, parser, script="train"):
     """
     bad_wt = [v for v in args.wt_layer if v not in WT_LAYER_CHOICES]
     if bad_wt:
-        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES} "
-                     f"(5 = SyncSwitchWhiten is not supported), got {args.wt_layer}")
+        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES}, got {args.wt_layer}")
     try:  # the dataset options are validated where they are defined
         datasets.check_options(dataset_options(args), flag_prefix="--")
+        check_whitening_flags(
+            args.wt_layer, args.wt_reg_weight, args.relax_denom, use_wtloss=args.use_wtloss,
+            use_isw=args.use_isw, clusters=args.clusters, trials=args.trials,
+            cov_stat_epoch=args.cov_stat_epoch, covstat_images=args.covstat_images,
+            covstat_datasets=args.covstat_val_dataset)
     except ValueError as exc:
         parser.error(str(exc))
     for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
@@ -270,7 +290,20 @@ def validate_args(args, parser, script="train"):
     for name in ignored_flags_in_use(args, parser):
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
+    for name in inert_robustnet_flags(args, parser):
+        warnings.warn(f"--{name} has no effect in this run: only the RobustNet whitening loss "
+                      f"reads it (--wt_reg_weight > 0 with a --wt_layer code 1 for relax_denom, "
+                      f"2 for the ISW flags)", UserWarning, stacklevel=2)
     return args
+
+
+def inert_robustnet_flags(args, parser):
+    """RobustNet flags set away from their defaults that this run's whitening loss ignores."""
+    mode = whitening_mode(args.wt_layer) if args.wt_reg_weight > 0 else None
+    unread = (("relax_denom",) if mode != "iw" else ()) + (
+        ("clusters", "trials", "cov_stat_epoch", "covstat_val_dataset", "covstat_images")
+        if mode != "isw" else ())
+    return [name for name in unread if getattr(args, name) != parser.get_default(name)]
 
 
 def parse_args(script="train", argv=None):
@@ -339,8 +372,20 @@ def eval_dataset_options(args):
 
 
 def criterion_kwargs(args):
-    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...)."""
-    return {name: getattr(args, name) for name in CRITERION_FLAGS}
+    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...,
+    ``--wt_reg_weight``: the whitening loss is built only when its weight is > 0)."""
+    whitening = whitening_mode(args.wt_layer) if args.wt_reg_weight > 0 else None
+    return {**{name: getattr(args, name) for name in CRITERION_FLAGS}, "whitening": whitening,
+            "wt_reg_weight": args.wt_reg_weight, "relax_denom": args.relax_denom}
+
+
+def isw_settings(args):
+    """``engine.isw.build_isw_schedule`` keywords when ISW trains, else None."""
+    if args.wt_reg_weight == 0 or whitening_mode(args.wt_layer) != "isw":
+        return None
+    return {"dataset": args.covstat_val_dataset[0], "clusters": args.clusters,
+            "trials": args.trials, "cov_stat_epoch": args.cov_stat_epoch,
+            "num_images": args.covstat_images}
 
 
 def run_dir(args):

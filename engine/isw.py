@@ -9,6 +9,7 @@ The mask lives in the training state, so checkpoints carry it and ``--resume`` r
 
 import torch
 
+import datasets
 from datasets.covstat import ISW_STAT_IMAGES, photometric_pair_loader
 from loss.isw_mask import compute_isw_masks, mask_summary
 from utils import dist as dist_utils
@@ -34,6 +35,36 @@ class ISWMaskSchedule:
         self.samples, self.clusters, self.trials = samples, clusters, trials
         self.cov_stat_epoch, self.seed, self.device = cov_stat_epoch, seed, device
         self.num_images, self.num_workers = num_images, num_workers
+
+    @classmethod
+    def for_dataset(cls, dataset, roots, *, seed, device, num_workers=0, **settings):
+        """The schedule on the training split of ``dataset`` (``--covstat_val_dataset``);
+        ``roots``: canonical name -> root override; ``settings``: clusters, trials,
+        cov_stat_epoch, num_images (``cli.isw_settings``)."""
+        base, _ = datasets.parse_dataset_name(dataset)
+        images = datasets.build_dataset(base, "train", root=roots.get(base), training=False)
+        return cls(images.samples, seed=seed, device=device, num_workers=num_workers,
+                   **settings)
+
+    def start(self, state, whitening_loss, logger):
+        """Before training: give the criterion's ISW loss the state's mask (a resumed run's),
+        or compute a mask a resumed run past ``cov_stat_epoch`` lacks (DECISIONS.md D32)."""
+        self.whitening_loss, self.logger = whitening_loss, logger
+        if state.isw_masks is None and state.epoch > self.cov_stat_epoch:
+            logger.warning(f"resuming at epoch {state.epoch}, after --cov_stat_epoch "
+                           f"{self.cov_stat_epoch}, without an ISW mask in the checkpoint: "
+                           f"computing it now")
+            state.isw_masks = self.compute(state.model, logger)
+        elif state.isw_masks is not None:
+            logger.info(mask_summary(state.isw_masks) + " (from the checkpoint)")
+        whitening_loss.set_masks(state.isw_masks)
+        return self
+
+    def __call__(self, state):
+        """``fit``'s epoch-end hook: compute the mask once, when due, and switch the loss on."""
+        if self.due(state.epoch, state.isw_masks):
+            state.isw_masks = self.compute(state.model, self.logger)
+            self.whitening_loss.set_masks(state.isw_masks)
 
     def due(self, finished_epoch, masks):
         """Whether the mask must be computed now that ``finished_epoch`` has ended."""

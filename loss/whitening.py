@@ -38,6 +38,33 @@ def whitening_mode(wt_layer):
     return "isw" if 2 in codes else "iw" if 1 in codes else None
 
 
+def check_whitening_flags(wt_layer, wt_reg_weight, relax_denom, *, use_wtloss=False,
+                          use_isw=False, clusters=3, trials=10, cov_stat_epoch=5,
+                          covstat_images=500, covstat_datasets=("gtav",)):
+    """Raise ValueError naming the flag when the RobustNet whitening flags do not fit together
+    (the flag names are those of ``train.py``)."""
+    codes = {int(v) for v in wt_layer}
+    if wt_reg_weight < 0 or relax_denom < 0:
+        raise ValueError(f"--wt_reg_weight and --relax_denom must be >= 0, got "
+                         f"{wt_reg_weight} and {relax_denom}")
+    if use_wtloss and not codes & {1, 2}:
+        raise ValueError("--use_wtloss needs a --wt_layer code 1 (IW/IRW) or 2 (ISW)")
+    if use_isw and 2 not in codes:
+        raise ValueError("--use_isw needs a --wt_layer code 2 (ISW)")
+    if wt_reg_weight == 0:
+        return
+    mode = whitening_mode(wt_layer)
+    if mode is None:
+        raise ValueError(f"--wt_reg_weight {wt_reg_weight} needs a --wt_layer code 1 (IW/IRW) "
+                         f"or 2 (ISW), got {' '.join(map(str, wt_layer))}")
+    if mode == "isw" and (clusters < 2 or trials < 1 or cov_stat_epoch < 0
+                          or covstat_images < 1 or len(covstat_datasets) != 1):
+        raise ValueError(f"ISW needs --clusters >= 2, --trials >= 1, --cov_stat_epoch >= 0, "
+                         f"--covstat_images >= 1 and one --covstat_val_dataset, got "
+                         f"{clusters}, {trials}, {cov_stat_epoch}, {covstat_images}, "
+                         f"{list(covstat_datasets)}")
+
+
 def instance_covariance(feat):
     """``(B, C, H, W)`` -> ``(B, C, C)`` float32 covariances ``F F^T / (HW - 1) + eps I``."""
     if feat.dim() != 4:
