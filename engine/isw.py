@@ -87,8 +87,10 @@ class ISWMaskSchedule:
             model.train(was_training)
         check_masks_identical(masks, self.device)
         if logger is not None:
+            agreed = f"; identical on all {world_size} ranks" if world_size > 1 else ""
             logger.info(f"{mask_summary(masks)} ({self.trials} trials x "
-                        f"{min(self.num_images, len(self.samples))} images, k={self.clusters})")
+                        f"{min(self.num_images, len(self.samples))} images, k={self.clusters}"
+                        f"{agreed})")
         return masks
 
 

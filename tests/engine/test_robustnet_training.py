@@ -107,3 +107,19 @@ def test_bad_robustnet_flags_are_refused(tmp_path, flags, message, capsys):
         train.main(TINY + ["--dataset", "gtav", "--ckpt", str(tmp_path), *flags])
     assert excinfo.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_isw_with_two_gloo_processes_ends_with_one_mask(data_env, tmp_path):
+    from tests.test_train import _torchrun
+
+    argv = ["train.py", *_argv(tmp_path, ISW, "ddp", "--max_iter", "2")]
+    out = _torchrun(argv, data_env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = (tmp_path / "ckpt" / "d" / "ddp" / "train.log").read_text()
+    assert "2 process(es)" in log and "weights identical on all 2 ranks" in log
+    # Every rank checked the others' mask (engine.isw.check_masks_identical) before logging.
+    assert log.count("ISW mask: style-sensitive covariance entries") == 1
+    assert "identical on all 2 ranks" in log
+    masks = load_checkpoint(tmp_path / "ckpt" / "d" / "ddp" / "last.pth")["isw_mask"]
+    assert [tuple(m.shape) for m in masks] == [(64, 64), (64, 64), (128, 128)]
