@@ -48,3 +48,17 @@ def test_difference_column_names_the_two_methods():
                "fog": {"baseline": {"miou": 0.1}, "isw": {"miou": 0.2}}}
     table = demo.summary_table(results, ["baseline", "isw"])
     assert "ISW − baseline" in table and "+10.0" in table
+
+
+def test_demo_seeds_reports_every_method(monkeypatch):
+    from config import REPO_ROOT
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
+    import demo_seeds
+
+    runs = {seed: {"source": {"baseline": 0.3, "ibn": 0.32, "isw": 0.31 + seed / 100},
+                   "fog": {"baseline": 0.1, "ibn": 0.15, "isw": 0.2}} for seed in (1, 2)}
+    table = demo_seeds.aggregate(runs)
+    assert list(table["source"]) == ["baseline", "ibn", "isw"]
+    assert table["source"]["isw"][2] == pytest.approx([32.0, 33.0])
+    assert "| domain | baseline | ibn | isw |" in demo_seeds.markdown(table, [1, 2])
