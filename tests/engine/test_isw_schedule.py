@@ -73,3 +73,27 @@ def test_two_gloo_processes_get_the_same_mask_as_one(generated_roots):
     single = _schedule(root).compute(_model().train())
     for rank in (0, 1):
         assert [torch.equal(a, b) for a, b in zip(results[rank], single)] == [True] * 3
+
+
+@pytest.mark.parametrize("arch, wt_layer, channels", [
+    ("DeepR101V3PlusD", (2, 2, 0, 2, 2, 0, 0), [64, 64, 256, 512]),   # RobustNet's R101 ISW
+    ("DeepMobileNetV3PlusD", ISW_WT_LAYER, [16, 32, 64]),
+    ("DeepShuffleNetV3PlusD", ISW_WT_LAYER, [24, 116, 232]),
+    ("DeepEffLite0V3PlusD", ISW_WT_LAYER, [16, 24, 40]),
+])
+def test_isw_mask_and_loss_on_every_trunk(generated_roots, arch, wt_layer, channels):
+    from loss.whitening import WhiteningLoss
+
+    torch.manual_seed(0)
+    model = get_net(arch, wt_layer=wt_layer, pretrained=False)
+    schedule = _schedule(generated_roots["gtav"], trials=1)
+    schedule.num_images = 2
+    masks = schedule.compute(model)
+    assert [m.shape[0] for m in masks] == channels
+    loss = WhiteningLoss("isw")
+    loss.set_masks(masks)
+    output = model(torch.randn(2, 3, 64, 64))
+    value = loss(output.original.in_feats)
+    value.backward()
+    assert value.item() > 0
+    assert WhiteningLoss("iw", 64.0)(output.original.in_feats).item() >= 0
