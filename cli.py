@@ -21,14 +21,14 @@ from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
-from loss.whitening import check_whitening_flags, whitening_mode
+from loss.whitening import check_whitening_flags, unread_whitening_flags, whitening_mode
+from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES
 from transforms.normalization import EVAL_PROTOCOLS
 
 # Script -> description of its parser (all three share every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
            "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
            "infer": "Write colourized predictions of a checkpoint."}
-WT_LAYER_CHOICES = (0, 1, 2, 3, 4, 5)
 
 # Official flags without effect here (dest -> why); a non-default value triggers a warning.
 _UNUSED, _SGD = "unused by BlindNet", "SGD is always used, as in the reference"
@@ -153,23 +153,19 @@ def _robustnet_flags(parser):
     g = parser.add_argument_group("RobustNet methods: IW / IRW (--wt_layer 1), ISW (2), IBN (4), "
                                   "SW (5) (ROBUSTNET_METHODS.md, DECISIONS.md D31-D38)")
     g.add_argument("--wt_reg_weight", type=float, default=0.0,
-                   help="weight of the whitening loss of codes 1/2 (IW 0.8, IRW and ISW 0.6); "
-                        "0 = off")
+                   help="whitening loss weight, codes 1/2 (IW 0.8, IRW/ISW 0.6); 0 = off")
     g.add_argument("--relax_denom", type=float, default=2.0,
                    help="code 1: 0 = IW, > 0 = IRW with margin floor(C(C-1)/2 / relax_denom)")
     g.add_argument("--clusters", type=int, default=50, help="ISW: k of the 1-D k-means")
-    g.add_argument("--trials", type=int, default=10,
-                   help="ISW: statistics passes whose masks are intersected")
+    g.add_argument("--trials", type=int, default=10, help="ISW: statistics passes, ANDed")
     g.add_argument("--cov_stat_epoch", type=int, default=5,
                    help="ISW: the mask is computed at the end of this epoch; loss on after it")
     g.add_argument("--covstat_val_dataset", nargs="*", default=["cityscapes"],
                    help="ISW: dataset whose training images feed the statistics passes")
     g.add_argument("--covstat_images", type=int, default=500,
                    help="ISW: images per statistics pass (RobustNet 500)")
-    g.add_argument("--use_wtloss", action="store_true",
-                   help="accepted; derived from --wt_layer (a code 1 or 2), as RobustNet does")
-    g.add_argument("--use_isw", action="store_true",
-                   help="accepted; derived from --wt_layer (a code 2), as RobustNet does")
+    g.add_argument("--use_wtloss", action="store_true", help="derived from --wt_layer (1 or 2)")
+    g.add_argument("--use_isw", action="store_true", help="derived from --wt_layer (2)")
     return g
 
 
@@ -290,20 +286,13 @@ def validate_args(args, parser, script="train"):
     for name in ignored_flags_in_use(args, parser):
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
-    for name in inert_robustnet_flags(args, parser):
+    for name in unread_whitening_flags(args.wt_layer, args.wt_reg_weight):
+        if getattr(args, name) == parser.get_default(name):
+            continue
         warnings.warn(f"--{name} has no effect in this run: only the RobustNet whitening loss "
                       f"reads it (--wt_reg_weight > 0 with a --wt_layer code 1 for relax_denom, "
                       f"2 for the ISW flags)", UserWarning, stacklevel=2)
     return args
-
-
-def inert_robustnet_flags(args, parser):
-    """RobustNet flags set away from their defaults that this run's whitening loss ignores."""
-    mode = whitening_mode(args.wt_layer) if args.wt_reg_weight > 0 else None
-    unread = (("relax_denom",) if mode != "iw" else ()) + (
-        ("clusters", "trials", "cov_stat_epoch", "covstat_val_dataset", "covstat_images")
-        if mode != "isw" else ())
-    return [name for name in unread if getattr(args, name) != parser.get_default(name)]
 
 
 def parse_args(script="train", argv=None):

@@ -66,6 +66,16 @@ def check_whitening_flags(wt_layer, wt_reg_weight, relax_denom, *, use_wtloss=Fa
                          f"{list(covstat_datasets)}")
 
 
+def unread_whitening_flags(wt_layer, wt_reg_weight):
+    """Names of the RobustNet flags (argparse dests) the whitening loss of this run ignores."""
+    mode = whitening_mode(wt_layer) if wt_reg_weight > 0 else None
+    unread = () if mode == "iw" else ("relax_denom",)
+    if mode != "isw":
+        unread += ("clusters", "trials", "cov_stat_epoch", "covstat_val_dataset",
+                   "covstat_images")
+    return list(unread)
+
+
 def instance_covariance(feat):
     """``(B, C, H, W)`` -> ``(B, C, C)`` float32 covariances ``F F^T / (HW - 1) + eps I``."""
     if feat.dim() != 4:
