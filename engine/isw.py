@@ -94,7 +94,6 @@ class ISWMaskSchedule:
         return masks
 
 
-
 def check_masks_identical(masks, device):
     """Raise RuntimeError on every rank unless all ranks hold the same masks (integer
     checksums all-reduced on ``device``); returns True. No-op in one process."""
