@@ -91,6 +91,12 @@ def _official_flags(parser):
                    metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0); "
                                      "codes: 0 none, 1 IW/IRW, 2 ISW, 3 IN, 4 IN affine (IBN), "
                                      "5 Switchable Whitening (ResNet trunks)")
+    _official_method_flags(g)
+    return g
+
+
+def _official_method_flags(g):
+    """The official BlindNet loss flags and the run / output flags (same group)."""
     g.add_argument("--use_ca", action="store_true", help="covariance alignment (CML + CCL)")
     g.add_argument("--use_cwcl", action="store_true", help="class-wise contrastive loss")
     g.add_argument("--use_sdcl", action="store_true",
@@ -151,7 +157,7 @@ def _legacy_flags(parser):
 
 def _robustnet_flags(parser):
     g = parser.add_argument_group("RobustNet methods: IW / IRW (--wt_layer 1), ISW (2), IBN (4), "
-                                  "SW (5) (ROBUSTNET_METHODS.md, DECISIONS.md D31-D38)")
+                                  "SW (5) (ROBUSTNET_METHODS.md, DECISIONS.md D32-D39)")
     g.add_argument("--wt_reg_weight", type=float, default=0.0,
                    help="whitening loss weight, codes 1/2 (IW 0.8, IRW/ISW 0.6); 0 = off")
     g.add_argument("--relax_denom", type=float, default=2.0,
@@ -241,12 +247,6 @@ def build_parser(script="train"):
     return parser
 
 
-def ignored_flags_in_use(args, parser):
-    """Names of official-but-ignored flags set away from their defaults."""
-    return [name for name in IGNORED_FLAGS
-            if hasattr(args, name) and getattr(args, name) != parser.get_default(name)]
-
-
 def validate_args(args, parser, script="train"):
     """Check values the parser cannot check alone; warn about ignored flags.
 
@@ -283,7 +283,7 @@ def validate_args(args, parser, script="train"):
         parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
                      f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
                      f"--images {args.images}")
-    for name in ignored_flags_in_use(args, parser):
+    for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
     for name in unread_whitening_flags(args.wt_layer, args.wt_reg_weight):
@@ -386,16 +386,16 @@ def tb_logdir(args):
     return Path(args.tb_path) / args.date / (args.exp + (f"_{args.tb_tag}" if args.tb_tag else ""))
 
 
-def optim_config(args):
-    """SGD and poly-LR settings."""
+def optim_config(args):  # SGD and the poly LR
     return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                        max_iter=args.max_iter, poly_exp=args.poly_exp)
 
 
-def step_config(args, two_view):
-    """How one training step runs; ``two_view``: the training data has ``image_aug``."""
-    return StepConfig(two_view=two_view, with_embeddings=args.use_cwcl or args.use_sdcl,
-                      amp=args.amp, channels_last=args.channels_last)
+def step_config(args, two_view, with_embeddings):
+    """How one step runs (``two_view``: batches carry ``image_aug``; ``with_embeddings``:
+    ``BlindNetCriterion.needs_embeddings``)."""
+    return StepConfig(two_view=two_view, with_embeddings=with_embeddings, amp=args.amp,
+                      channels_last=args.channels_last)
 
 
 def fit_config(args, argv):

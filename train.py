@@ -74,6 +74,7 @@ def main(argv=None, *, before_step=None):
     if dist.is_main:
         (config.run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
 
+    criterion = BlindNetCriterion(**cli.criterion_kwargs(args)).to(device)
     roots = cli.root_overrides(args)
     try:
         data = build_train_data(
@@ -83,13 +84,14 @@ def main(argv=None, *, before_step=None):
             logger=logger)
     except ValueError as exc:  # a mix of one- and two-view sets, fewer images than a batch
         raise SystemExit(str(exc)) from None
-    check_two_views(args, data.two_view)
+    if criterion.needs_two_views and not data.two_view:
+        raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
+                         f"dataset (got --dataset {' '.join(args.dataset)})")
     val_sets = build_val_sets(args.val_dataset, roots, cli.eval_dataset_options(args),
                               batch_size=args.bs_mult_val, num_workers=min(2, args.num_workers),
                               max_images=args.max_val_images)
 
     model = build_model(args, dist, logger)
-    criterion = BlindNetCriterion(**cli.criterion_kwargs(args)).to(device)
     state = new_train_state(model, cli.optim_config(args), device=device, amp=args.amp,
                             seed=args.seed, rank=dist.rank)
     try:
@@ -101,8 +103,8 @@ def main(argv=None, *, before_step=None):
 
     writer = TrainWriter(cli.tb_logdir(args), dist.is_main)
     try:
-        finished = fit(state, data, criterion, val_sets, config=config,
-                       step=cli.step_config(args, data.two_view), device=device,
+        step = cli.step_config(args, data.two_view, criterion.needs_embeddings)
+        finished = fit(state, data, criterion, val_sets, config=config, step=step, device=device,
                        logger=logger, writer=writer, before_step=before_step, epoch_end=isw)
     except NonFiniteLossError as exc:
         logger.error(str(exc))
@@ -139,12 +141,6 @@ def check_flags(args, dist):
         if dist.is_main:
             print(f"train.py: error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_FLAG) from None
-
-
-def check_two_views(args, two_view):
-    if (args.use_ca or args.use_cwcl or args.use_sdcl) and not two_view:
-        raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
-                         f"dataset (got --dataset {' '.join(args.dataset)})")
 
 
 def build_model(args, dist, logger):

@@ -174,7 +174,7 @@ class SegmentationDataset(Dataset):
         cached under ``cache_dir``; some such labels are a warning, a split of nothing but
         such labels raises :class:`~utils.empty_labels.EmptyLabelsError` (it would train
         with loss 0). Evaluation sets need nothing (they are checked as they are evaluated,
-        ``utils/evaluation.py``). Idempotent.
+        ``engine/evaluation.py``). Idempotent.
         """
         if self.epochs is not None:
             return self

@@ -52,7 +52,7 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         "args": dict(record.flags),
         # Which normalisation semantics trained these weights (network/norm_semantics.py).
         "norm_semantics": record.norm_semantics,
-        # RobustNet ISW: one (C, C) bool mask per collected layer (DECISIONS.md D32).
+        # RobustNet ISW: one (C, C) bool mask per collected layer (DECISIONS.md D33).
         **({} if state.isw_masks is None else {"isw_mask": list(state.isw_masks)}),
     }
 

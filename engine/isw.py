@@ -48,7 +48,7 @@ class ISWMaskSchedule:
 
     def start(self, state, whitening_loss, logger):
         """Before training: give the criterion's ISW loss the state's mask (a resumed run's),
-        or compute a mask a resumed run past ``cov_stat_epoch`` lacks (DECISIONS.md D32)."""
+        or compute a mask a resumed run past ``cov_stat_epoch`` lacks (DECISIONS.md D33)."""
         self.whitening_loss, self.logger = whitening_loss, logger
         if state.isw_masks is None and state.epoch > self.cov_stat_epoch:
             logger.warning(f"resuming at epoch {state.epoch}, after --cov_stat_epoch "

@@ -66,16 +66,6 @@ class BlindNetCriterion(nn.Module):
         self.sdcl = SemanticDisentanglementContrastiveLoss(
             nce_T, num_patch, ignore_index=ignore_index) if use_sdcl else None
 
-    @classmethod
-    def from_args(cls, args, class_weights=None):
-        """Build from the ``utils.args`` namespace (``--use_ca``, ``--w1`` ...)."""
-        return cls(use_ca=args.use_ca, use_cwcl=args.use_cwcl, use_sdcl=args.use_sdcl,
-                   w1=args.w1, w2=args.w2, w3=args.w3, w4=args.w4, nce_T=args.nce_T,
-                   contrast_max_classes=args.contrast_max_classes,
-                   contrast_max_views=args.contrast_max_views, num_patch=args.num_patch,
-                   cwcl_negatives=args.cwcl_negatives, cwcl_class_order=args.cwcl_class_order,
-                   class_weights=class_weights)
-
     @property
     def needs_embeddings(self):
         """Whether the model must run its projection heads (``with_embeddings``)."""

@@ -15,7 +15,7 @@ Output stride 16 dilates the one stride-2 conv of layer4 (block 11, dilation 2);
 stride 8 also dilates layer3's (block 5, dilation 2) and uses 4 in layer4. ``wt_layer``
 indices 2, 3, 4, 5, 6 put an IN layer at the output of blocks 0, 2, 4, 10, 15 (the ends of
 layer0..layer4); indices 0 and 1 have no effect. The ImageNet head of the file
-(``_conv_head``, ``_bn1``, ``_fc``) is not part of the trunk: :func:`imagenet_head` builds it.
+(``_conv_head``, ``_bn1``, ``_fc``) is not part of the trunk (the weight test rebuilds it).
 
 Facts of the converted TensorFlow model that the weights need: TF "same" padding (a stride-2
 conv pads more on the bottom/right than on the top/left), BatchNorm eps 1e-3, ReLU6, no
@@ -31,8 +31,6 @@ from network.layers import StagedTrunk, dilate_strided_convs, init_trunk_weights
 
 BN_EPS = 1e-3
 STEM_CHANNELS = 32
-HEAD_CHANNELS = 1280
-IMAGENET_CLASSES = 1000
 # (kernel, first stride, expansion, output channels, repeats) of the seven MBConv groups.
 BLOCK_SETTINGS = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
                   (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
@@ -179,28 +177,3 @@ def file_key(key):
             offset = 1 if stage == 0 else 0  # the stem is layer0.0
             return f"layer{stage}.{index - STAGE_BLOCKS[stage] + offset}.{rest}"
     return None
-
-
-class ImageNetHead(nn.Module):
-    """The file's classifier: 1x1 conv -> BN -> ReLU6 -> global mean -> linear.
-
-    ``(B, 320, h, w) -> (B, 1000)`` logits; keys ``_conv_head``, ``_bn1``, ``_fc``.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._conv_head = Conv2dSame(STAGE_CHANNELS[4], HEAD_CHANNELS, 1)
-        self._bn1 = batch_norm(HEAD_CHANNELS)
-        self._fc = nn.Linear(HEAD_CHANNELS, IMAGENET_CLASSES)
-
-    def forward(self, x):
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return self._fc(x.mean(dim=(2, 3)))
-
-
-def imagenet_head(state_dict):
-    """:class:`ImageNetHead` loaded strictly from the head entries of the packaged file."""
-    head = ImageNetHead()
-    head.load_state_dict({k: v for k, v in state_dict.items()
-                          if k.startswith(("_conv_head.", "_bn1.", "_fc."))}, strict=True)
-    return head

@@ -64,13 +64,13 @@ def main(argv=None):
     parser.add_argument("--wt_layer", type=int, nargs=7, default=list(OFFICIAL_WT_LAYER))
     parser.add_argument("--num_classes", type=int, default=NUM_CLASSES)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-    if len(args.size) not in (1, 2) or min(args.size) <= 0:
-        parser.error(f"--size takes one or two positive ints, got {args.size}")
-    crop = (args.size[0], args.size[-1])
-    archs = list(FACTORIES) if args.arch == "all" else [args.arch]
-    rows = [model_info(arch, crop, args.wt_layer, args.num_classes) for arch in archs]
-    print(json.dumps(rows, indent=2) if args.json else markdown_table(rows))
+    opts = parser.parse_args(argv)
+    if len(opts.size) not in (1, 2) or min(opts.size) <= 0:
+        parser.error(f"--size takes one or two positive ints, got {opts.size}")
+    crop = (opts.size[0], opts.size[-1])
+    archs = list(FACTORIES) if opts.arch == "all" else [opts.arch]
+    rows = [model_info(arch, crop, opts.wt_layer, opts.num_classes) for arch in archs]
+    print(json.dumps(rows, indent=2) if opts.json else markdown_table(rows))
     return rows
 
 

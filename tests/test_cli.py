@@ -171,8 +171,8 @@ def test_engine_configs_and_the_recorded_command():
     assert fit.record.command == " ".join(argv)  # the real command, not sys.argv
     assert fit.record.flags["lr"] == 0.05 and fit.record.norm_semantics == "modern"
     assert cli.optim_config(args).lr == 0.05
-    step = cli.step_config(args, two_view=True)
-    assert step.two_view and step.with_embeddings and step.amp == "off"
+    step = cli.step_config(args, two_view=True, with_embeddings=False)
+    assert step.two_view and not step.with_embeddings and step.amp == "off"
     assert cli.tb_logdir(args) == Path("logs/tb/d/e")
 
 

@@ -33,12 +33,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    bdd_style = None if args.bdd_style.lower() == "none" else args.bdd_style
-    manifest = generate_benchmark(args.root, seed=args.seed, size=args.size,
-                                  n_train=args.n_train, n_val=args.n_val,
-                                  n_target=args.n_target, target_styles=args.styles,
-                                  bdd_style=bdd_style, workers=args.workers)
+    # this tool's entry point: the namespace becomes plain arguments right here
+    opts = parse_args(argv)
+    bdd_style = None if opts.bdd_style.lower() == "none" else opts.bdd_style
+    manifest = generate_benchmark(opts.root, seed=opts.seed, size=opts.size,
+                                  n_train=opts.n_train, n_val=opts.n_val,
+                                  n_target=opts.n_target, target_styles=opts.styles,
+                                  bdd_style=bdd_style, workers=opts.workers)
     summary = {"root": manifest["root"], "seconds": manifest["seconds"],
                "source": {k: manifest["source"][k] for k in ("dataset", "root", "splits")},
                "targets": {name: {k: entry[k] for k in ("dataset", "root", "count")}

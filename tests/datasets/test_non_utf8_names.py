@@ -133,7 +133,7 @@ def test_train_and_validate_on_gtav_with_latin1_names(latin1_gtav, tmp_path):
 
 
 def test_results_files_name_a_latin1_checkpoint_path(tmp_path):
-    from utils.evaluation import write_results
+    from engine.evaluation import write_results
 
     result = {"miou": 0.5, "pixel_acc": 0.9, "iou": [0.5] * 19, "hist": [[0] * 19] * 19}
     checkpoint = os.fsdecode(os.fsencode(tmp_path) + b"/" + LATIN1 + b".pth")

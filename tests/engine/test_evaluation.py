@@ -71,3 +71,23 @@ def test_sliding_window_equals_whole_image_for_a_local_model():
     torch.testing.assert_close(windows, whole)
     small = predict_logits(model, images[:, :, :9, :11], sliding_window=True, crop_size=16)
     assert small.shape == (2, 5, 9, 11)
+
+
+def test_load_eval_model_takes_plain_values_and_raises_instead_of_exiting(tmp_path):
+    import network
+    from engine.evaluation import SnapshotMismatchError, load_eval_model
+
+    arch, wt_layer = "network.deepv3.DeepR18V3PlusD", [0, 0, 1, 1, 1, 0, 0]
+    torch.manual_seed(0)
+    trained = network.get_net(arch, 19, wt_layer)
+    path = tmp_path / "w.pth"
+    torch.save({"state_dict": trained.state_dict(), "norm_semantics": "torch1.2"}, path)
+    model, mode, recorded = load_eval_model(path, arch, wt_layer, device=torch.device("cpu"))
+    assert (mode, recorded) == ("torch1.2", "torch1.2") and not model.training
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value)
+    with pytest.raises(SnapshotMismatchError, match=f"--snapshot {path} does not fit --arch"):
+        load_eval_model(path, "network.deepv3.DeepMobileNetV3PlusD", wt_layer,
+                        device=torch.device("cpu"))
+    with pytest.raises(FileNotFoundError):
+        load_eval_model(tmp_path / "missing.pth", arch, wt_layer, device=torch.device("cpu"))

@@ -4,16 +4,42 @@ and the DeepLabV3+ on it collects IN outputs at the documented block ends."""
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from skimage import data, transform
 
 from loss import BlindNetCriterion
 from network import get_net
-from network.efficientnet import (IN_POSITIONS, STAGE_BLOCKS, Conv2dSame, EfficientNetLite0,
-                                  file_key, imagenet_head)
+from network.efficientnet import (IN_POSITIONS, STAGE_BLOCKS, STAGE_CHANNELS, Conv2dSame,
+                                  EfficientNetLite0, batch_norm, file_key)
 from network.pretrained import efficientnet_lite0_file, init_pretrained
 from transforms import IMAGENET_MEAN, IMAGENET_STD
 
 NO_IN = (0,) * 7
+
+
+class ImageNetHead(nn.Module):
+    """The packaged file's classifier: 1x1 conv -> BN -> ReLU6 -> global mean -> linear.
+
+    ``(B, 320, h, w) -> (B, 1000)`` logits; keys ``_conv_head``, ``_bn1``, ``_fc``.
+    """
+
+    def __init__(self, channels=1280, classes=1000):
+        super().__init__()
+        self._conv_head = Conv2dSame(STAGE_CHANNELS[4], channels, 1)
+        self._bn1 = batch_norm(channels)
+        self._fc = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return self._fc(x.mean(dim=(2, 3)))
+
+
+def imagenet_head(state_dict):
+    """:class:`ImageNetHead` loaded strictly from the head entries of the packaged file."""
+    head = ImageNetHead()
+    head.load_state_dict({k: v for k, v in state_dict.items()
+                          if k.startswith(("_conv_head.", "_bn1.", "_fc."))}, strict=True)
+    return head
 
 
 def _imagenet_input(image):

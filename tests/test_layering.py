@@ -1,0 +1,87 @@
+"""The import rule of docs/ARCHITECTURE.md, checked on the source: imports point downward only
+(entry points -> cli -> engine -> network / loss / datasets -> transforms -> utils / config),
+and no library module takes the argparse namespace."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Package (or top-level module) -> layer; a module may import only strictly lower layers
+# (and its own package). config and utils share the bottom layer.
+LAYER = {"config": 0, "utils": 0, "transforms": 1, "network": 2, "loss": 2, "datasets": 2,
+         "engine": 3, "cli": 4, "train": 5, "valid": 5, "infer": 5, "demo": 5}
+BOTTOM = {"config", "utils"}
+LIBRARY_LAYERS = 2  # network, loss, datasets, transforms, utils: no `args` parameter
+# demo.py drives training through train.main (an entry point calling an entry point).
+ALLOWED = {("demo", "train")}
+
+
+def source_files():
+    for path in sorted(REPO.rglob("*.py")):
+        rel = path.relative_to(REPO)
+        if rel.parts[0].removesuffix(".py") in LAYER:
+            yield rel
+
+
+def imported_modules(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield node.lineno, [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, [node.module]
+
+
+def upward_imports(rel, root=REPO):
+    top = rel.parts[0].removesuffix(".py")
+    tree = ast.parse((root / rel).read_text(encoding="utf-8"))
+    found = []
+    for lineno, modules in imported_modules(tree):
+        for module in modules:
+            target = module.split(".")[0]
+            if target not in LAYER or target == top or (top, target) in ALLOWED:
+                continue
+            if {top, target} <= BOTTOM:
+                continue
+            if LAYER[target] >= LAYER[top]:
+                found.append(f"{rel}:{lineno}: {top} (layer {LAYER[top]}) imports {module} "
+                             f"(layer {LAYER[target]})")
+    return found
+
+
+def args_parameters(rel):
+    tree = ast.parse((REPO / rel).read_text(encoding="utf-8"))
+    return [f"{rel}:{node.lineno}: def {node.name}(..., args, ...)"
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and "args" in [a.arg for a in node.args.args + node.args.kwonlyargs]]
+
+
+def test_the_layer_table_covers_every_package():
+    packages = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
+    assert packages - {"tests", "bench", "tools"} <= set(LAYER), \
+        f"a new package needs a layer in tests/test_layering.py: {sorted(packages - set(LAYER))}"
+
+
+def test_no_module_imports_upward():
+    problems = [line for rel in source_files() for line in upward_imports(rel)]
+    assert not problems, "upward imports:\n" + "\n".join(problems)
+
+
+def test_library_code_takes_no_argparse_namespace():
+    library = [rel for rel in source_files()
+               if LAYER[rel.parts[0].removesuffix(".py")] <= LIBRARY_LAYERS]
+    assert library, "no library files found"
+    problems = [line for rel in library for line in args_parameters(rel)]
+    assert not problems, "library functions taking `args`:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("snippet, expected", [
+    ("import engine.trainer\n", 1), ("from cli import parse_args\n", 1),
+    ("from utils.labels import NUM_CLASSES\n", 0), ("import torch\n", 0)])
+def test_the_check_itself_catches_an_upward_import(tmp_path, snippet, expected):
+    """A datasets module importing engine/cli is reported; a downward one is not."""
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "bad.py").write_text(snippet)
+    assert len(upward_imports(Path("datasets/bad.py"), root=tmp_path)) == expected
