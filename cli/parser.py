@@ -6,10 +6,12 @@ import warnings
 
 import datasets
 from cli.convert import dataset_options
-from cli.flags import (IGNORED_FLAGS, SCRIPTS, WT_LAYER_CHOICES, add_evaluation_flags,
-                       add_framework_flags, add_legacy_flags, add_official_flags)
+from cli.flags import (IGNORED_FLAGS, SCRIPTS, add_evaluation_flags, add_framework_flags,
+                       add_legacy_flags, add_official_flags, add_robustnet_flags)
 from config import DEFAULT_NORM_SEMANTICS
 from engine.report import check_eval_settings
+from loss.whitening import check_whitening_flags, unread_whitening_flags
+from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES
 
 
 def build_parser(script="train"):
@@ -20,6 +22,7 @@ def build_parser(script="train"):
         prog=f"{script}.py", description=SCRIPTS[script],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_official_flags(parser)
+    add_robustnet_flags(parser)
     add_framework_flags(parser)
     add_evaluation_flags(parser)
     add_legacy_flags(parser)
@@ -33,12 +36,16 @@ def validate_args(args, parser, script="train"):
     """
     bad_wt = [v for v in args.wt_layer if v not in WT_LAYER_CHOICES]
     if bad_wt:
-        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES} "
-                     f"(5 = SyncSwitchWhiten is not supported), got {args.wt_layer}")
-    try:  # the dataset and evaluation options are validated where they are defined
+        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES}, got {args.wt_layer}")
+    try:  # the dataset, evaluation and whitening options are validated where they are defined
         datasets.check_options(dataset_options(args), flag_prefix="--")
         check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
                             args.severities, script)
+        check_whitening_flags(
+            args.wt_layer, args.wt_reg_weight, args.relax_denom, use_wtloss=args.use_wtloss,
+            use_isw=args.use_isw, clusters=args.clusters, trials=args.trials,
+            cov_stat_epoch=args.cov_stat_epoch, covstat_images=args.covstat_images,
+            covstat_datasets=args.covstat_val_dataset)
     except ValueError as exc:
         parser.error(str(exc))
     for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
@@ -63,6 +70,12 @@ def validate_args(args, parser, script="train"):
     for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
+    for name in unread_whitening_flags(args.wt_layer, args.wt_reg_weight):
+        if getattr(args, name) == parser.get_default(name):
+            continue
+        warnings.warn(f"--{name} has no effect in this run: only the RobustNet whitening loss "
+                      f"reads it (--wt_reg_weight > 0 with a --wt_layer code 1 for relax_denom, "
+                      f"2 for the ISW flags)", UserWarning, stacklevel=2)
     return args
 
 

@@ -52,6 +52,8 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         "args": dict(record.flags),
         # Which normalisation semantics trained these weights (network/norm_semantics.py).
         "norm_semantics": record.norm_semantics,
+        # RobustNet ISW: one (C, C) bool mask per collected layer (DECISIONS.md D33).
+        **({} if state.isw_masks is None else {"isw_mask": list(state.isw_masks)}),
     }
 
 
@@ -201,6 +203,7 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
     state.iteration, state.epoch, state.epoch_iter = (position.iteration, position.epoch,
                                                       position.epoch_iter)
     state.best = position.best
+    state.isw_masks = ckpt.get("isw_mask")
 
 
 def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger):
@@ -240,4 +243,5 @@ def start_from_snapshot(state, path, *, arch, wt_layer, partial, restore_optimiz
         state.scheduler.load_state_dict(ckpt["scheduler"])
         state.epoch = int(ckpt.get("epoch", 0))
         state.iteration = int(ckpt.get("iteration", iters_per_epoch * state.epoch))
+        state.isw_masks = ckpt.get("isw_mask")
     logger.info(f"initialised from --snapshot {path} (iteration {state.iteration})")

@@ -51,6 +51,7 @@ class TrainState:
     epoch: int = 0
     epoch_iter: int = 0              # batches of ``epoch`` already done
     best: dict = field(default_factory=dict)  # dataset -> best mIoU
+    isw_masks: list | None = None    # RobustNet ISW mask, once computed (engine/isw.py)
 
     def __post_init__(self):
         self.net = self.model if self.net is None else self.net
@@ -198,6 +199,7 @@ class _Run:
     bar: tqdm
     stop: StopSignal
     before_step: object
+    epoch_end: object
 
     def validate(self, final=False):
         return validate(self.state, self.val_sets, config=self.config, device=self.device,
@@ -211,7 +213,7 @@ class _Run:
 
 
 def fit(state, data, criterion, val_sets, *, config, step, device, logger, writer=None,
-        before_step=None):
+        before_step=None, epoch_end=None):
     """Train ``state`` until ``config.max_iter`` (then validate a last time) or ``stop_at``.
 
     Args:
@@ -219,6 +221,9 @@ def fit(state, data, criterion, val_sets, *, config, step, device, logger, write
         config: :class:`engine.config.FitConfig`; step: :class:`engine.config.StepConfig`.
         writer: a :class:`utils.tensorboard.TrainWriter` (None: no TensorBoard events).
         before_step: optional ``callable(state)`` run before every step (progress, tests).
+        epoch_end: optional ``callable(state)`` run when an epoch's last batch is done, before
+            the epoch counter moves on and the epoch's validation and checkpoint (the ISW
+            mask, :class:`engine.isw.ISWMaskSchedule`).
 
     Returns True when training ran to ``max_iter``, False when it stopped at ``stop_at``.
     Raises :class:`NonFiniteLossError`, :class:`Preempted`, ``utils.checkpoint.
@@ -229,7 +234,7 @@ def fit(state, data, criterion, val_sets, *, config, step, device, logger, write
     bar = tqdm(total=config.max_iter, initial=state.iteration, dynamic_ncols=True, desc="train",
                disable=not dist_utils.is_main_process())
     run = _Run(state, data, criterion, val_sets, config, step, device, writer, logger, bar,
-               StopSignal().install(), before_step)
+               StopSignal().install(), before_step, epoch_end)
     try:
         while state.iteration < config.max_iter:
             if not _epoch(run):
@@ -271,6 +276,8 @@ def _epoch(run):
         if config.val_every and state.iteration % config.val_every == 0:
             run.validate()
     # The epoch ran to its end: next epoch, then validate (METHOD.md §4.1).
+    if run.epoch_end is not None:
+        run.epoch_end(state)
     state.epoch, state.epoch_iter = state.epoch + 1, 0
     if not config.val_every:
         run.validate()

@@ -2,7 +2,9 @@
 
 ``total = main + 0.4 * aux + w1 * CML + w2 * CCL + w3 * CWCL + w4 * SDCL``, where ``main`` is
 the cross-entropy of both views (averaged) and ``aux`` that of the original view's aux head.
-Terms whose switch is off are neither computed nor returned.
+Terms whose switch is off are neither computed nor returned. RobustNet's whitening loss
+(IW / IRW / ISW, :mod:`loss.whitening`) is the optional term ``wt`` (weight
+``wt_reg_weight``) on the original view's collected IN features.
 """
 
 import torch
@@ -11,6 +13,7 @@ from torch import nn
 from loss.contrastive import ClassWiseContrastiveLoss, SemanticDisentanglementContrastiveLoss
 from loss.covariance import CovarianceMatchingLoss, CrossCovarianceLoss
 from loss.segmentation import AuxCrossEntropy, SegmentationCrossEntropy
+from loss.whitening import WhiteningLoss
 from utils.labels import IGNORE_LABEL
 
 
@@ -30,20 +33,29 @@ class BlindNetCriterion(nn.Module):
         cwcl_class_order: ``ascending`` or ``random`` (D21).
         ignore_index: ignored label value (255).
         class_weights: optional ``(C,)`` cross-entropy class weights.
+        whitening: RobustNet's whitening loss: ``None`` (off), ``iw`` (IW / IRW, ``--wt_layer``
+            code 1) or ``isw`` (code 2; zero until :attr:`whitening_loss` gets its masks).
+        wt_reg_weight: its weight (``--wt_reg_weight``).
+        relax_denom: the IRW margin denominator (``--relax_denom``; 0 = IW).
 
     ``forward(output, labels, generator=None)`` takes a :class:`network.ModelOutput` and
     ``labels (B, H, W)`` long; returns a dict of scalar tensors with ``main``, ``aux``, the
-    enabled ones of ``cml``, ``ccl``, ``cwcl``, ``sdcl`` and ``total``. A two-view term on a
+    enabled ones of ``cml``, ``ccl``, ``cwcl``, ``sdcl``, ``wt`` and ``total``. A two-view term on a
     single-view output raises ValueError.
     """
 
     def __init__(self, use_ca=False, use_cwcl=False, use_sdcl=False, w1=0.0, w2=0.0, w3=0.3,
                  w4=0.0, aux_weight=0.4, nce_T=0.07, contrast_max_classes=15,
                  contrast_max_views=50, num_patch=20, cwcl_negatives="reference",
-                 cwcl_class_order="ascending", ignore_index=IGNORE_LABEL, class_weights=None):
+                 cwcl_class_order="ascending", ignore_index=IGNORE_LABEL, class_weights=None,
+                 whitening=None, wt_reg_weight=0.0, relax_denom=0.0):
         super().__init__()
         self.use_ca, self.use_cwcl, self.use_sdcl = use_ca, use_cwcl, use_sdcl
         self.weights = {"aux": aux_weight, "cml": w1, "ccl": w2, "cwcl": w3, "sdcl": w4}
+        self.whitening_loss = None
+        if whitening is not None:
+            self.whitening_loss = WhiteningLoss(whitening, relax_denom)
+            self.weights["wt"] = wt_reg_weight
         self.segmentation = SegmentationCrossEntropy(ignore_index, class_weights)
         self.aux = AuxCrossEntropy(ignore_index, class_weights)
         self.cml = CovarianceMatchingLoss() if use_ca else None
@@ -94,6 +106,8 @@ class BlindNetCriterion(nn.Module):
                     preds_aug = augmented.dec_logits.argmax(dim=1)
                 losses["sdcl"] = self.sdcl(augmented.embeddings, original.embeddings, labels,
                                            preds, preds_aug, generator)
+        if self.whitening_loss is not None:
+            losses["wt"] = self.whitening_loss(original.in_feats)
 
         losses["total"] = losses["main"] + sum(self.weights[name] * value
                                                for name, value in losses.items()

@@ -160,7 +160,7 @@ def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=OF
     if trunk_name not in TRUNKS:
         raise ValueError(f"unknown trunk {trunk_name!r}; expected one of {sorted(TRUNKS)}")
     builder, key_map = TRUNKS[trunk_name]
-    trunk = builder(validate_wt_layer(wt_layer), output_stride=output_stride)
+    trunk = builder(validate_wt_layer(wt_layer, trunk_name), output_stride=output_stride)
     init_pretrained(trunk, trunk_name, key_map, pretrained)
     return DeepV3Plus(trunk, num_classes)
 

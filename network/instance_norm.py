@@ -8,10 +8,13 @@
      *collected* for the covariance losses (identical in BlindNet)
 3    ``InstanceNorm2d(affine=False)``, not collected
 4    ``InstanceNorm2d(affine=True)`` (IBN-Net style), not collected
+5    :class:`network.switchable_whitening.SwitchWhiten2d` (Switchable Whitening), not
+     collected; ResNet trunks only (:data:`SW_TRUNKS`)
 ==== ============================================================================
 
-None of these layers keeps running statistics, so they behave the same in train and eval
-mode, and only value 4 adds state-dict entries (``weight``, ``bias``).
+Values 1-4 keep no running statistics, so they behave the same in train and eval mode, and
+only value 4 adds state-dict entries (``weight``, ``bias``). Value 5 keeps running batch
+statistics (used in eval mode) and adds its affine, mixing logits and running buffers.
 
 Collection is explicit: trunk stages are run with :func:`run_stage`, which passes a list down
 to every block; the IN output (pre-ReLU) is appended to it in forward order.
@@ -19,9 +22,14 @@ to every block; the IN output (pre-ReLU) is appended to it in forward order.
 
 from torch import nn
 
+from network.switchable_whitening import SwitchWhiten2d
+
 WT_LAYER_LENGTH = 7
-WT_LAYER_VALUES = (0, 1, 2, 3, 4)
+WT_LAYER_VALUES = (0, 1, 2, 3, 4, 5)
 OFFICIAL_WT_LAYER = (0, 0, 1, 1, 1, 0, 0)
+SWITCHABLE_WHITENING = 5
+# Trunks built with Switchable Whitening (RobustNet has it in its ResNet files only).
+SW_TRUNKS = ("resnet18", "resnet50", "resnet101_deep_stem")
 
 
 class InstanceWhitening(nn.InstanceNorm2d):
@@ -34,12 +42,19 @@ class InstanceWhitening(nn.InstanceNorm2d):
         super().__init__(num_features, eps=1e-5, affine=False, track_running_stats=False)
 
 
-def validate_wt_layer(wt_layer):
-    """Return ``wt_layer`` as a tuple of 7 ints in :data:`WT_LAYER_VALUES`, or raise ValueError."""
+def validate_wt_layer(wt_layer, trunk=None):
+    """Return ``wt_layer`` as a tuple of 7 ints in :data:`WT_LAYER_VALUES`, or raise ValueError.
+
+    With ``trunk`` (a ``network.deepv3.TRUNKS`` name), code 5 is refused outside
+    :data:`SW_TRUNKS` (RobustNet silently made it an identity there, ROBUSTNET_METHODS.md §8).
+    """
     values = tuple(int(v) for v in wt_layer)
     if len(values) != WT_LAYER_LENGTH or any(v not in WT_LAYER_VALUES for v in values):
         raise ValueError(f"--wt_layer must be {WT_LAYER_LENGTH} ints from {WT_LAYER_VALUES} "
                          f"(e.g. 0 0 1 1 1 0 0), got {list(wt_layer)}")
+    if trunk is not None and SWITCHABLE_WHITENING in values and trunk not in SW_TRUNKS:
+        raise ValueError(f"--wt_layer code 5 (Switchable Whitening) is only built on the "
+                         f"ResNet trunks ({', '.join(SW_TRUNKS)}), not on {trunk}")
     return values
 
 
@@ -53,6 +68,8 @@ def instance_norm_layer(wt, channels):
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if wt == 4:
         return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+    if wt == SWITCHABLE_WHITENING:
+        return SwitchWhiten2d(channels)
     raise ValueError(f"--wt_layer value must be one of {WT_LAYER_VALUES}, got {wt}")
 
 

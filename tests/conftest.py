@@ -60,15 +60,16 @@ TINY_TRAIN_OVERRIDES = ("--crop_size", "64", "--max_iter", "2", "--bs_mult", "2"
                         "--max_val_images", "1", "--scale_min", "0.75", "--scale_max", "1.25")
 
 
-def run_train_script_tiny(script, data_env, tmp_path):
-    """Run ``scripts/<script>`` in one process with :data:`TINY_TRAIN_OVERRIDES`, writing
-    checkpoints under ``tmp_path``; returns the ``CompletedProcess``."""
+def run_train_script_tiny(script, data_env, tmp_path, extra=()):
+    """Run ``scripts/<script>`` in one process with :data:`TINY_TRAIN_OVERRIDES` (then
+    ``extra``), writing checkpoints under ``tmp_path``; returns the ``CompletedProcess``."""
     import os
     import subprocess
 
     from config import REPO_ROOT
 
-    argv = [*TINY_TRAIN_OVERRIDES, "--ckpt", str(tmp_path), "--tb_path", str(tmp_path / "tb")]
+    argv = [*TINY_TRAIN_OVERRIDES, "--ckpt", str(tmp_path), "--tb_path", str(tmp_path / "tb"),
+            *extra]
     return subprocess.run(["bash", f"scripts/{script}", *argv], cwd=REPO_ROOT,
                           env={**os.environ, **data_env, "NGPU": "1"},
                           capture_output=True, text=True, timeout=900)

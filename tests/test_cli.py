@@ -88,7 +88,7 @@ def test_every_ignored_flag_exists_in_parser():
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--wt_layer", "0", "0", "5", "0", "0", "0", "0"], "--wt_layer"),
+    (["--wt_layer", "0", "0", "6", "0", "0", "0", "0"], "--wt_layer"),
     (["--wt_layer", "0", "0", "1"], "--wt_layer"),
     (["--class_uniform_pct", "1.5"], "--class_uniform_pct"),
     (["--use_cwcl", "--nce_T", "0"], "--nce_T"),

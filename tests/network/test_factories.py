@@ -86,7 +86,9 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="--wt_layer"):
         get_net("DeepR18V3PlusD", wt_layer=(0, 0, 1, 1, 1, 0), pretrained=False)
     with pytest.raises(ValueError, match="--wt_layer"):
-        get_net("DeepR18V3PlusD", wt_layer=(0, 0, 5, 0, 0, 0, 0), pretrained=False)
+        get_net("DeepR18V3PlusD", wt_layer=(0, 0, 6, 0, 0, 0, 0), pretrained=False)
+    with pytest.raises(ValueError, match="--wt_layer code 5"):
+        get_net("DeepShuffleNetV3PlusD", wt_layer=(0, 0, 5, 0, 0, 0, 0), pretrained=False)
     model = get_net("DeepShuffleNetV3PlusD", pretrained=False)
     with pytest.raises(ValueError, match="images_aug must have the shape"):
         model(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 64, 64))
