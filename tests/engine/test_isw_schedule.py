@@ -1,8 +1,5 @@
 """The ISW mask schedule: due once, same mask on every rank, eval/no-grad pass."""
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -11,6 +8,7 @@ import datasets
 from engine.isw import ISWMaskSchedule
 from network import get_net
 from utils import dist as dist_utils
+from tests.gloo import free_port, join_gloo_group
 
 ISW_WT_LAYER = (0, 0, 2, 2, 2, 0, 0)
 
@@ -50,17 +48,9 @@ def test_masks_per_layer_and_model_left_in_train_mode(generated_roots):
     assert torch.equal(torch.rand(3), expected)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _worker(rank, world_size, port, root, results):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist_utils.init_distributed(device="cpu")
+    join_gloo_group(rank, world_size, port)
     results[rank] = _schedule(root).compute(_model().train())
     dist_utils.cleanup()
 
@@ -69,7 +59,7 @@ def test_two_gloo_processes_get_the_same_mask_as_one(generated_roots):
     root = generated_roots["gtav"]
     manager = mp.Manager()
     results = manager.dict()
-    mp.spawn(_worker, args=(2, _free_port(), root, results), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), root, results), nprocs=2, join=True)
     single = _schedule(root).compute(_model().train())
     for rank in (0, 1):
         assert [torch.equal(a, b) for a, b in zip(results[rank], single)] == [True] * 3

@@ -1,9 +1,7 @@
 """--norm_semantics torch1.2 at the model level: C1 (IN = batch norm over the per-view batch in
 training, instance norm in eval, global over gloo processes) and C2 (frozen affine)."""
 
-import os
 import pickle
-import socket
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ from network import get_net
 from network.instance_norm import InstanceWhitening
 from network.norm_semantics import (Torch12InstanceNorm, apply_norm_semantics,
                                     batch_statistics_norm, norm_semantics_of)
+from tests.gloo import free_port, join_gloo_group
 
 # Every IN code on one trunk: stem 4 (affine IN), layer1 1, layer2 2, layer3 3 (R18 positions).
 ALL_CODES = (0, 0, 4, 1, 2, 3, 0)
@@ -142,12 +141,6 @@ def test_generic_on_module_types_for_any_trunk():
         get_net("DeepR18V3PlusD", pretrained=False, norm_semantics="torch1.3")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _layers():
     """The layers compared across processes: plain IN (codes 1-3) and affine IN (code 4)."""
     plain = InstanceWhitening(3)
@@ -179,10 +172,8 @@ SPLITS = ((slice(0, 2), slice(2, 4)), (slice(0, 2), slice(2, 5)))
 def _worker(rank, port, results):
     from utils import dist as dist_utils
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-                      RANK=str(rank), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist_utils.init_distributed(device="cpu")
+    join_gloo_group(rank, 2, port)
     x, weights = _global_inputs()
     out = []
     for split in SPLITS:
@@ -197,7 +188,7 @@ def _worker(rank, port, results):
 def test_two_gloo_processes_match_one_process_with_the_whole_batch():
     manager = mp.Manager()
     results = manager.dict()
-    mp.spawn(_worker, args=(_free_port(), results), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), results), nprocs=2, join=True)
     x, weights = _global_inputs()
     k = 0
     for split in SPLITS:

@@ -1,8 +1,5 @@
 """Switchable Whitening (--wt_layer 5): whitening, running statistics, gradients, ranks."""
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -10,6 +7,7 @@ import torch.multiprocessing as mp
 from network import get_net
 from network.switchable_whitening import SwitchWhiten2d
 from utils import dist as dist_utils
+from tests.gloo import free_port, join_gloo_group
 
 
 def correlated_maps(batch, channels, size, seed=0, dtype=torch.float64):
@@ -158,16 +156,8 @@ def test_stem_imagenet_batchnorm_affine_loads_into_ibn_and_sw(tmp_path, wt):
     assert torch.equal(block.weight.detach(), torch.ones(64))
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _sync_worker(rank, world_size, port, results):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    dist_utils.init_distributed(device="cpu")
+    join_gloo_group(rank, world_size, port)
     x = correlated_maps(4, 16, 4, seed=5)[2 * rank:2 * rank + 2].clone().requires_grad_()
     sw = SwitchWhiten2d(16).double().train()
     out = sw(x)
@@ -180,7 +170,7 @@ def _sync_worker(rank, world_size, port, results):
 def test_two_gloo_processes_equal_one_process_on_the_whole_batch():
     manager = mp.Manager()
     results = manager.dict()
-    mp.spawn(_sync_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+    mp.spawn(_sync_worker, args=(2, free_port(), results), nprocs=2, join=True)
     x = correlated_maps(4, 16, 4, seed=5).requires_grad_()
     sw = SwitchWhiten2d(16).double().train()
     out = sw(x)

@@ -1,11 +1,9 @@
-import os
-import socket
-
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from utils import dist as dist_utils
+from tests.gloo import free_port, join_gloo_group
 
 
 def test_single_process_without_launcher(monkeypatch):
@@ -47,16 +45,8 @@ def test_cuda_request_without_gpu_fails_clearly():
         dist_utils.select_device("cuda")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _worker(rank, world_size, port, results):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    state = dist_utils.init_distributed(device="cpu")
+    state = join_gloo_group(rank, world_size, port)
     summed = dist_utils.all_reduce_sum(torch.tensor([float(rank + 1)]))
     mean = dist_utils.all_reduce_mean(torch.tensor([float(rank)]))
     results[rank] = (state.backend, state.world_size, summed.item(), mean.item())
@@ -66,7 +56,7 @@ def _worker(rank, world_size, port, results):
 def test_two_processes_on_gloo():
     manager = mp.Manager()
     results = manager.dict()
-    mp.spawn(_worker, args=(2, _free_port(), results), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), results), nprocs=2, join=True)
     assert dict(results) == {0: ("gloo", 2, 3.0, 0.5), 1: ("gloo", 2, 3.0, 0.5)}
 
 
