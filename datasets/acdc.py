@@ -14,22 +14,13 @@ all from the same root.
 """
 
 from datasets.base import SegmentationDataset
-from datasets.label_codes import BDD_LUT, apply_lut
-from datasets.readers import read_id_label
+from datasets.bdd100k import decode_bdd_label
 from utils.labels import NUM_CLASSES
 
 CONDITIONS = ("fog", "night", "rain", "snow")
 IMAGE_SUFFIX = "_rgb_anon.png"
 LABEL_SUFFIX = "_gt_labelTrainIds.png"
 TRAIN_ID_LABELS = f"8-bit *{LABEL_SUFFIX} files holding train ids 0..{NUM_CLASSES - 1}"
-
-
-def decode_train_id_label(path):
-    """8-bit train-id PNG (ACDC, Dark Zurich) -> (H, W) uint8 train ids (other values -> 255).
-
-    The encoding is BDD-100K's (train ids stored directly), hence its table.
-    """
-    return apply_lut(read_id_label(path), BDD_LUT)
 
 
 def list_condition_samples(dataset, image_root, label_root):
@@ -60,7 +51,8 @@ class ACDC(SegmentationDataset):
         "    rgb_anon/{fog,night,rain,snow}/{train,val}/<sequence>/<stem>_rgb_anon.png\n"
         "    gt/{fog,night,rain,snow}/{train,val}/<sequence>/<stem>_gt_labelTrainIds.png\n"
         "  (8-bit train ids, 255 = ignore; acdc_<condition> needs only its condition)")
-    label_decoder = staticmethod(decode_train_id_label)
+    # Train ids stored directly, as in BDD-100K: its decoder (other values -> 255).
+    label_decoder = staticmethod(decode_bdd_label)
 
     @property
     def expected_labels(self):

@@ -11,7 +11,8 @@ Labels are 8-bit Cityscapes train ids (0..18, 255 ignore), decoded like ACDC's. 
 ``*_gt_invGray.png`` are not read.
 """
 
-from datasets.acdc import TRAIN_ID_LABELS, decode_train_id_label, list_condition_samples
+from datasets.acdc import TRAIN_ID_LABELS, list_condition_samples
+from datasets.bdd100k import decode_bdd_label
 from datasets.base import SegmentationDataset
 
 
@@ -28,7 +29,7 @@ class DarkZurich(SegmentationDataset):
         "    rgb_anon/val/night/<sequence>/<stem>_rgb_anon.png\n"
         "    gt/val/night/<sequence>/<stem>_gt_labelTrainIds.png\n"
         "  (8-bit train ids, 255 = ignore; only the val split is labelled)")
-    label_decoder = staticmethod(decode_train_id_label)
+    label_decoder = staticmethod(decode_bdd_label)  # train ids stored directly, as BDD's
 
     @property
     def expected_labels(self):
