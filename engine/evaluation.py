@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 import network
 from config import DEFAULT_NORM_SEMANTICS
-from engine.report import add_fields, extra_markdown
+from engine.report import add_fields, extra_markdown, percent_text
 from engine.tta import SINGLE_SCALE, tta_logits
 from utils import dist as dist_utils
 from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
@@ -218,15 +218,10 @@ def format_table(results, class_names):
     header = ["dataset", "mIoU", "pixel acc"] + list(class_names)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, res in results.items():
-        cells = [name, _pct(res["miou"]), _pct(res["pixel_acc"])]
-        cells += [_pct(v) for v in res["iou"]]
+        cells = [name, percent_text(res["miou"]), percent_text(res["pixel_acc"])]
+        cells += [percent_text(v) for v in res["iou"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _pct(value):
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{100.0 * value:.2f}"
 
 
 def write_results(results, out_dir, class_names, protocol, checkpoint=None,

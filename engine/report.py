@@ -113,8 +113,10 @@ def _add(target, fields, where):
     target.update(fields)
 
 
-def _pct(value):
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+def percent_text(value):
+    """A fraction as a percentage with two decimals; ``n/a`` for None / NaN (absent class)."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{100.0 * value:.2f}"
 
 
 def extra_markdown(extra):
@@ -122,10 +124,10 @@ def extra_markdown(extra):
     mean = extra["mean_over_targets"]
     lines = [f"- test-time augmentation: `{extra['tta']['name']}`",
              f"- mean mIoU over the targets ({', '.join(mean['targets']) or 'none'}): "
-             f"{_pct(mean['miou'])}"]
+             f"{percent_text(mean['miou'])}"]
     if "miou_16" in mean:
         lines.append(f"- SYNTHIA-source class subsets, mean over the targets: 16 classes "
-                     f"{_pct(mean['miou_16'])}, 13 classes {_pct(mean['miou_13'])}")
+                     f"{percent_text(mean['miou_16'])}, 13 classes {percent_text(mean['miou_13'])}")
     for name, fields in extra["per_dataset"].items():
         sweep = fields.get("corruptions")
         if sweep:
@@ -138,11 +140,13 @@ def corruption_markdown(name, sweep):
     severities = [s for s in sweep["severities"]]
     header = ["corruption"] + [f"s{s}" for s in severities] + ["mean (s>=1)"]
     lines = [f"### {name}: corruptions", "",
-             f"clean mIoU {_pct(sweep['clean_miou'])}, mPC {_pct(sweep['mpc'])}, relative "
-             f"robustness {_pct(sweep['relative_robustness'])} % "
+             f"clean mIoU {percent_text(sweep['clean_miou'])}, "
+             f"mPC {percent_text(sweep['mpc'])}, relative "
+             f"robustness {percent_text(sweep['relative_robustness'])} % "
              f"({'the full benchmark' if sweep['benchmark_complete'] else 'a subset'})", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for corruption, entry in sweep["corruptions"].items():
-        cells = [_pct(entry["per_severity"].get(str(s))) for s in severities]
-        lines.append(f"| {corruption} | " + " | ".join(cells) + f" | {_pct(entry['miou'])} |")
+        cells = [percent_text(entry["per_severity"].get(str(s))) for s in severities]
+        lines.append(f"| {corruption} | " + " | ".join(cells)
+                     + f" | {percent_text(entry['miou'])} |")
     return lines
