@@ -73,3 +73,29 @@ def run_train_script_tiny(script, data_env, tmp_path, extra=()):
     return subprocess.run(["bash", f"scripts/{script}", *argv], cwd=REPO_ROOT,
                           env={**os.environ, **data_env, "NGPU": "1"},
                           capture_output=True, text=True, timeout=900)
+
+
+# A failed test keeps its tmp_path for debugging (pyproject's tmp_path_retention_policy) but
+# not its large checkpoints: a few failing ResNet-50 runs would otherwise fill the disk and
+# fail every later test with "No space left on device".
+LARGE_CHECKPOINT_BYTES = 16 * 2**20
+
+
+def remove_large_checkpoints(folder, limit=LARGE_CHECKPOINT_BYTES):
+    """Delete ``*.pth`` files over ``limit`` bytes under ``folder``; returns their paths."""
+    removed = []
+    for path in Path(folder).rglob("*.pth"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size > limit:
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    tmp_path = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    try:
+        return (yield)
+    finally:
+        if tmp_path is not None and Path(tmp_path).is_dir():
+            remove_large_checkpoints(tmp_path)
