@@ -109,11 +109,7 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
     candidate[:, ignore_index] = False
     chosen = _choose_classes(candidate, max_classes, random_class_order, generator)
 
-    # The table of §3.4 in one formula: V//2 hard when both sets reach V/2, otherwise all of
-    # the smaller set and the rest from the larger one (|H| + |E| > V makes that feasible).
-    num_hard = torch.minimum(hard_counts, (max_views - easy_counts).clamp(min=max_views // 2))
-    num_hard = torch.where(chosen, num_hard, 0)
-    num_easy = torch.where(chosen, max_views - num_hard, 0)
+    num_hard, num_easy = _hard_easy_quota(hard_counts, easy_counts, chosen, max_views)
 
     # Group 2c holds the hard pixels of class c, 2c + 1 the easy ones; sorting by group puts
     # every selected pixel in slot order (ascending class, hard before easy).
@@ -136,11 +132,26 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
     anchors = _fill_random_slots(anchors, y.shape[1], chosen.sum(dim=1) * max_views, used,
                                  generator)
 
-    class_ids = torch.arange(NUM_LABEL_VALUES, device=y.device).expand(y.shape[0], -1)
+    return CWCLAnchors(anchors, _slot_classes(chosen, max_classes), chosen.any())
+
+
+def _hard_easy_quota(hard_counts, easy_counts, chosen, max_views):
+    """``(num_hard, num_easy)``, each ``(B, NUM_LABEL_VALUES)``: pixels per chosen class.
+
+    The table of METHOD.md §3.4 in one formula: V//2 hard when both sets reach V/2, otherwise
+    all of the smaller set and the rest from the larger one (|H| + |E| > V makes that feasible).
+    """
+    num_hard = torch.minimum(hard_counts, (max_views - easy_counts).clamp(min=max_views // 2))
+    num_hard = torch.where(chosen, num_hard, 0)
+    return num_hard, torch.where(chosen, max_views - num_hard, 0)
+
+
+def _slot_classes(chosen, max_classes):
+    """``(B, K)`` class id of each class slot in ascending order; -1 for an unused slot."""
+    class_ids = torch.arange(NUM_LABEL_VALUES, device=chosen.device).expand(chosen.shape[0], -1)
     slot_classes = torch.where(chosen, class_ids, NUM_LABEL_VALUES).sort(dim=1).values
     slot_classes = slot_classes[:, :max_classes]
-    slot_classes = torch.where(slot_classes < NUM_LABEL_VALUES, slot_classes, -1)
-    return CWCLAnchors(anchors, slot_classes, chosen.any())
+    return torch.where(slot_classes < NUM_LABEL_VALUES, slot_classes, -1)
 
 
 def _fill_random_slots(anchors, num_pixels, num_class_anchors, used, generator):
