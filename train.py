@@ -61,35 +61,11 @@ def main(argv=None, *, before_step=None):
     args = cli.parse_args("train", argv)
     dist = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
     check_flags(args, dist)
-    config = cli.fit_config(args, argv)  # the checkpoints record this argv as their command
-    stale = checkpointing.prepare_run_dir(config.run_dir, dist.is_main)
-    logger = setup_logging(dist.rank, config.run_dir / "train.log")
-    for path in stale:
-        logger.info(f"removed {path}, left by a save that was interrupted")
-    set_seed(args.seed, dist.rank, args.deterministic)
-    torch.autograd.set_detect_anomaly(args.detect_anomaly)
+    config, logger = open_run(args, argv, dist)
     device = dist.device
-    logger.info(f"run folder {config.run_dir}; {dist.world_size} process(es), device {device}, "
-                f"backend {dist.backend}")
-    if dist.is_main:
-        (config.run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
-
     criterion = BlindNetCriterion(**cli.criterion_kwargs(args)).to(device)
     roots = cli.root_overrides(args)
-    try:
-        data = build_train_data(
-            args.dataset, roots, cli.dataset_options(args), cityscapes_split=args.city_mode,
-            batch_size=args.bs_mult, num_workers=args.num_workers, seed=args.seed,
-            rank=dist.rank, world_size=dist.world_size, pin_memory=device.type == "cuda",
-            logger=logger)
-    except ValueError as exc:  # a mix of one- and two-view sets, fewer images than a batch
-        raise SystemExit(str(exc)) from None
-    if criterion.needs_two_views and not data.two_view:
-        raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
-                         f"dataset (got --dataset {' '.join(args.dataset)})")
-    val_sets = build_val_sets(args.val_dataset, roots, cli.eval_dataset_options(args),
-                              batch_size=args.bs_mult_val, num_workers=min(2, args.num_workers),
-                              max_images=args.max_val_images)
+    data, val_sets = build_data(args, roots, dist, criterion.needs_two_views, logger)
 
     model = build_model(args, dist, logger)
     state = new_train_state(model, cli.optim_config(args), device=device, amp=args.amp,
@@ -124,6 +100,41 @@ def main(argv=None, *, before_step=None):
             f"{k} {100 * v:.2f}" for k, v in state.best.items()))
     dist_utils.cleanup()
     return TrainResult(best=state.best, iteration=state.iteration, model=model)
+
+
+def open_run(args, argv, dist):
+    """Create the run folder, logging and seeds; returns ``(FitConfig, logger)``."""
+    config = cli.fit_config(args, argv)  # the checkpoints record this argv as their command
+    stale = checkpointing.prepare_run_dir(config.run_dir, dist.is_main)
+    logger = setup_logging(dist.rank, config.run_dir / "train.log")
+    for path in stale:
+        logger.info(f"removed {path}, left by a save that was interrupted")
+    set_seed(args.seed, dist.rank, args.deterministic)
+    torch.autograd.set_detect_anomaly(args.detect_anomaly)
+    logger.info(f"run folder {config.run_dir}; {dist.world_size} process(es), device "
+                f"{dist.device}, backend {dist.backend}")
+    if dist.is_main:
+        (config.run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
+    return config, logger
+
+
+def build_data(args, roots, dist, needs_two_views, logger):
+    """The training data (``engine.data.TrainData``) and the validation sets."""
+    try:
+        data = build_train_data(
+            args.dataset, roots, cli.dataset_options(args), cityscapes_split=args.city_mode,
+            batch_size=args.bs_mult, num_workers=args.num_workers, seed=args.seed,
+            rank=dist.rank, world_size=dist.world_size, pin_memory=dist.device.type == "cuda",
+            logger=logger)
+    except ValueError as exc:  # a mix of one- and two-view sets, fewer images than a batch
+        raise SystemExit(str(exc)) from None
+    if needs_two_views and not data.two_view:
+        raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
+                         f"dataset (got --dataset {' '.join(args.dataset)})")
+    val_sets = build_val_sets(args.val_dataset, roots, cli.eval_dataset_options(args),
+                              batch_size=args.bs_mult_val, num_workers=min(2, args.num_workers),
+                              max_images=args.max_val_images)
+    return data, val_sets
 
 
 def check_flags(args, dist):
