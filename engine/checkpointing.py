@@ -151,8 +151,44 @@ def require_training_state(checkpoint, path):
             f"--snapshot {path}")
 
 
+def official_optimizer_state_for(saved, model):
+    """``saved`` (an SGD state dict) cut down to the parameters :func:`engine.trainer.
+    build_optimizer` gives the optimizer of ``model``.
+
+    The official ``get_optimizer`` puts every ``named_parameters()`` tensor in one group;
+    under ``--norm_semantics torch1.2`` ours holds only those that require grad. The frozen
+    BatchNorm affines never had a gradient in the official run (TORCH12_SEMANTICS.md C2), so
+    their entries hold no state and dropping them loses nothing. Any other layout is returned
+    unchanged (``load_state_dict`` then checks it).
+    """
+    groups = saved.get("param_groups", []) if isinstance(saved, dict) else []
+    params = list(model.parameters())
+    trainable = [i for i, p in enumerate(params) if p.requires_grad]
+    if len(groups) != 1 or len(groups[0]["params"]) != len(params) or \
+            len(trainable) == len(params):
+        return saved
+    kept = [groups[0]["params"][i] for i in trainable]
+    state = {new: saved["state"][old] for new, old in enumerate(kept) if old in saved["state"]}
+    return {"state": state, "param_groups": [{**groups[0], "params": list(range(len(kept)))}]}
+
+
+def load_optimizer_state(optimizer, saved, path, model=None):
+    """``optimizer.load_state_dict(saved)`` (adapted to ``model`` by
+    :func:`official_optimizer_state_for`); a mismatch raises ValueError naming ``path``."""
+    if model is not None:
+        saved = official_optimizer_state_for(saved, model)
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError) as exc:
+        held = [len(g["params"]) for g in optimizer.param_groups]
+        raise ValueError(f"{path}: its optimizer state does not fit this run's optimizer "
+                         f"({exc}; this run optimizes {held} parameters per group). Check "
+                         f"--arch, --wt_layer and --norm_semantics, or start from its "
+                         f"weights only (--snapshot without --restore_optimizer)") from exc
+
+
 def restore_training_state(checkpoint, path, optimizer, scheduler, scaler, generator, rank,
-                           world_size, iters_per_epoch):
+                           world_size, iters_per_epoch, model=None):
     """Load optimizer, scheduler, scaler and RNG states of a training checkpoint.
 
     The model weights are loaded (and checked) by the caller. Raises ValueError when
@@ -161,7 +197,7 @@ def restore_training_state(checkpoint, path, optimizer, scheduler, scaler, gener
     ``epoch``'s last batch: ``iteration = iters_per_epoch * epoch``.
     """
     require_training_state(checkpoint, path)
-    optimizer.load_state_dict(checkpoint["optimizer"])
+    load_optimizer_state(optimizer, checkpoint["optimizer"], path, model)
     scheduler.load_state_dict(checkpoint["scheduler"])
     notes = []
     if checkpoint.get("scaler") is not None:
@@ -195,7 +231,7 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
                          f"--wt_layer:\n{report.summary()}")
     position = restore_training_state(ckpt, path, state.optimizer, state.scheduler,
                                       state.scaler, state.loss_generator, rank, world_size,
-                                      iters_per_epoch)
+                                      iters_per_epoch, model=state.model)
     for note in position.notes:
         logger.warning(f"--resume {path}: {note}")
     logger.info(f"resumed {path} at iteration {position.iteration} (epoch {position.epoch}, "
@@ -239,7 +275,7 @@ def start_from_snapshot(state, path, *, arch, wt_layer, partial, restore_optimiz
     load_snapshot_weights(ckpt, path, state.model, arch=arch, wt_layer=wt_layer,
                           partial=partial, logger=logger)
     if restore_optimizer and "optimizer" in ckpt and "scheduler" in ckpt:
-        state.optimizer.load_state_dict(ckpt["optimizer"])
+        load_optimizer_state(state.optimizer, ckpt["optimizer"], path, state.model)
         state.scheduler.load_state_dict(ckpt["scheduler"])
         state.epoch = int(ckpt.get("epoch", 0))
         state.iteration = int(ckpt.get("iteration", iters_per_epoch * state.epoch))

@@ -207,3 +207,63 @@ def test_demo_passes_norm_semantics_to_blindnet_only():
     assert blindnet[blindnet.index("--norm_semantics") + 1] == "torch1.2"
     assert "--norm_semantics" not in baseline
     assert demo.parse_args([]).norm_semantics == "modern"
+
+
+def _official_checkpoint(path):
+    """An official-layout checkpoint: one SGD group over every named parameter, momentum only
+    for the parameters that had a gradient (the BatchNorm affines the torch1.2 run froze had
+    none). Returns {parameter name: its momentum buffer}."""
+    import network
+
+    wt = [int(v) for v in WT]
+    frozen = {name for name, p in network.get_net(ARCH, 19, wt, pretrained=False,
+                                                  norm_semantics="torch1.2").named_parameters()
+              if not p.requires_grad}
+    model = network.get_net(ARCH, 19, wt, pretrained=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    for i, (name, p) in enumerate(model.named_parameters()):
+        p.grad = None if name in frozen else torch.full_like(p, float(i))
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: 1.0)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": 1, "mean_iu": 0.0}, path)
+    assert frozen
+    return {name: optimizer.state[p]["momentum_buffer"]
+            for name, p in model.named_parameters() if name not in frozen}
+
+
+def test_official_optimizer_state_continues_under_torch12(data_env, tmp_path):
+    import network
+    from engine.checkpointing import official_optimizer_state_for
+    from engine.trainer import build_optimizer
+
+    momentum = _official_checkpoint(tmp_path / "official.pth")
+    model = network.get_net(ARCH, 19, [int(v) for v in WT], pretrained=False,
+                            norm_semantics="torch1.2")
+    optimizer = build_optimizer(model, lr=0.01, momentum=0.9, weight_decay=5e-4)
+    saved = load_checkpoint(tmp_path / "official.pth")["optimizer"]
+    optimizer.load_state_dict(official_optimizer_state_for(saved, model))
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert len(trainable) == len(momentum)
+    for name, p in trainable:  # each buffer reached the parameter of the same name
+        assert torch.equal(optimizer.state[p]["momentum_buffer"], momentum[name]), name
+
+    # train.py: the official run continues in its own semantics (it used to stop with
+    # PyTorch's "parameter group that doesn't match the size" error).
+    result = _train(tmp_path, "torch1.2", "cont", "--snapshot", str(tmp_path / "official.pth"),
+                    "--restore_optimizer", "--max_iter", "3")
+    assert result.iteration == 3
+    log = (tmp_path / "ckpt" / "d" / "cont" / "train.log").read_text()
+    assert "(iteration 2)" in log  # epoch 1 of 2 iterations each
+
+
+def test_an_optimizer_state_that_does_not_fit_names_the_file_and_the_way_out(tmp_path):
+    from engine.checkpointing import load_optimizer_state
+
+    saved = torch.optim.SGD(nn.Linear(3, 3).parameters(), lr=0.1).state_dict()
+    saved["param_groups"][0]["params"] = [0]  # one parameter where the model has two
+    optimizer = torch.optim.SGD(nn.Linear(3, 3).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"other\.pth: its optimizer state does not fit .*"
+                                         r"--snapshot without --restore_optimizer"):
+        load_optimizer_state(optimizer, saved, "other.pth")
