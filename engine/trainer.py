@@ -266,22 +266,37 @@ def _epoch(run):
             checkpointing.save(state, config.run_dir / "last.pth", config.record)
         if state.iteration >= config.max_iter:
             return True
-        signum = run.stop.should_stop(run.device)  # every rank agrees on where to stop
-        if signum:
-            run.save_last(f"stopped by {signal_name(signum)}")
-            raise Preempted(signum, state.iteration)
+        _stop_if_signalled(run, saved=False)
         if state.iteration == config.stop_at:
             run.save_last(f"--stop_at {config.stop_at}")
             return False
         if config.val_every and state.iteration % config.val_every == 0:
             run.validate()
+            _stop_if_signalled(run, saved=True)
     # The epoch ran to its end: next epoch, then validate (METHOD.md §4.1).
     if run.epoch_end is not None:
         run.epoch_end(state)
     state.epoch, state.epoch_iter = state.epoch + 1, 0
     if not config.val_every:
         run.validate()
+    # A signal during the ISW pass or a long validation stops here, not after one more step.
+    _stop_if_signalled(run, saved=not config.val_every)
     return True
+
+
+def _stop_if_signalled(run, saved):
+    """Raise :class:`Preempted` when any rank got a stop signal (every rank calls this at the
+    same points and agrees); ``saved``: ``last.pth`` already holds this iteration."""
+    signum = run.stop.should_stop(run.device)
+    if not signum:
+        return
+    reason = f"stopped by {signal_name(signum)}"
+    if saved:
+        run.logger.info(f"{reason}: {run.config.run_dir / 'last.pth'} holds iteration "
+                        f"{run.state.iteration}; continue with --resume auto")
+    else:
+        run.save_last(reason)
+    raise Preempted(signum, run.state.iteration)
 
 
 def _report(run, values, speed):

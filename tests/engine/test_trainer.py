@@ -83,3 +83,26 @@ def test_fit_raises_on_a_non_finite_loss_before_the_step(data_env, tmp_path):
             device=torch.device("cpu"), logger=logger)
     assert state.iteration == 2  # the poisoned step was refused
     assert all(torch.isfinite(p).all() for p in state.model.parameters())
+
+
+def test_a_signal_during_the_epoch_end_stops_after_its_validation_not_a_step_later(
+        data_env, tmp_path):
+    import os
+    import signal
+
+    from engine.trainer import Preempted
+
+    state, data, val_sets, config, step, logger = _setup(tmp_path, max_iter=6)
+    assert len(data.loader) == 2  # 5 images, batch 2: the epoch ends at iteration 2
+
+    def sigterm_at_epoch_end(s):  # where the ISW statistics pass runs
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Preempted) as stopped:
+        fit(state, data, BlindNetCriterion(), val_sets, config=config, step=step,
+            device=torch.device("cpu"), logger=logger, epoch_end=sigterm_at_epoch_end)
+    assert stopped.value.iteration == state.iteration == 2
+    last = load_checkpoint(config.run_dir / "last.pth")
+    assert (last["iteration"], last["epoch"], last["epoch_iter"]) == (2, 1, 0)
+    history = (config.run_dir / "val_history.jsonl").read_text().splitlines()
+    assert len(history) == 1  # the epoch's validation ran, then the run stopped
