@@ -6,7 +6,8 @@
 For every image: ``<results>/<mod>/<dataset>/<stem>_color.png`` (Cityscapes palette),
 ``<stem>_trainid.png`` (8-bit train ids) and, with ``--overlay``, ``<stem>_overlay.png``.
 ``--images`` runs on a folder or glob of arbitrary images (no labels needed); its outputs go
-to ``<results>/<mod>/images``. ``--sliding_window`` bounds memory on very large images.
+to ``<results>/<mod>/images``. ``--sliding_window`` bounds memory on very large images;
+``--eval_scales`` / ``--eval_flip`` predict with test-time augmentation, as valid.py does.
 
 Output names never collide: inputs that share a stem (``coffee.png``, ``coffee.jpg``) keep
 their extension (``coffee.png_color.png``, ``coffee.jpg_color.png``; see
@@ -24,6 +25,7 @@ import cli
 import datasets
 from datasets.image_folder import unique_output_stems
 from engine.evaluation import ShardSampler, predict_logits
+from engine.tta import tta_logits
 from utils import dist as dist_utils
 from utils.labels import colorize
 from utils.logging import setup_logging
@@ -77,8 +79,10 @@ def main(argv=None):
             image = dataset[index]["image"]
             batch = image.unsqueeze(0).to(state.device)
             with autocast(state.device, args.amp):
-                logits = predict_logits(model, batch, args.sliding_window, args.crop_size,
-                                        args.stride)
+                logits = tta_logits(
+                    lambda inputs: predict_logits(model, inputs, args.sliding_window,
+                                                  args.crop_size, args.stride),
+                    batch, args.eval_scales, args.eval_flip)
             pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
             outputs = {"color": colorize(pred), "trainid": pred}
             if args.overlay:

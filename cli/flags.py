@@ -221,7 +221,8 @@ def add_framework_flags(parser):
 
 
 def add_evaluation_flags(parser):
-    g = parser.add_argument_group("evaluation: adverse targets, corruptions, TTA (valid.py)")
+    g = parser.add_argument_group("evaluation: adverse targets, corruptions (valid.py), TTA "
+                                  "(valid.py, infer.py)")
     g.add_argument("--foggy_beta", type=float, default=datasets.DEFAULT_BETA,
                    help="fog density of foggy_cityscapes: 0.005, 0.01 or 0.02")
     g.add_argument("--eval_scales", type=float, nargs="+", default=[1.0], metavar="S",

@@ -21,7 +21,8 @@ TRAINING_RUN_KEYS = ("exp", "date", "seed", "dataset", "arch")
 
 def check_eval_settings(foggy_beta, scales, flip, corruptions, severities, script="valid"):
     """Validate the evaluation settings (``--foggy_beta``, ``--eval_scales``, ``--eval_flip``,
-    ``--corruptions``, ``--severities``); TTA and corruptions belong to valid.py only.
+    ``--corruptions``, ``--severities``); corruptions belong to valid.py only, TTA to
+    valid.py and infer.py.
 
     Raises ValueError naming the flag.
     """
@@ -30,12 +31,11 @@ def check_eval_settings(foggy_beta, scales, flip, corruptions, severities, scrip
     check_severities(severities)
     if corruptions is not None:
         resolve_corruptions(corruptions)
-    used = [flag for flag, on in (("--corruptions", corruptions is not None),
-                                  ("--eval_scales/--eval_flip", not is_single_scale(scales, flip)))
-            if on]
-    if script != "valid" and used:
-        raise ValueError(f"{', '.join(used)}: read by valid.py only; {script}.py would "
-                         f"ignore them")
+    if script != "valid" and corruptions is not None:
+        raise ValueError(f"--corruptions: read by valid.py only; {script}.py would ignore it")
+    if script == "train" and not is_single_scale(scales, flip):
+        raise ValueError("--eval_scales/--eval_flip: read by valid.py and infer.py only; "
+                         "train.py would ignore them")
 
 
 def training_run(checkpoint):

@@ -95,3 +95,34 @@ def test_images_flag_outside_infer_is_an_error_pointing_to_infer(script, capsys)
     assert info.value.code != 0
     err = capsys.readouterr().err
     assert "--images is only read by infer.py" in err and "python infer.py" in err
+
+
+def test_infer_with_flip_tta_writes_the_prediction_of_the_averaged_logits(tmp_path, snapshot):
+    import network
+    from datasets.image_folder import ImageFolder
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(photos / "a.png")
+    assert _infer(tmp_path, snapshot, photos, "--eval_flip", "--eval_scales", "1.0", "1.5") == 1
+    written = np.asarray(Image.open(tmp_path / "res" / "e" / "images" / "a_trainid.png"))
+
+    model = network.get_net(ARCH, 19, [int(w) for w in WT], pretrained=False)
+    model.load_state_dict(torch.load(snapshot))
+    model.eval()
+    image = ImageFolder(str(photos))[0]["image"].unsqueeze(0)
+    with torch.no_grad():
+        maps = []
+        for scale in (1.0, 1.5):  # no side below 64: no padding
+            x = torch.nn.functional.interpolate(image, scale_factor=scale, mode="bilinear",
+                                                align_corners=False) if scale != 1 else image
+            for flip in (False, True):
+                out = model(x.flip(-1) if flip else x)
+                out = out.flip(-1) if flip else out
+                maps.append(torch.nn.functional.interpolate(out, size=image.shape[-2:],
+                                                            mode="bilinear", align_corners=False))
+        expected = torch.stack(maps).mean(0).argmax(1)[0].numpy()
+        plain = model(image).argmax(1)[0].numpy()
+    assert (written == expected).mean() > 0.999, (written == expected).mean()
+    assert (written != plain).any()  # the augmentation changed the prediction

@@ -155,7 +155,7 @@ def test_layout_error_of_a_missing_target_root(tmp_path, monkeypatch):
     ("valid", ["--severities", "6"], "--severities"),
     ("valid", ["--eval_scales", "0"], "--eval_scales"),
     ("valid", ["--foggy_beta", "0.03"], "--foggy_beta must be one of"),
-    ("train", ["--eval_flip"], "read by valid.py only"),
+    ("train", ["--eval_flip"], "read by valid.py and infer.py only"),
     ("infer", ["--val_dataset", "acdc", "--corruptions", "all"], "read by valid.py only"),
 ])
 def test_bad_evaluation_flags_exit_2(script, flags, message, capsys):
