@@ -180,3 +180,29 @@ def test_mpc_and_relative_robustness_tables(three_runs, tmp_path):
 def test_mpc_needs_a_sweep(three_runs):
     with pytest.raises(rt.ResultsTableError, match="has no corruption sweep"):
         rt.build_table([rt.load_run(p) for p in three_runs], metric="mpc")
+
+
+def test_clean_mpc_and_rpc_side_by_side(three_runs, capsys):
+    for out, (m1, m2) in zip(three_runs, ((0.15, 0.10), (0.17, 0.13), (0.30, 0.20))):
+        _add_sweep(out, "cityscapes", m1, 0.3)
+        _add_sweep(out, "bdd100k", m2, 0.2)
+    runs = [rt.load_run(p) for p in three_runs]
+    table = rt.build_combined_table(runs, metrics=["miou", "mpc", "rpc"])
+    assert table["columns"][:4] == ["cityscapes mIoU", "cityscapes mPC", "cityscapes rPC",
+                                    "bdd100k mIoU"]
+    assert table["columns"][-3:] == ["mean mIoU", "mean mPC", "mean rPC"]
+    baseline = table["rows"][0]["cells"]
+    assert baseline["cityscapes mIoU"][2] == pytest.approx([30.0, 34.0])  # clean, per seed
+    assert baseline["bdd100k mPC"][2] == pytest.approx([10.0, 13.0])
+    assert baseline["bdd100k rPC"][2] == pytest.approx([50.0, 65.0])
+    for column in ("cityscapes", "mean"):  # each cell is the single-metric table's cell
+        assert baseline[f"{column} mPC"] == rt.build_table(runs, metric="mpc")[
+            "rows"][0]["cells"][column]
+    assert rt.to_markdown(rt.build_combined_table(runs, metrics=["mpc"])) == rt.to_markdown(
+        rt.build_table(runs, metric="mpc"))  # one metric: the table of before
+
+    assert rt.main([str(p) for p in three_runs] + ["--metric", "miou", "mpc", "rpc",
+                                                   "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "mIoU (clean), mPC (mean mIoU under corruption), rPC (relative robustness" in text
+    assert "| method | n | cityscapes mIoU | cityscapes mPC | cityscapes rPC |" in text

@@ -3,6 +3,7 @@
     python tools/results_table.py logs/ckpt/eval/baseline_seed* logs/ckpt/eval/blindnet_seed*
     python tools/results_table.py RUN_DIR... --targets cityscapes bdd100k mapillary --classes 16
     python tools/results_table.py RUN_DIR... --metric mpc     # runs of valid.py --corruptions
+    python tools/results_table.py RUN_DIR... --metric miou mpc rpc   # clean, mPC, rPC together
 
 Each RUN_DIR is a folder holding the ``results.json`` of ``valid.py`` (or that file itself).
 Runs are grouped by **method**; the seeds of a method give mean ± sample standard deviation
@@ -25,7 +26,8 @@ evaluated dataset except the training source; every dataset in older files), or
 
 ``--metric mpc`` / ``--metric rpc`` tabulate the corruption sweep (``valid.py --corruptions``)
 instead: mPC, or the relative robustness mPC / clean mIoU, per target; every run must have
-swept the same corruptions and severities.
+swept the same corruptions and severities. ``--metric miou mpc rpc`` puts them side by side:
+one column per (target, metric), ``cityscapes mIoU | cityscapes mPC | cityscapes rPC | ...``.
 
 One table is one evaluation setting: every run must share the evaluation protocol and the
 test-time augmentation (``tta.name``; older files are ``single-scale``). A mix is refused,
@@ -51,6 +53,8 @@ CLASS_SETS = {"19": None, "16": SYNTHIA_16_CLASSES, "13": SYNTHIA_13_CLASSES}
 # --metric -> (field of a dataset's "corruptions" entry or None for the clean mIoU, caption)
 METRICS = {"miou": (None, "mIoU"), "mpc": ("mpc", "mPC (mean mIoU under corruption)"),
            "rpc": ("relative_robustness", "relative robustness mPC / clean mIoU")}
+# Column suffixes when several metrics share one table (--metric miou mpc rpc).
+METRIC_SHORT = {"miou": "mIoU", "mpc": "mPC", "rpc": "rPC"}
 SEED_TAG = re.compile(r"^(?P<method>.+?)[_-](?:seed|s)(?P<seed>\d+)$")
 MEAN_COLUMN = "mean"
 
@@ -242,6 +246,25 @@ def build_table(runs, targets=None, classes="19", metric="miou"):
             "columns": list(targets) + [MEAN_COLUMN], "rows": rows}
 
 
+def build_combined_table(runs, targets=None, classes="19", metrics=("miou",)):
+    """One table with a column per (target, metric): e.g. ``cityscapes mIoU``,
+    ``cityscapes mPC``, ``cityscapes rPC`` ... ``mean rPC`` (the robustness table of a
+    corruption paper). One metric gives :func:`build_table`'s table unchanged."""
+    metrics = list(dict.fromkeys(metrics))
+    if len(metrics) == 1:
+        return build_table(runs, targets, classes, metrics[0])
+    tables = [build_table(runs, targets, classes, metric) for metric in metrics]
+    columns = [f"{column} {METRIC_SHORT[m]}" for column in tables[0]["columns"]
+               for m in metrics]
+    rows = []
+    for i, row in enumerate(tables[0]["rows"]):  # same runs: same methods in the same order
+        cells = {f"{column} {METRIC_SHORT[m]}": table["rows"][i]["cells"][column]
+                 for column in tables[0]["columns"] for m, table in zip(metrics, tables)}
+        rows.append({"method": row["method"], "seeds": row["seeds"], "cells": cells})
+    return {"setting": tables[0]["setting"], "classes": classes, "metric": metrics,
+            "columns": columns, "rows": rows}
+
+
 def _cell(mean, std, digits, plus_minus):
     if math.isnan(mean):
         return "n/a"
@@ -252,7 +275,11 @@ def _cell(mean, std, digits, plus_minus):
 
 def _caption(table):
     classes = "" if table["classes"] == "19" else f", {table['classes']}-class mIoU"
-    return (f"{METRICS[table['metric']][1]} (%), {describe_setting(table['setting'])}{classes}; "
+    metrics = table["metric"] if isinstance(table["metric"], list) else [table["metric"]]
+    names = METRICS[metrics[0]][1] if len(metrics) == 1 else ", ".join(
+        {"miou": "mIoU (clean)", "mpc": METRICS["mpc"][1]}.get(
+            m, f"{METRIC_SHORT[m]} ({METRICS[m][1]})") for m in metrics)
+    return (f"{names} (%), {describe_setting(table['setting'])}{classes}; "
             f"mean ± std over seeds "
             f"(sample std, n seeds)")
 
@@ -290,7 +317,8 @@ def render(runs, targets=None, classes="19", digits=2, split_settings=False, fmt
     groups = group_by_setting(runs) if split_settings else {None: runs}
     parts = []
     for group in groups.values():
-        table = build_table(group, targets, classes, metric)
+        table = build_combined_table(group, targets, classes,
+                                     [metric] if isinstance(metric, str) else metric)
         if fmt in ("markdown", "both"):
             parts.append(to_markdown(table, digits))
         if fmt in ("latex", "both"):
@@ -306,8 +334,9 @@ def parse_args(argv=None):
                         help="columns, in order (default: the runs' targets)")
     parser.add_argument("--classes", choices=list(CLASS_SETS), default="19",
                         help="19 classes, or the 16 / 13 of SYNTHIA-source tables")
-    parser.add_argument("--metric", choices=list(METRICS), default="miou",
-                        help="clean mIoU, or mPC / relative robustness of the corruption sweep")
+    parser.add_argument("--metric", choices=list(METRICS), nargs="+", default=["miou"],
+                        help="clean mIoU, or mPC / relative robustness of the corruption sweep; "
+                             "several give one column per (target, metric)")
     parser.add_argument("--digits", type=int, default=2)
     parser.add_argument("--format", choices=("markdown", "latex", "both"), default="both")
     parser.add_argument("--split_settings", action="store_true",
