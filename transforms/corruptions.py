@@ -23,6 +23,7 @@ corruptions of Hendrycks & Dietterich 2019) defines the benchmark, so it is used
 the package's 4 held-out "validation" corruptions can be named explicitly.
 """
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -32,6 +33,8 @@ import types
 import zlib
 
 import numpy as np
+
+from transforms.glass_blur import glass_blur
 
 # The package's corruption order (imagecorruptions.get_corruption_names("common")), grouped
 # noise / blur / weather / digital; mPC averages over these.
@@ -176,6 +179,9 @@ def _import_adapted():
         module.np = _proxy(np, float_=np.float64)
     module.sk = _proxy(module.sk, util=_proxy(module.sk.util,
                                               random_noise=_seeded_random_noise(module.sk)))
+    # The same output as the package's glass_blur, 17-41x faster (transforms/glass_blur.py).
+    package.corruption_dict["glass_blur"] = functools.partial(glass_blur,
+                                                              gaussian=module.gaussian)
     return package
 
 
