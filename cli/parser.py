@@ -38,6 +38,7 @@ def validate_args(args, parser, script="train"):
     if bad_wt:
         parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES}, got {args.wt_layer}")
     try:  # the dataset, evaluation and whitening options are validated where they are defined
+        _check_dataset_names(args)
         datasets.check_options(dataset_options(args), flag_prefix="--")
         check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
                             args.severities, script)
@@ -77,6 +78,21 @@ def validate_args(args, parser, script="train"):
                       f"reads it (--wt_reg_weight > 0 with a --wt_layer code 1 for relax_denom, "
                       f"2 for the ISW flags)", UserWarning, stacklevel=2)
     return args
+
+
+# Flags that name datasets: a typo must fail at start-up, not after the training set's
+# (possibly long) preparation or the model's loading.
+DATASET_NAME_FLAGS = ("dataset", "val_dataset", "covstat_val_dataset")
+
+
+def _check_dataset_names(args):
+    """Raise ValueError naming the flag of the first unknown dataset name."""
+    for flag in DATASET_NAME_FLAGS:
+        for name in getattr(args, flag) or ():
+            try:
+                datasets.parse_dataset_name(name)
+            except ValueError as exc:
+                raise ValueError(f"--{flag}: {exc}") from None
 
 
 def parse_args(script="train", argv=None):

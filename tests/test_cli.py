@@ -105,6 +105,18 @@ def test_bad_values_fail_naming_the_flag(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("script", ["train", "valid", "infer"])
+@pytest.mark.parametrize("flag", ["--dataset", "--val_dataset", "--covstat_val_dataset"])
+def test_unknown_dataset_names_fail_at_parse_time(script, flag, capsys):
+    # A typo used to surface as a traceback only after the training data were prepared
+    # (train.py) or the checkpoint was loaded (valid.py / infer.py).
+    with pytest.raises(SystemExit) as excinfo:
+        parse_args(script, [flag, "cityscapes", "mapilary"])
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag}: unknown dataset 'mapilary'" in err and "mapillary" in err
+
+
 def test_infer_needs_something_to_run_on(capsys):
     with pytest.raises(SystemExit):
         parse_args("infer", ["--val_dataset"])
