@@ -274,7 +274,12 @@ def start_from_snapshot(state, path, *, arch, wt_layer, partial, restore_optimiz
         check_resume_norm_semantics(ckpt, norm_semantics, path)
     load_snapshot_weights(ckpt, path, state.model, arch=arch, wt_layer=wt_layer,
                           partial=partial, logger=logger)
-    if restore_optimizer and "optimizer" in ckpt and "scheduler" in ckpt:
+    missing = [key for key in ("optimizer", "scheduler") if key not in ckpt]
+    if restore_optimizer and missing:  # the official code skips it silently (METHOD.md §4.3)
+        logger.warning(f"--restore_optimizer: {path} has no {' / '.join(map(repr, missing))} "
+                       f"entry (a weights-only file): only its weights were loaded; the "
+                       f"optimizer and the LR schedule start afresh at iteration 0")
+    elif restore_optimizer:
         load_optimizer_state(state.optimizer, ckpt["optimizer"], path, state.model)
         state.scheduler.load_state_dict(ckpt["scheduler"])
         state.epoch = int(ckpt.get("epoch", 0))

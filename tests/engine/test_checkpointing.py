@@ -1,0 +1,64 @@
+"""engine.checkpointing with plain values: what ``--snapshot`` / ``--restore_optimizer`` load."""
+
+import logging
+
+import pytest
+import torch
+
+import network
+from engine.checkpointing import start_from_snapshot
+from engine.config import OptimConfig
+from engine.trainer import new_train_state
+
+ARCH = "network.deepv3.DeepR18V3PlusD"
+
+
+def _state():
+    torch.manual_seed(0)
+    model = network.get_net(ARCH, 19, [0] * 7, pretrained=False)
+    return new_train_state(model, OptimConfig(lr=0.01, max_iter=10), device=torch.device("cpu"))
+
+
+def _snapshot(state, path, **entries):
+    torch.save({"state_dict": state.model.state_dict(), "epoch": 2, **entries}, path)
+    return path
+
+
+def _start(state, path, caplog):
+    with caplog.at_level(logging.INFO, logger="test_checkpointing"):
+        start_from_snapshot(state, path, arch=ARCH, wt_layer=[0] * 7, partial=False,
+                            restore_optimizer=True, norm_semantics="modern", iters_per_epoch=4,
+                            logger=logging.getLogger("test_checkpointing"))
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.name == "test_checkpointing" and r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize("entries,missing", [({}, "'optimizer' / 'scheduler'"),
+                                             ({"optimizer": None}, "'scheduler'")])
+def test_restore_optimizer_on_a_weights_only_file_warns_instead_of_skipping_silently(
+        tmp_path, caplog, entries, missing):
+    state = _state()
+    if "optimizer" in entries:
+        entries = {"optimizer": state.optimizer.state_dict()}
+    _start(state, _snapshot(state, tmp_path / "weights.pth", **entries), caplog)
+    warnings = _warnings(caplog)
+    assert any("--restore_optimizer" in w and str(tmp_path / "weights.pth") in w
+               and missing in w for w in warnings), warnings
+    assert state.iteration == 0 and state.epoch == 0
+
+
+def test_restore_optimizer_restores_the_schedule_and_position(tmp_path, caplog):
+    source = _state()
+    for _ in range(3):
+        source.optimizer.step()
+        source.scheduler.step()
+    path = _snapshot(source, tmp_path / "full.pth", optimizer=source.optimizer.state_dict(),
+                     scheduler=source.scheduler.state_dict(), iteration=3)
+    state = _state()
+    _start(state, path, caplog)
+    assert not _warnings(caplog)
+    assert (state.iteration, state.epoch) == (3, 2)
+    assert state.scheduler.last_epoch == 3
