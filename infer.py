@@ -63,8 +63,12 @@ def main(argv=None):
     logger = setup_logging(state.rank, cli.run_dir(args) / "infer.log")
     model, _, _ = cli.load_eval_model(args, state.device, logger)
     out_root = Path(args.results) / (args.mod or args.exp)
+    try:  # every source up front: a bad root fails before any output is written
+        todo = list(sources(args))
+    except (datasets.DatasetLayoutError, FileNotFoundError) as error:  # names root / --images
+        raise SystemExit(f"infer.py: error: {error}") from None
     written = 0
-    for folder, dataset, (mean, std) in sources(args):
+    for folder, dataset, (mean, std) in todo:
         out_dir = out_root / folder
         n = len(dataset) if args.max_val_images is None else min(len(dataset),
                                                                   args.max_val_images)

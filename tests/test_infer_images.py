@@ -126,3 +126,23 @@ def test_infer_with_flip_tta_writes_the_prediction_of_the_averaged_logits(tmp_pa
         plain = model(image).argmax(1)[0].numpy()
     assert (written == expected).mean() > 0.999, (written == expected).mean()
     assert (written != plain).any()  # the augmentation changed the prediction
+
+
+def test_missing_inputs_are_one_error_line_before_anything_is_written(data_env, tmp_path,
+                                                                      snapshot, monkeypatch):
+    # Both used to end in a traceback (valid.py already answered a bad root in one line);
+    # a bad second root also failed only after the first dataset's outputs were written.
+    with pytest.raises(SystemExit) as excinfo:
+        _infer(tmp_path, snapshot, tmp_path / "no_images")
+    assert str(excinfo.value).startswith("infer.py: error: --images ")
+    assert "no images found" in str(excinfo.value)
+    monkeypatch.setenv("BLINDNET_BDD_DIR", str(tmp_path / "no_bdd"))
+    with pytest.raises(SystemExit) as excinfo:
+        infer.main(["--arch", ARCH, "--wt_layer", *WT, "--snapshot", str(snapshot),
+                    "--ckpt", str(tmp_path / "logs"), "--val_dataset", "cityscapes",
+                    "bdd100k", "--results", str(tmp_path / "res"), "--max_val_images", "1",
+                    "--num_workers", "0"])
+    message = str(excinfo.value)
+    assert message.startswith("infer.py: error: ") and str(tmp_path / "no_bdd") in message
+    assert "BLINDNET_BDD_DIR" in message
+    assert not (tmp_path / "res").exists()
