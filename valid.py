@@ -17,7 +17,7 @@ from engine.evaluation import build_eval_loader, evaluate, format_table, write_r
 from engine.report import results_extra, training_run
 from engine.robustness import corruption_sweep
 from utils import dist as dist_utils
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import CheckpointError, load_checkpoint
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.logging import setup_logging
 from utils.viz import confusion_matrix_png
@@ -31,7 +31,10 @@ def main(argv=None):
     if not args.val_dataset:
         raise SystemExit("valid.py needs at least one --val_dataset name")
     # Loaded once here: the model and results.json's training_run both come from it.
-    checkpoint = load_checkpoint(args.snapshot) if args.snapshot else None
+    try:
+        checkpoint = load_checkpoint(args.snapshot) if args.snapshot else None
+    except (CheckpointError, FileNotFoundError) as error:  # the message names the file
+        raise SystemExit(f"valid.py: error: {error}") from None
     model, norm_semantics, trained_norm_semantics = cli.load_eval_model(
         args, state.device, logger, checkpoint=checkpoint)
     workers = 2 if args.num_workers is None else args.num_workers

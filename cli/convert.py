@@ -11,6 +11,7 @@ from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
 from loss.whitening import whitening_mode
+from utils.checkpoint import CheckpointError
 
 # build_dataset options a training set takes from flags of the same name (``max_images`` and
 # ``centroid_workers`` are not flags; ``cache_dir`` is resolved by :func:`cache_dir`).
@@ -112,6 +113,7 @@ def load_eval_model(args, device, logger, checkpoint=None):
     """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
 
     ``checkpoint``: the file's content when the caller has loaded it already.
+    A missing, unreadable or foreign file exits with ``<script>.py: error: ...`` naming it.
     Returns ``(model, norm_semantics, trained_norm_semantics)``.
     """
     if not args.snapshot:
@@ -123,3 +125,5 @@ def load_eval_model(args, device, logger, checkpoint=None):
                                 checkpoint=checkpoint)
     except SnapshotMismatchError as exc:
         raise SystemExit(str(exc)) from None
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:  # names the file
+        raise SystemExit(f"{args.script}.py: error: {exc}") from None

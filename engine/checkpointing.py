@@ -225,7 +225,7 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
     ckpt = load_checkpoint(path)
     require_training_state(ckpt, path)
     check_resume_norm_semantics(ckpt, norm_semantics, path)
-    report = load_state_dict_forgiving(state.model, extract_state_dict(ckpt))
+    report = load_state_dict_forgiving(state.model, extract_state_dict(ckpt, path))
     if not report.complete:
         raise ValueError(f"--resume {path} does not match --arch {arch} / "
                          f"--wt_layer:\n{report.summary()}")
@@ -249,7 +249,7 @@ def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger)
     Raises ValueError with the mismatch list of ``valid.py``, or pointing to ``--pretrained``
     for a torchvision ImageNet state dict.
     """
-    weights = extract_state_dict(ckpt)
+    weights = extract_state_dict(ckpt, path)
     imagenet = looks_like_imagenet_weights(weights)
     report = load_state_dict_forgiving(model, weights, log=False)
     mismatch = snapshot_mismatch(report, "--snapshot", path, arch, NUM_CLASSES, wt_layer,

@@ -318,7 +318,7 @@ def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
     norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
     model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,
                             norm_semantics=norm_semantics)
-    report = load_state_dict_forgiving(model, extract_state_dict(checkpoint))
+    report = load_state_dict_forgiving(model, extract_state_dict(checkpoint, snapshot))
     mismatch = snapshot_mismatch(report, "--snapshot", snapshot, arch, NUM_CLASSES, wt_layer)
     if mismatch:
         raise SnapshotMismatchError(mismatch)

@@ -187,9 +187,28 @@ def test_unreadable_files_get_our_message_in_every_entry_point(data_env, tmp_pat
                                     "--ckpt", str(tmp_path / "eval"), "--num_workers", "0"]
         for script in (valid, infer):
             argv = eval_argv + (["--results", str(tmp_path / "res")] if script is infer else [])
-            with pytest.raises(ckpt_utils.CheckpointError) as excinfo:
+            with pytest.raises(SystemExit) as excinfo:  # one line, not a traceback
                 script.main(argv)
-            assert str(path) in str(excinfo.value) and words in str(excinfo.value)
+            message = str(excinfo.value.code)
+            assert message.startswith(f"{script.__name__}.py: error: "), message
+            assert str(path) in message and words in message
+
+
+def test_eval_entry_points_name_a_missing_or_foreign_checkpoint_in_one_line(data_env, tmp_path):
+    # Both were tracebacks; the foreign layout's message named neither the file nor its keys.
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "epoch": 3}, foreign)
+    cases = [(tmp_path / "missing.pth", "does not exist"), (foreign, "['epoch', 'model']")]
+    for path, words in cases:
+        argv = R18_OFFICIAL + ["--snapshot", str(path), "--val_dataset", "cityscapes",
+                               "--ckpt", str(tmp_path / "eval"), "--num_workers", "0",
+                               "--results", str(tmp_path / "res")]
+        for script in (valid, infer):
+            with pytest.raises(SystemExit) as excinfo:
+                script.main(argv)
+            message = str(excinfo.value.code)
+            assert message.startswith(f"{script.__name__}.py: error: "), message
+            assert str(path) in message and words in message, message
 
 
 # --- disk full, stale temp files, NaN in JSON -------------------------------------------

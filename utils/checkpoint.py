@@ -26,6 +26,7 @@ from utils.logging import get_logger
 MODULE_PREFIX = "module."
 ZIP_MAGIC = b"PK\x03\x04"     # torch.save's default (zip) format
 PICKLE_MAGIC = b"\x80"         # torch.save's legacy format starts with a pickle protocol opcode
+MAX_LISTED = 10                # top-level entries an error message lists
 
 
 class CheckpointError(RuntimeError):
@@ -153,13 +154,20 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(_describe_unreadable(path, exc)) from None
 
 
-def extract_state_dict(checkpoint):
-    """The model weights of a checkpoint: ``checkpoint['state_dict']`` or the dict itself."""
+def extract_state_dict(checkpoint, path=None):
+    """The model weights of a checkpoint: ``checkpoint['state_dict']`` or the dict itself.
+
+    Raises ValueError naming ``path`` (when given) and the entries the file does hold.
+    """
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
         return checkpoint["state_dict"]
     if isinstance(checkpoint, dict) and all(torch.is_tensor(v) for v in checkpoint.values()):
         return checkpoint
-    raise ValueError("checkpoint holds neither a 'state_dict' entry nor a plain state dict")
+    held = (f"its top-level entries are {sorted(map(str, checkpoint))[:MAX_LISTED]}"
+            if isinstance(checkpoint, dict) else f"it holds a {type(checkpoint).__name__}")
+    raise ValueError(f"checkpoint{'' if path is None else f' {path}'} holds neither a "
+                     f"'state_dict' entry nor a plain state dict ({held}); save "
+                     f"{{'state_dict': model.state_dict()}} or the state dict itself")
 
 
 def checkpoint_norm_semantics(checkpoint):

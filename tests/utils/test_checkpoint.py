@@ -209,6 +209,11 @@ def test_extract_state_dict_accepts_raw_and_wrapped():
     assert ckpt.extract_state_dict(sd) is sd
     with pytest.raises(ValueError, match="state_dict"):
         ckpt.extract_state_dict({"epoch": 1})
+    # A common other layout: the message names the file and what it holds instead.
+    with pytest.raises(ValueError) as excinfo:
+        ckpt.extract_state_dict({"model": sd, "epoch": 1}, "runs/x.pth")
+    assert "checkpoint runs/x.pth holds neither" in str(excinfo.value)
+    assert "['epoch', 'model']" in str(excinfo.value)
 
 
 def test_unwrap_model_handles_nested_wrappers():
