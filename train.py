@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import cli
 import network
+from datasets import DatasetLayoutError
 from engine import checkpointing
 from engine.data import build_train_data, build_val_sets
 from engine.isw import ISWMaskSchedule
@@ -119,21 +120,29 @@ def open_run(args, argv, dist):
 
 
 def build_data(args, roots, dist, needs_two_views, logger):
-    """The training data (``engine.data.TrainData``) and the validation sets."""
+    """The training data (``engine.data.TrainData``) and the validation sets.
+
+    The validation sets come first, so that a missing root of either kind stops the run
+    (one ``train.py: error:`` line with the expected folder tree) before the training set's
+    preparation (the class-uniform centroid pass) takes its time.
+    """
     try:
+        val_sets = build_val_sets(args.val_dataset, roots, cli.eval_dataset_options(args),
+                                  batch_size=args.bs_mult_val,
+                                  num_workers=min(2, args.num_workers),
+                                  max_images=args.max_val_images)
         data = build_train_data(
             args.dataset, roots, cli.dataset_options(args), cityscapes_split=args.city_mode,
             batch_size=args.bs_mult, num_workers=args.num_workers, seed=args.seed,
             rank=dist.rank, world_size=dist.world_size, pin_memory=dist.device.type == "cuda",
             logger=logger)
+    except DatasetLayoutError as exc:  # names the dataset, its root flag and the layout
+        raise SystemExit(f"train.py: error: {exc}") from None
     except ValueError as exc:  # a mix of one- and two-view sets, fewer images than a batch
         raise SystemExit(str(exc)) from None
     if needs_two_views and not data.two_view:
         raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
                          f"dataset (got --dataset {' '.join(args.dataset)})")
-    val_sets = build_val_sets(args.val_dataset, roots, cli.eval_dataset_options(args),
-                              batch_size=args.bs_mult_val, num_workers=min(2, args.num_workers),
-                              max_images=args.max_val_images)
     return data, val_sets
 
 

@@ -211,6 +211,21 @@ def test_eval_entry_points_name_a_missing_or_foreign_checkpoint_in_one_line(data
             assert str(path) in message and words in message, message
 
 
+@pytest.mark.parametrize("variable, dataset", [("BLINDNET_GTAV_DIR", "gtav"),
+                                               ("BLINDNET_CITYSCAPES_DIR", "cityscapes")])
+def test_a_missing_dataset_root_is_one_error_line_before_the_centroid_pass(
+        data_env, tmp_path, monkeypatch, variable, dataset):
+    # Both were tracebacks; a missing validation root only after the training set's
+    # class-uniform centroids had been computed.
+    monkeypatch.setenv(variable, str(tmp_path / "absent"))
+    with pytest.raises(SystemExit) as excinfo:
+        _run(tmp_path, "--max_iter", "1", "--val_dataset", "cityscapes")
+    message = _exit_message(excinfo)
+    assert message.startswith(f"train.py: error: {dataset} ")
+    assert str(tmp_path / "absent") in message and variable in message
+    assert not list((tmp_path / "ckpt" / "cache").glob("*")), "the centroid pass ran first"
+
+
 # --- disk full, stale temp files, NaN in JSON -------------------------------------------
 
 def test_disk_full_during_training_save_is_one_line_and_keeps_last_good(data_env, tmp_path,
