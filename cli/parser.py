@@ -49,9 +49,7 @@ def validate_args(args, parser, script="train"):
             covstat_datasets=args.covstat_val_dataset)
     except ValueError as exc:
         parser.error(str(exc))
-    for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
-        if getattr(args, flag) <= 0:
-            parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
+    _check_counts(args, parser)
     if not args.dist_timeout > 0:
         parser.error(f"--dist_timeout must be > 0 minutes, got {args.dist_timeout}")
     if (args.use_cwcl or args.use_sdcl) and args.nce_T <= 0:
@@ -78,6 +76,22 @@ def validate_args(args, parser, script="train"):
                       f"reads it (--wt_reg_weight > 0 with a --wt_layer code 1 for relax_denom, "
                       f"2 for the ISW flags)", UserWarning, stacklevel=2)
     return args
+
+
+def _check_counts(args, parser):
+    """Iteration, batch, image and worker counts: ``parser.error`` naming the flag."""
+    for flag in ("bs_mult", "bs_mult_val", "max_iter", "save_every", "log_every"):
+        if getattr(args, flag) <= 0:
+            parser.error(f"--{flag} must be positive, got {getattr(args, flag)}")
+    # Optional counts (None: their default); 0 or less would skip or loop silently:
+    # --max_val_images 0 evaluates nothing (NaN mIoU), --val_every -1 validates every step,
+    # --stop_at 0 never stops, --stride -8 crashes in the window loop.
+    for flag in ("val_every", "stop_at", "max_val_images", "stride"):
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
+            parser.error(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    if args.num_workers is not None and args.num_workers < 0:
+        parser.error(f"--num_workers must be >= 0 (0: load in the main process), got "
+                     f"{args.num_workers}")
 
 
 # Flags that name datasets: a typo must fail at start-up, not after the training set's

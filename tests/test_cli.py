@@ -97,6 +97,11 @@ def test_every_ignored_flag_exists_in_parser():
     (["--lr_schedule", "scl-poly"], "scl-poly"),
     (["--amp", "fp8"], "--amp"),
     (["--not_a_flag"], "unrecognized arguments"),
+    (["--max_val_images", "0"], "--max_val_images must be a positive integer"),
+    (["--val_every", "-1"], "--val_every must be a positive integer"),
+    (["--stop_at", "0"], "--stop_at must be a positive integer"),
+    (["--stride", "-8"], "--stride must be a positive integer"),
+    (["--num_workers", "-1"], "--num_workers must be >= 0"),
 ])
 def test_bad_values_fail_naming_the_flag(argv, message, capsys):
     with pytest.raises(SystemExit) as excinfo:
