@@ -13,7 +13,8 @@ Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 
 import cli
 import datasets
-from engine.evaluation import build_eval_loader, evaluate, format_table, write_results
+from engine.evaluation import (build_eval_loader, evaluate, format_table,
+                               inference_description, write_results)
 from engine.report import results_extra, training_run
 from engine.robustness import corruption_sweep
 from utils import dist as dist_utils
@@ -66,8 +67,10 @@ def main(argv=None):
             sweeps[base] = _corruption_sweep(run, base, dataset, args, result["miou"], logger)
 
     if state.is_main:
+        inference = inference_description(args.sliding_window, args.crop_size, args.stride)
         extra = results_extra(results, CLASS_NAMES, training=training_run(checkpoint),
-                              foggy_beta=args.foggy_beta, corruptions=sweeps, **tta)
+                              foggy_beta=args.foggy_beta, corruptions=sweeps,
+                              inference=inference, **tta)
         json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,
                                            args.snapshot, norm_semantics,
                                            trained_norm_semantics, extra=extra)
@@ -76,7 +79,7 @@ def main(argv=None):
                                  title=f"{base} ({args.eval_protocol} protocol), rows: ground "
                                        f"truth, columns: prediction, % of row")
         logger.info(f"evaluation protocol: {args.eval_protocol}, norm semantics "
-                    f"{norm_semantics}, TTA {extra['tta']['name']}\n"
+                    f"{norm_semantics}, TTA {extra['tta']['name']}, {inference['name']}\n"
                     + format_table(results, CLASS_NAMES))
         logger.info(f"wrote {json_path}, {md_path}")
     dist_utils.cleanup()

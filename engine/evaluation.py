@@ -88,6 +88,24 @@ def _window_starts(length, crop, stride):
     return starts
 
 
+def window_stride(crop_size, stride=None):
+    """The sliding-window step: ``stride``, else 2/3 of ``crop_size`` rounded up."""
+    return stride or max(1, int(math.ceil(crop_size * 2 / 3)))
+
+
+WHOLE_IMAGE = "whole-image"
+
+
+def inference_description(sliding_window, crop_size, stride=None):
+    """The ``inference`` entry of ``results.json``: whole-image or sliding windows (crop and
+    the step actually used); a setting that changes the numbers, like the TTA."""
+    if not sliding_window:
+        return {"name": WHOLE_IMAGE, "sliding_window": False, "crop_size": None, "stride": None}
+    step = window_stride(crop_size, stride)
+    return {"name": f"sliding-window({crop_size},{step})", "sliding_window": True,
+            "crop_size": int(crop_size), "stride": int(step)}
+
+
 @torch.no_grad()
 def predict_logits(model, images, sliding_window=False, crop_size=768, stride=None):
     """Logits (B, C, H, W) of an eval-mode model for normalised images (B, 3, H, W).
@@ -99,7 +117,7 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
     """
     if not sliding_window:
         return forward_padded(model, images)
-    stride = stride or max(1, int(math.ceil(crop_size * 2 / 3)))
+    stride = window_stride(crop_size, stride)
     _, _, height, width = images.shape
     pad_h, pad_w = max(0, crop_size - height), max(0, crop_size - width)
     padded = F.pad(images, (0, pad_w, 0, pad_h))

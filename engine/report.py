@@ -71,7 +71,7 @@ def _flag_values(tokens, flag):
 
 
 def results_extra(results, class_names, *, training=None, scales=(1.0,), flip=False,
-                  foggy_beta=None, corruptions=None):
+                  foggy_beta=None, corruptions=None, inference=None):
     """The ``extra`` of ``write_results``.
 
     Args:
@@ -80,6 +80,8 @@ def results_extra(results, class_names, *, training=None, scales=(1.0,), flip=Fa
         scales, flip: the TTA setting.
         foggy_beta: β of an evaluated ``foggy_cityscapes`` (recorded on that dataset).
         corruptions: {dataset: summary of ``engine.robustness.corruption_sweep``} or None.
+        inference: ``engine.evaluation.inference_description`` (whole image or sliding
+            windows); None leaves the field out.
     """
     sources = training_sources((training or {}).get("dataset"))
     per_dataset = {name: {} for name in results}
@@ -90,9 +92,12 @@ def results_extra(results, class_names, *, training=None, scales=(1.0,), flip=Fa
         per_dataset["foggy_cityscapes"]["foggy_beta"] = float(foggy_beta)
     for name, summary in (corruptions or {}).items():
         per_dataset[name]["corruptions"] = summary
-    return {"training_run": training, "tta": tta_description(scales, flip),
-            "mean_over_targets": mean_over_targets(results, sources, class_names),
-            "per_dataset": per_dataset}
+    extra = {"training_run": training, "tta": tta_description(scales, flip),
+             "mean_over_targets": mean_over_targets(results, sources, class_names),
+             "per_dataset": per_dataset}
+    if inference is not None:
+        extra["inference"] = inference
+    return extra
 
 
 def add_fields(payload, extra):
@@ -120,11 +125,14 @@ def percent_text(value):
 
 
 def extra_markdown(extra):
-    """``results.md`` lines: TTA, mean over targets, SYNTHIA subsets, corruption tables."""
+    """``results.md`` lines: TTA, inference, mean over targets, SYNTHIA subsets, corruption
+    tables."""
     mean = extra["mean_over_targets"]
-    lines = [f"- test-time augmentation: `{extra['tta']['name']}`",
-             f"- mean mIoU over the targets ({', '.join(mean['targets']) or 'none'}): "
-             f"{percent_text(mean['miou'])}"]
+    lines = [f"- test-time augmentation: `{extra['tta']['name']}`"]
+    if "inference" in extra:
+        lines.append(f"- inference: `{extra['inference']['name']}`")
+    lines.append(f"- mean mIoU over the targets ({', '.join(mean['targets']) or 'none'}): "
+                 f"{percent_text(mean['miou'])}")
     if "miou_16" in mean:
         lines.append(f"- SYNTHIA-source class subsets, mean over the targets: 16 classes "
                      f"{percent_text(mean['miou_16'])}, 13 classes {percent_text(mean['miou_13'])}")

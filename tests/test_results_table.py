@@ -16,7 +16,7 @@ def _result(miou):
 
 
 def _write_run(base, folder, mious, exp=None, seed=None, protocol="robustnet", tta=None,
-               source="gtav"):
+               source="gtav", inference=None):
     """A results.json as valid.py writes it (plus the training run, TTA and targets)."""
     out = base / folder
     write_results({name: _result(m) for name, m in mious.items()}, out, CLASS_NAMES, protocol,
@@ -27,6 +27,8 @@ def _write_run(base, folder, mious, exp=None, seed=None, protocol="robustnet", t
         payload["training_run"] = {"exp": exp, "seed": seed}
     if tta is not None:
         payload["tta"] = {"name": tta}
+    if inference is not None:
+        payload["inference"] = {"name": inference}
     payload["mean_over_targets"] = {"targets": [n for n in mious if n != source]}
     path.write_text(json.dumps(payload))
     return out
@@ -206,3 +208,20 @@ def test_clean_mpc_and_rpc_side_by_side(three_runs, capsys):
     text = capsys.readouterr().out
     assert "mIoU (clean), mPC (mean mIoU under corruption), rPC (relative robustness" in text
     assert "| method | n | cityscapes mIoU | cityscapes mPC | cityscapes rPC |" in text
+
+
+def test_refuses_a_sliding_window_mix(three_runs, tmp_path, capsys):
+    # Sliding windows change the numbers as TTA does; results.json did not record them, so a
+    # whole-image and a sliding-window run were averaged into one cell.
+    other = _write_run(tmp_path, "d", {"cityscapes": 0.45, "bdd100k": 0.33},
+                       exp="blindnet_seed305", seed=305, inference="sliding-window(768,512)")
+    runs = [rt.load_run(p) for p in three_runs + [other]]
+    with pytest.raises(rt.ResultsTableError, match=r"single-scale, sliding-window\(768,512\)"):
+        rt.build_table(runs)
+    same = _write_run(tmp_path, "e", {"cityscapes": 0.45, "bdd100k": 0.33},
+                      exp="blindnet_seed306", seed=306, inference="whole-image")
+    table = rt.build_table([rt.load_run(p) for p in three_runs + [same]])  # older files too
+    assert [len(r["seeds"]) for r in table["rows"]] == [2, 2]
+    assert rt.main([str(p) for p in three_runs + [other]] + ["--split_settings"]) == 0
+    out = capsys.readouterr().out
+    assert "protocol robustnet, TTA single-scale, sliding-window(768,512);" in out

@@ -187,3 +187,18 @@ def test_training_validates_on_the_adverse_targets(adverse_env, tmp_path):
     assert list(val_sets) == ["acdc_snow", "dark_zurich", "foggy_cityscapes"]
     foggy = val_sets["foggy_cityscapes"].loader.dataset
     assert foggy.beta == "0.005" and len(val_sets["acdc_snow"].loader.dataset) == 1
+
+
+def test_results_name_the_inference_mode(data_env, tmp_path):
+    snapshot = _snapshot(tmp_path)
+    _, whole, out = _run(tmp_path, snapshot, "--val_dataset", "cityscapes",
+                         "--max_val_images", "1", exp="whole")
+    assert whole["inference"] == {"name": "whole-image", "sliding_window": False,
+                                  "crop_size": None, "stride": None}
+    assert "- inference: `whole-image`" in (out / "results.md").read_text()
+    _, windows, out = _run(tmp_path, snapshot, "--val_dataset", "cityscapes",
+                           "--max_val_images", "1", "--sliding_window", "--crop_size", "96",
+                           exp="windows")
+    assert windows["inference"] == {"name": "sliding-window(96,64)", "sliding_window": True,
+                                    "crop_size": 96, "stride": 64}  # default stride 2/3
+    assert "- inference: `sliding-window(96,64)`" in (out / "results.md").read_text()

@@ -29,9 +29,11 @@ instead: mPC, or the relative robustness mPC / clean mIoU, per target; every run
 swept the same corruptions and severities. ``--metric miou mpc rpc`` puts them side by side:
 one column per (target, metric), ``cityscapes mIoU | cityscapes mPC | cityscapes rPC | ...``.
 
-One table is one evaluation setting: every run must share the evaluation protocol and the
-test-time augmentation (``tta.name``; older files are ``single-scale``). A mix is refused,
-naming the runs of each setting; ``--split_settings`` prints one table per setting instead.
+One table is one evaluation setting: every run must share the evaluation protocol, the
+test-time augmentation (``tta.name``; older files are ``single-scale``) and the inference mode
+(``inference.name``: whole-image or ``--sliding_window``; older files are whole-image). A
+mix is refused, naming the runs of each setting; ``--split_settings`` prints one table per
+setting instead.
 """
 
 import argparse
@@ -48,6 +50,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets.synthia import SYNTHIA_13_CLASSES, SYNTHIA_16_CLASSES  # noqa: E402
+from engine.evaluation import WHOLE_IMAGE  # noqa: E402
 
 CLASS_SETS = {"19": None, "16": SYNTHIA_16_CLASSES, "13": SYNTHIA_13_CLASSES}
 # --metric -> (field of a dataset's "corruptions" entry or None for the clean mIoU, caption)
@@ -70,7 +73,7 @@ class Run:
     path: Path
     method: str
     seed: int
-    setting: tuple  # (eval_protocol, tta name)
+    setting: tuple  # (eval_protocol, tta name, inference name)
     targets: list
     datasets: dict = field(repr=False)  # column name -> result entry of results.json
 
@@ -119,15 +122,20 @@ def load_run(run_dir):
                                 f"'eval_protocol')")
     method, seed = method_and_seed(payload, path)
     tta = (payload.get("tta") or {}).get("name", "single-scale")
+    # Files from before the field existed were whole-image evaluations unless they say else.
+    inference = (payload.get("inference") or {}).get("name", WHOLE_IMAGE)
     datasets = {_column(name, result): result for name, result in payload["datasets"].items()}
     names = (payload.get("mean_over_targets") or {}).get("targets")
     targets = [_column(n, payload["datasets"][n]) for n in names] if names is not None \
         else list(datasets)
-    return Run(path, method, seed, (payload["eval_protocol"], tta), targets, datasets)
+    return Run(path, method, seed, (payload["eval_protocol"], tta, inference), targets,
+               datasets)
 
 
 def describe_setting(setting):
-    return f"protocol {setting[0]}, TTA {setting[1]}"
+    """``protocol P, TTA T`` (and the inference mode unless whole-image)."""
+    text = f"protocol {setting[0]}, TTA {setting[1]}"
+    return text if setting[2] == WHOLE_IMAGE else f"{text}, {setting[2]}"
 
 
 def group_by_setting(runs):
