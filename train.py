@@ -192,6 +192,10 @@ def restore(state, args, run_dir, dist, iters_per_epoch, logger):
             state, args.snapshot, arch=args.arch, wt_layer=args.wt_layer,
             partial=args.snapshot_partial, restore_optimizer=args.restore_optimizer,
             norm_semantics=args.norm_semantics, iters_per_epoch=iters_per_epoch, logger=logger)
+    if args.stop_at is not None and state.iteration >= args.stop_at:  # fit would never meet it
+        logger.warning(f"--stop_at {args.stop_at}: the run continues at iteration "
+                       f"{state.iteration}, at or past it, so it will not stop there but "
+                       f"train to --max_iter {args.max_iter} (pass a later --stop_at)")
 
 
 def start_isw(args, roots, state, criterion, device, logger):

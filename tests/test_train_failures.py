@@ -150,6 +150,18 @@ def test_resume_tolerates_missing_scaler_and_rng(data_env, tmp_path):
     assert "no 'rng' entry" in log and "resumed" in log
 
 
+def test_a_stop_at_the_resumed_run_is_already_past_is_named_not_ignored(data_env, tmp_path):
+    # The same --stop_at after --resume auto used to be skipped without a word: the run
+    # trained on to --max_iter.
+    common = ["--max_iter", "3", "--val_dataset", "cityscapes", "--save_every", "100",
+              "--stop_at", "2"]
+    _run(tmp_path, *common)
+    resumed = _run(tmp_path, *common, "--resume", "auto")
+    assert resumed.iteration == 3
+    log = (tmp_path / "ckpt" / "d" / "exp" / "train.log").read_text()
+    assert "--stop_at 2: the run continues at iteration 2, at or past it" in log
+
+
 def test_official_checkpoint_without_iteration_resumes_at_its_epoch(tmp_path):
     from engine.checkpointing import restore_training_state
 
