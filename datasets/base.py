@@ -97,6 +97,9 @@ def check_options(options, flag_prefix=""):
     if not 0 < opts["scale_min"] <= opts["scale_max"]:
         raise ValueError(f"need 0 < {p}scale_min <= {p}scale_max, got {opts['scale_min']}, "
                          f"{opts['scale_max']}")
+    if opts["pre_size"] is not None and opts["pre_size"] <= 0:
+        # 0 or less would scale every image to 1x1 pixel: crops of pure padding.
+        raise ValueError(f"{p}pre_size must be positive (or unset), got {opts['pre_size']}")
     if not 0.0 <= opts["class_uniform_pct"] <= 1.0:
         raise ValueError(f"{p}class_uniform_pct must be in [0, 1], "
                          f"got {opts['class_uniform_pct']}")
