@@ -327,7 +327,9 @@ class SegmentationDataset(Dataset):
         image, train_ids = self.load_pair(sample)
         centroid = None if x < 0 else (x, y)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.item_seed(index))
+            # The CPU generator only (the transforms draw from it): torch.manual_seed would
+            # also reseed every CUDA device, which fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(self.item_seed(index))
             item = self.train_transform(image, train_ids, centroid)
         item["name"] = sample.name
         return item
