@@ -22,9 +22,12 @@ ranks (they read the cache).
 Determinism: every random draw of a training item (scale, crop, flip, rotation, jitter,
 blur) comes from torch's RNG seeded with a hash of (seed, epoch, index) inside
 :meth:`__getitem__` (the caller's RNG state is restored afterwards), and the class-uniform
-epoch list is a function of (seed, epoch). So any number of DataLoader workers, any DDP
-rank and an exact resume produce the same samples. Epoch changes reach DataLoader workers
-only when they are re-created, i.e. use ``persistent_workers=False`` (the default).
+epoch list is a function of (seed, epoch). The sources of a multi-source concatenation
+also mix in their position (:meth:`SegmentationDataset.set_stream`, set by
+``EpochConcatDataset``), so their items do not share draws. So any number of DataLoader
+workers, any DDP rank and an exact resume produce the same samples. Epoch changes reach
+DataLoader workers only when they are re-created, i.e. use ``persistent_workers=False``
+(the default).
 """
 
 import os
@@ -97,6 +100,9 @@ def check_options(options, flag_prefix=""):
     if not 0 < opts["scale_min"] <= opts["scale_max"]:
         raise ValueError(f"need 0 < {p}scale_min <= {p}scale_max, got {opts['scale_min']}, "
                          f"{opts['scale_max']}")
+    if opts["pre_size"] is not None and opts["pre_size"] <= 0:
+        # 0 or less would scale every image to 1x1 pixel: crops of pure padding.
+        raise ValueError(f"{p}pre_size must be positive (or unset), got {opts['pre_size']}")
     if not 0.0 <= opts["class_uniform_pct"] <= 1.0:
         raise ValueError(f"{p}class_uniform_pct must be in [0, 1], "
                          f"got {opts['class_uniform_pct']}")
@@ -167,6 +173,8 @@ class SegmentationDataset(Dataset):
         self.empty_labels = []
         self.epochs = None
         self.epoch, self.cut, self._entries = 0, False, None
+        # Position in a multi-source concatenation (set_stream); 0 = the single-source seeds.
+        self.stream = 0
 
     def prepare(self):
         """Do the heavy, cached set-up of a training set once; returns ``self``.
@@ -190,8 +198,21 @@ class SegmentationDataset(Dataset):
             check_empty_labels(self.name, self.split, self.root, self.empty_labels,
                                len(self.samples), self.expected_labels)
         pct = self.class_uniform_pct if self.training else 0.0
-        self.epochs = EpochEntries(len(self.samples), self.centroids, pct, self.seed)
+        self.epochs = EpochEntries(len(self.samples), self.centroids, pct, self.seed,
+                                   stream=self.stream)
         return self
+
+    def set_stream(self, stream):
+        """Give this set its own random streams as part ``stream`` of a concatenation.
+
+        Without it, item k of every source of a multi-source run would draw the same scale,
+        crop, flip and jitter (and the class-uniform lists the same shuffles). Stream 0
+        keeps the single-source seeds.
+        """
+        self.stream = int(stream)
+        if self.epochs is not None:
+            self.epochs.stream = self.stream
+        self._entries = None
 
     @classmethod
     def root_folder(cls):
@@ -300,7 +321,9 @@ class SegmentationDataset(Dataset):
 
     def item_seed(self, index):
         """64-bit seed of training item ``index`` in the current epoch."""
-        sequence = np.random.SeedSequence([self.seed, self.epoch, index, _ITEM_SEED_TAG])
+        words = [self.seed, self.epoch, index, _ITEM_SEED_TAG] + ([self.stream] if self.stream
+                                                                  else [])
+        sequence = np.random.SeedSequence(words)
         return int(sequence.generate_state(1, dtype=np.uint64)[0])
 
     @property
@@ -324,7 +347,9 @@ class SegmentationDataset(Dataset):
         image, train_ids = self.load_pair(sample)
         centroid = None if x < 0 else (x, y)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.item_seed(index))
+            # The CPU generator only (the transforms draw from it): torch.manual_seed would
+            # also reseed every CUDA device, which fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(self.item_seed(index))
             item = self.train_transform(image, train_ids, centroid)
         item["name"] = sample.name
         return item

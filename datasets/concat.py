@@ -14,6 +14,10 @@ class EpochConcatDataset(ConcatDataset):
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("EpochConcatDataset needs at least one dataset")
+        # Each source its own random streams (the first keeps the single-source ones).
+        for position, part in enumerate(self.datasets):
+            if hasattr(part, "set_stream"):
+                part.set_stream(position)
         self._cumulative_sizes = None
 
     @property

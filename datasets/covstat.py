@@ -59,7 +59,8 @@ class PhotometricPairs(Dataset):
         image = read_rgb_image(self.samples[index].image)
         sequence = np.random.SeedSequence([self.seed, self.trial, index, _TRIAL_TAG])
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0]))
+            # CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA's.
+            torch.default_generator.manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0]))
             photometric = self.photometric(image)
         return photometric, self.original(image)
 

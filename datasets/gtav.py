@@ -78,7 +78,14 @@ class GTAV(SegmentationDataset):
                                 f"differ in size and are {action} (--gtav_mismatch): {listing}"),
                       RuntimeWarning, stacklevel=2)
         if self.options["gtav_mismatch"] == "drop":
-            return [s for s in samples if str(s.label) not in mismatched]
+            kept = [s for s in samples if str(s.label) not in mismatched]
+            if not kept:
+                # An empty split would train on nothing or evaluate to a NaN mIoU.
+                raise self.layout_error(
+                    f"every one of the {len(samples)} image/label pair(s) differs in size, "
+                    f"so --gtav_mismatch drop leaves no sample (e.g. {listing.split(', ')[0]}); "
+                    f"check that labels/ matches images/, or pass --gtav_mismatch resize")
+            return kept
         for sample in samples:
             if str(sample.label) in mismatched:
                 self.label_sizes[sample.label] = tuple(mismatched[str(sample.label)][0])

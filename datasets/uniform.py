@@ -174,19 +174,23 @@ class EpochEntries:
 
     ``entries(epoch)`` -> (L, 3) int64 rows of (sample_index, x, y) (x = y = -1: random
     crop). With ``class_uniform_pct > 0`` the rows come from :func:`build_epoch` with an RNG
-    seeded from (seed, epoch) only, so all DDP ranks and any resume agree; otherwise each
+    seeded from (seed, epoch, and the source's ``stream`` in a concatenation) only, so all
+    DDP ranks and any resume agree; otherwise each
     sample appears once, in order, every epoch.
     """
 
-    def __init__(self, num_samples, centroids=None, class_uniform_pct=0.0, seed=0):
+    def __init__(self, num_samples, centroids=None, class_uniform_pct=0.0, seed=0, stream=0):
         self.num_samples = num_samples
         self.centroids = centroids or {}
         self.class_uniform_pct = class_uniform_pct
         self.seed = seed
+        self.stream = stream  # a source's own stream in a concatenation (0: single source)
 
     def entries(self, epoch):
         if self.class_uniform_pct > 0:
-            rng = np.random.default_rng([self.seed, int(epoch), 0, EPOCH_SEED_TAG])
+            words = [self.seed, int(epoch), 0, EPOCH_SEED_TAG] + ([self.stream] if self.stream
+                                                                  else [])
+            rng = np.random.default_rng(words)
             return build_epoch(self.num_samples, self.centroids, self.class_uniform_pct, rng)
         n = self.num_samples
         return np.column_stack([np.arange(n), np.full((n, 2), -1)]).astype(np.int64)

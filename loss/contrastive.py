@@ -9,6 +9,7 @@ original view's (detached). Both are InfoNCE losses with the positive in column 
 import torch
 from torch import nn
 
+from loss.covariance import float32_region
 from loss.sampling import sample_cwcl_anchors, sample_sdcl_pairs
 from loss.segmentation import resize_labels
 from utils.labels import IGNORE_LABEL
@@ -50,8 +51,9 @@ def class_wise_contrastive_loss(query, key, anchors, max_views, temperature, dis
     q = query.flatten(2).float().gather(2, index).transpose(1, 2)           # (B, M, D)
     k = key.detach().flatten(2).float().gather(2, index).transpose(1, 2)    # (B, M, D)
     positive = (q * k).sum(dim=-1, keepdim=True)
-    # Negatives are the keys of the anchors of the same image only.
-    negative = q @ k.transpose(1, 2)                                        # (B, M, M)
+    # Negatives are the keys of the anchors of the same image only (float32 under --amp too).
+    with float32_region(q.device):
+        negative = q @ k.transpose(1, 2)                                    # (B, M, M)
     if distinct:
         slot = torch.arange(q.shape[1], device=q.device) // max_views
         negative = negative.masked_fill(slot[:, None] == slot[None, :], float("-inf"))
@@ -85,7 +87,9 @@ def semantic_disentanglement_loss(query, key, pairs, temperature):
     k = k_pixels.index_select(0, anchor)
     negatives = q_pixels.index_select(0, negative.flatten()).view(*negative.shape, dim)
     positive = (q * k).sum(dim=-1, keepdim=True)
-    return _info_nce(positive, torch.einsum("ad,apd->ap", q, negatives), temperature)
+    with float32_region(q.device):  # autocast would run the product in bf16/fp16
+        negative = torch.einsum("ad,apd->ap", q, negatives)
+    return _info_nce(positive, negative, temperature)
 
 
 class ClassWiseContrastiveLoss(nn.Module):

@@ -13,9 +13,22 @@ each averaged over the levels. The original view is detached: gradients reach on
 augmented view. Both run in float32 whatever the autocast dtype of the features.
 """
 
+import contextlib
+
+import torch
 from torch import nn
 
 COVARIANCE_EPS = 1e-5
+
+
+def float32_region(device):
+    """A context in which autocast is off on ``device`` (matmuls stay float32 under --amp).
+
+    The meta device, used for shape checks, has no autocast; there it does nothing.
+    """
+    if torch.device(device).type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, enabled=False)
 
 
 def _flatten_pair(feat, feat_aug):
@@ -50,8 +63,11 @@ def covariance_matching_loss(feats, feats_aug):
     per_level = []
     for feat, feat_aug in zip(feats, feats_aug):
         f, f_aug = _flatten_pair(feat, feat_aug)
-        # The eps * I added to both covariances cancels in the difference.
-        difference = (f @ f.transpose(1, 2) - f_aug @ f_aug.transpose(1, 2)) / (f.shape[-1] - 1)
+        # The eps * I added to both covariances cancels in the difference. Autocast would
+        # run the products in bf16/fp16 and the small difference would be rounding noise.
+        with float32_region(f.device):
+            difference = (f @ f.transpose(1, 2) - f_aug @ f_aug.transpose(1, 2)) / (
+                f.shape[-1] - 1)
         per_level.append(difference.square().mean())
     return sum(per_level) / len(per_level)
 

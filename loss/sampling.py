@@ -5,7 +5,10 @@ to the embedding resolution. There is no Python loop over pixels, classes or ima
 subsets are drawn by giving every pixel a random key, sorting the pixels of each image by
 ``(group, key)`` and keeping the first ``quota`` pixels of every group. All randomness comes
 from the ``generator`` argument (the default generator when ``None``), so a seed makes the
-sampling reproducible. Label values must lie in ``[0, 255]`` (train ids and 255 = ignore).
+sampling reproducible. The generator may live on another device than the maps (the training
+engine keeps a CPU one): numbers are drawn where the generator is and then moved, because
+PyTorch refuses a CPU generator for CUDA tensors. Label values must lie in ``[0, 255]``
+(train ids and 255 = ignore).
 """
 
 from dataclasses import dataclass
@@ -46,6 +49,18 @@ class SDCLPairs:
     negative_index: torch.Tensor
 
 
+def _rand(shape, generator, device, dtype=torch.float32):
+    """``U[0, 1)`` of ``shape`` on ``device``, drawn on the generator's device."""
+    source = device if generator is None else generator.device
+    return torch.rand(shape, generator=generator, device=source, dtype=dtype).to(device)
+
+
+def _randperm(n, generator, device):
+    """A random permutation of ``0..n-1`` on ``device``, drawn on the generator's device."""
+    source = device if generator is None else generator.device
+    return torch.randperm(n, generator=generator, device=source).to(device)
+
+
 def _count_values(values, weights=None):
     """Per-image histogram of label values: ``(B, N) -> (B, 256)`` long."""
     weights = torch.ones_like(values) if weights is None else weights.long()
@@ -60,8 +75,7 @@ def _sort_by_group(groups, generator):
     ``groups``: ``(B, N)`` small non-negative ints. float64 keys ``group + U[0, 1)`` keep the
     random part exact for groups up to 2**20.
     """
-    noise = torch.rand(groups.shape, generator=generator, device=groups.device,
-                       dtype=torch.float64)
+    noise = _rand(groups.shape, generator, groups.device, torch.float64)
     return (groups.double() + noise).argsort(dim=1)
 
 
@@ -70,7 +84,7 @@ def _choose_classes(candidate, max_classes, random_order, generator):
     if not random_order:
         # The official order: ascending class id, cut at K_max.
         return candidate & (candidate.cumsum(dim=1) <= max_classes)
-    priority = torch.rand(candidate.shape, generator=generator, device=candidate.device)
+    priority = _rand(candidate.shape, generator, candidate.device)
     priority = priority.masked_fill(~candidate, 2.0)
     rank = priority.argsort(dim=1).argsort(dim=1)
     return candidate & (rank < max_classes)
@@ -96,7 +110,7 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
         distinct: the random fill avoids pixels of class slots (``--cwcl_negatives distinct``).
         random_class_order: pick the K classes at random (``--cwcl_class_order random``).
         ignore_index: label value that never forms a class slot.
-        generator: ``torch.Generator`` on the device of ``labels``.
+        generator: ``torch.Generator`` (on any device) or ``None``.
 
     Returns:
         :class:`CWCLAnchors`.
@@ -166,13 +180,13 @@ def _fill_random_slots(anchors, num_pixels, num_class_anchors, used, generator):
         num_class_anchors: ``(B,)`` number of class-slot positions of each image.
         used: ``(B, N)`` bool, the pixels of class slots that the fill must avoid
             (``--cwcl_negatives distinct``), or ``None`` to draw from every pixel.
-        generator: ``torch.Generator`` on the device of ``anchors``.
+        generator: ``torch.Generator`` (on any device) or ``None``.
 
     Returns:
         ``(B, K * V)`` indices.
     """
     (batch, slots_total), device = anchors.shape, anchors.device
-    fill_keys = torch.rand(batch, num_pixels, generator=generator, device=device)
+    fill_keys = _rand((batch, num_pixels), generator, device)
     pool_size = torch.full((batch,), num_pixels, dtype=torch.long, device=device)
     if used is not None:
         fill_keys = fill_keys.masked_fill(used, 2.0)  # used pixels sort after the pool
@@ -183,7 +197,7 @@ def _fill_random_slots(anchors, num_pixels, num_class_anchors, used, generator):
     fill_position = torch.arange(slots_total, device=device) - num_class_anchors[:, None]
     is_fill = fill_position >= 0
     # Past the end of the pool (small maps) draw pool positions with replacement.
-    with_replacement = torch.rand(batch, slots_total, generator=generator, device=device)
+    with_replacement = _rand((batch, slots_total), generator, device)
     with_replacement = torch.minimum((with_replacement * pool_size[:, None]).long(),
                                      pool_size[:, None] - 1)
     fill_position = torch.where(fill_position < pool_size[:, None], fill_position,
@@ -207,7 +221,7 @@ def sample_sdcl_pairs(labels, preds, preds_aug, num_patch, *, max_samples=1000,
         num_patch: negatives per anchor (``--num_patch``).
         max_samples: anchors per image in the cap (1000, fixed in the official code).
         ignore_index: label value that is never an anchor.
-        generator: ``torch.Generator`` on the device of ``labels``.
+        generator: ``torch.Generator`` (on any device) or ``None``.
 
     Returns:
         :class:`SDCLPairs`.
@@ -233,7 +247,7 @@ def sample_sdcl_pairs(labels, preds, preds_aug, num_patch, *, max_samples=1000,
     batch_index, pixel_index = anchor_mask.nonzero(as_tuple=True)
     cap = batch * max_samples
     if batch_index.numel() > cap:
-        keep = torch.randperm(batch_index.numel(), generator=generator, device=device)[:cap]
+        keep = _randperm(batch_index.numel(), generator, device)[:cap]
         batch_index, pixel_index = batch_index[keep], pixel_index[keep]
     confused = p_aug[batch_index, pixel_index]
     return SDCLPairs(batch_index, pixel_index, negative_table[batch_index, confused])

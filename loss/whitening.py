@@ -18,13 +18,12 @@ The three methods differ only in ``M``, ``m`` and ``N``:
   ``--cov_stat_epoch + 1`` epochs) the loss is zero.
 """
 
-import contextlib
 import math
 
 import torch
 from torch import nn
 
-from loss.covariance import COVARIANCE_EPS
+from loss.covariance import COVARIANCE_EPS, float32_region
 
 WHITENING_MODES = ("iw", "isw")
 
@@ -83,10 +82,7 @@ def instance_covariance(feat):
     pixels = feat.shape[-2] * feat.shape[-1]
     if pixels < 2:
         raise ValueError(f"covariance needs at least 2 pixels, got a {tuple(feat.shape)} map")
-    # float32 also under --amp (the meta device, used for shape checks, has no autocast).
-    no_autocast = (contextlib.nullcontext() if feat.device.type == "meta"
-                   else torch.autocast(feat.device.type, enabled=False))
-    with no_autocast:
+    with float32_region(feat.device):  # float32 also under --amp
         flat = feat.flatten(2).float()
         cov = flat @ flat.transpose(1, 2) / (pixels - 1)
     return cov + COVARIANCE_EPS * torch.eye(feat.shape[1], device=feat.device)

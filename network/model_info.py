@@ -69,7 +69,14 @@ def main(argv=None):
         parser.error(f"--size takes one or two positive ints, got {opts.size}")
     crop = (opts.size[0], opts.size[-1])
     archs = list(FACTORIES) if opts.arch == "all" else [opts.arch]
-    rows = [model_info(arch, crop, opts.wt_layer, opts.num_classes) for arch in archs]
+    try:
+        rows = [model_info(arch, crop, opts.wt_layer, opts.num_classes) for arch in archs]
+    except ValueError as error:  # a bad --arch / --wt_layer, or a --size the trunk cannot take
+        message = str(error).splitlines()[0]
+        if "spatial element" in message:  # an instance norm met a 1x1 map (in eval too)
+            message = (f"--size {crop[0]} {crop[1]} is too small for --arch {opts.arch} "
+                       f"with --wt_layer {' '.join(map(str, opts.wt_layer))}: {message}")
+        parser.error(message)
     print(json.dumps(rows, indent=2) if opts.json else markdown_table(rows))
     return rows
 

@@ -84,6 +84,8 @@ class RandomScaleCrop:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
         if not 0 < scale_min <= scale_max:
             raise ValueError(f"need 0 < scale_min <= scale_max, got {scale_min}, {scale_max}")
+        if pre_size is not None and pre_size <= 0:
+            raise ValueError(f"pre_size must be positive or None, got {pre_size}")
         self.crop_size = crop_size
         self.scale_min = scale_min
         self.scale_max = scale_max

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 
 from config import data_root
 
@@ -36,17 +37,22 @@ def main(argv=None):
     # this tool's entry point: the namespace becomes plain arguments right here
     opts = parse_args(argv)
     bdd_style = None if opts.bdd_style.lower() == "none" else opts.bdd_style
-    manifest = generate_benchmark(opts.root, seed=opts.seed, size=opts.size,
-                                  n_train=opts.n_train, n_val=opts.n_val,
-                                  n_target=opts.n_target, target_styles=opts.styles,
-                                  bdd_style=bdd_style, workers=opts.workers)
+    try:
+        manifest = generate_benchmark(opts.root, seed=opts.seed, size=opts.size,
+                                      n_train=opts.n_train, n_val=opts.n_val,
+                                      n_target=opts.n_target, target_styles=opts.styles,
+                                      bdd_style=bdd_style, workers=opts.workers)
+    except (ValueError, FileExistsError) as error:  # a bad flag value or --root: exit 2
+        print(f"python -m datasets.styleshift: error: {error}", file=sys.stderr)
+        return 2
     summary = {"root": manifest["root"], "seconds": manifest["seconds"],
                "source": {k: manifest["source"][k] for k in ("dataset", "root", "splits")},
                "targets": {name: {k: entry[k] for k in ("dataset", "root", "count")}
                            for name, entry in manifest["targets"].items()},
                "styles": {name: STYLES[name].description for name in STYLES}}
     print(json.dumps(summary, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

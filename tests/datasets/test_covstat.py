@@ -34,3 +34,15 @@ def test_pairs_are_full_size_deterministic_and_photometric(synthetic):
     assert torch.equal(other[1], original)
     batches = list(photometric_pair_loader(dataset.samples, 304, 0, num_images=2))
     assert len(batches) == 2 and batches[0][0].shape == (1, 3, 48, 64)
+
+
+def test_pair_jitter_leaves_the_accelerator_generators_alone(synthetic, monkeypatch):
+    root, _ = synthetic["gtav"]
+    dataset = datasets.build_dataset("gtav", "train", root=root, training=False)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    photometric, _ = PhotometricPairs(dataset.samples, [1], seed=304, trial=0)[0]
+    assert calls == []
+    monkeypatch.undo()
+    assert torch.equal(PhotometricPairs(dataset.samples, [1], seed=304, trial=0)[0][0],
+                       photometric)

@@ -42,6 +42,18 @@ def test_global_rng_is_not_disturbed(jitter_set):
     assert np.array_equal(np.random.get_state()[1], numpy_state[1])
 
 
+def test_item_draws_leave_the_accelerator_generators_alone(jitter_set, monkeypatch):
+    # torch.manual_seed also reseeds every CUDA device, which fork_rng(devices=[]) does not
+    # restore: items loaded in the training process (--num_workers 0) would reset the GPU
+    # dropout stream at every batch.
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    item = jitter_set[0]
+    assert calls == []
+    monkeypatch.undo()
+    _assert_items_equal(item, jitter_set[0])  # the CPU draws are unchanged
+
+
 def test_seed_option_changes_items(synthetic, cache_dir):
     root, _ = synthetic["bdd100k"]
     a = build_dataset("bdd100k_jitter", "train", root=root, crop_size=24, cache_dir=cache_dir)

@@ -154,3 +154,16 @@ def test_gtav_without_mismatch_is_silent(synthetic, cache_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build_dataset("gtav", "val", root=synthetic["gtav"][0], cache_dir=cache_dir)
+
+
+def test_gtav_all_pairs_mismatched_is_an_error_not_an_empty_split(tmp_path, cache_dir):
+    _gtav_with_mismatch(tmp_path)
+    for stem in ("00001", "00003"):
+        Image.new("RGB", (20, 12)).save(tmp_path / f"images/train/folder/{stem}.png")
+    with pytest.warns(RuntimeWarning), pytest.raises(
+            DatasetLayoutError, match=r"(?s)every one of the 3 .*--gtav_mismatch resize"):
+        build_dataset("gtav", "train", root=tmp_path, cache_dir=cache_dir)
+    with pytest.warns(RuntimeWarning, match="resized"):
+        kept = build_dataset("gtav", "train", root=tmp_path, cache_dir=cache_dir,
+                             gtav_mismatch="resize")
+    assert len(kept.samples) == 3

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import datasets
 from datasets import EpochConcatDataset, build_dataset
@@ -108,3 +109,24 @@ def test_concatenation_is_light_and_forwards_prepare_and_set_epoch(synthetic, ca
     assert isinstance(datasets.EpochConcatDataset([parts[0]]), EpochConcatDataset)
     with pytest.raises(ValueError, match="at least one"):
         EpochConcatDataset([])
+
+
+def test_sources_of_a_concatenation_draw_independently(synthetic, cache_dir):
+    """Item k of every source used to get the same scale/crop/flip/jitter and the same
+    class-uniform shuffles; now each source has its own streams, the first keeps its own."""
+    def jitter_set():
+        return build_dataset("gtav_jitter", "train", root=synthetic["gtav"][0], crop_size=16,
+                             class_uniform_pct=0.5, class_uniform_tile=16, cache_dir=cache_dir)
+
+    alone, first, second = jitter_set(), jitter_set(), jitter_set()
+    both = EpochConcatDataset([first, second])
+    both.set_epoch(0)
+    alone.set_epoch(0)
+    size = len(first)
+    assert np.array_equal(first.entries, alone.entries)
+    for k in range(size):
+        assert torch.equal(both[k]["image"], alone[k]["image"])   # single-source seeds kept
+    assert any(not torch.equal(both[k]["image"], both[size + k]["image"])
+               for k in range(size))
+    assert any(not torch.equal(both[k]["image_aug"], both[size + k]["image_aug"])
+               for k in range(size))

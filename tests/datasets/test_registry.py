@@ -92,7 +92,9 @@ def test_option_validation_names_options_or_flags():
              ({"scale_min": 2.0, "scale_max": 1.0}, "need 0 < scale_min <= scale_max"),
              ({"crop_size": 0}, "crop_size must be positive, got 0"),
              ({"class_uniform_tile": -1}, "class_uniform_tile must be positive, got -1"),
-             ({"max_images": 0}, "max_images must be positive")]
+             ({"max_images": 0}, "max_images must be positive"),
+             ({"pre_size": 0}, "pre_size must be positive"),
+             ({"pre_size": -512}, "pre_size must be positive")]
     for options, message in cases:
         with pytest.raises(ValueError, match=message):
             check_options(options)
@@ -100,3 +102,6 @@ def test_option_validation_names_options_or_flags():
         check_options({"class_uniform_pct": -0.5}, flag_prefix="--")
     with pytest.raises(ValueError, match="need 0 < --scale_min <= --scale_max"):
         check_options({"scale_min": 0}, flag_prefix="--")
+    with pytest.raises(ValueError, match="^--pre_size must be positive"):
+        check_options({"pre_size": 0}, flag_prefix="--")
+    assert check_options({"pre_size": 1024})["pre_size"] == 1024

@@ -270,3 +270,28 @@ def test_cache_key_hashes_only_the_generator_package(tmp_path, monkeypatch):
     with open(package / "formats.py", "a") as handle:
         handle.write("# a change to a format writer\n")
     assert benchmark.code_fingerprint() != before
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--n_val", "0"], "n_val must be a positive integer"),
+    (["--size", "8", "8"], "size must be at least"),
+    (["--bdd_style", "cartoon"], "bdd_style"),
+])
+def test_command_line_reports_bad_values_in_one_line(tmp_path, capsys, argv, match):
+    from datasets.styleshift.__main__ import main
+
+    assert main(["--root", str(tmp_path / "out"), "--workers", "1", *argv]) == 2
+    err = capsys.readouterr().err  # may start with the progress bar
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("python -m datasets.styleshift: error: ") and match in last
+    assert "Traceback" not in err
+
+
+def test_command_line_refuses_a_foreign_root_in_one_line(tmp_path, capsys):
+    from datasets.styleshift.__main__ import main
+
+    (tmp_path / "gtav").mkdir()
+    (tmp_path / "gtav" / "mine.txt").write_text("keep me")
+    assert main(["--root", str(tmp_path), "--workers", "1", "--n_train", "1", "--n_val", "1",
+                 "--n_target", "1", "--size", "32", "64"]) == 2
+    assert "was not written by the style-shift" in capsys.readouterr().err

@@ -66,3 +66,16 @@ def test_missing_features_raise():
         covariance_matching_loss([], [])
     with pytest.raises(ValueError, match="equal shape"):
         cross_covariance_loss([torch.zeros(1, 2, 3, 3)], [torch.zeros(1, 2, 4, 4)])
+
+
+@pytest.mark.parametrize("loss_fn", [covariance_matching_loss, cross_covariance_loss])
+def test_losses_stay_float32_under_autocast(loss_fn):
+    # bf16 products made CML's small covariance difference about 1.5% off (and bf16).
+    generator = torch.Generator().manual_seed(0)
+    feat = torch.randn(2, 16, 20, 20, generator=generator)
+    feat_aug = feat + 0.1 * torch.randn(feat.shape, generator=generator)
+    exact = loss_fn([feat], [feat_aug])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_amp = loss_fn([feat], [feat_aug])
+    assert under_amp.dtype == torch.float32
+    assert torch.allclose(under_amp, exact, rtol=1e-5)

@@ -136,3 +136,25 @@ def test_same_seed_same_loss_and_levels_are_resized():
               for seed in (7, 7, 8)]
     assert values[0].item() == values[1].item()
     assert values[0].item() != values[2].item()
+
+
+def test_contrastive_losses_stay_float32_under_autocast():
+    # The docstring promises float32; autocast used to run the q.k products in bf16.
+    from loss import SemanticDisentanglementContrastiveLoss
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(2, 32, 24, 24, generator=g), dim=1)
+    k = torch.nn.functional.normalize(q + 0.3 * torch.randn(q.shape, generator=g), dim=1)
+    labels = torch.randint(0, 4, (2, 24, 24), generator=g)
+    preds = torch.where(torch.rand(2, 24, 24, generator=g) < 0.3, 0, labels)
+    preds_aug = torch.where(torch.rand(2, 24, 24, generator=g) < 0.3, 1, preds)
+    losses = [
+        lambda: ClassWiseContrastiveLoss(max_views=8)(
+            [q], [k], labels, preds, torch.Generator().manual_seed(1)),
+        lambda: SemanticDisentanglementContrastiveLoss(num_patch=4)(
+            [q], [k], labels, preds, preds_aug, torch.Generator().manual_seed(1))]
+    for loss in losses:
+        exact = loss()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under_amp = loss()
+        assert torch.allclose(under_amp, exact, rtol=1e-6), (under_amp, exact)

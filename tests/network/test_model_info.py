@@ -43,3 +43,16 @@ def test_runs_as_a_module():
     model = get_net("DeepR18V3PlusD", pretrained=False)
     assert row["crop"] == [32, 32]
     assert row["params"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--arch", "bogus"], "unknown --arch 'bogus'"),
+    (["--arch", "DeepR18V3PlusD", "--wt_layer", "0", "0", "9", "0", "0", "0", "0"],
+     "--wt_layer must be 7 ints"),
+    (["--arch", "DeepR18V3PlusD", "--size", "8"], "--size 8 8 is too small for --arch"),
+])
+def test_cli_reports_bad_flags_as_usage_errors(capsys, argv, match):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err

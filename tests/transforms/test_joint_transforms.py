@@ -118,3 +118,10 @@ def test_joint_transform_flip_and_rotation_move_image_and_label_together():
     torch.manual_seed(0)
     _, mask = rotate(Image.fromarray(array), label)
     assert set(mask.unique().tolist()) <= {0, 1, 255} and (mask == 255).any()
+
+
+@pytest.mark.parametrize("pre_size", [0, -8])
+def test_non_positive_pre_size_is_refused(pre_size):
+    # It used to scale every image to 1x1 pixel, so crops were almost all padding.
+    with pytest.raises(ValueError, match="pre_size must be positive"):
+        RandomScaleCrop(16, pre_size=pre_size)
