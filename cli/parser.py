@@ -100,13 +100,22 @@ DATASET_NAME_FLAGS = ("dataset", "val_dataset", "covstat_val_dataset")
 
 
 def _check_dataset_names(args):
-    """Raise ValueError naming the flag of the first unknown dataset name."""
+    """Raise ValueError naming the flag of the first unknown dataset name, or of a dataset
+    that ``--val_dataset`` names twice (``bdd100k bdd-100k``: evaluated twice, and the
+    second result would replace the first)."""
     for flag in DATASET_NAME_FLAGS:
         for name in getattr(args, flag) or ():
             try:
                 datasets.parse_dataset_name(name)
             except ValueError as exc:
                 raise ValueError(f"--{flag}: {exc}") from None
+    seen = {}
+    for name in args.val_dataset or ():
+        canonical = datasets.parse_dataset_name(name)[0]
+        if canonical in seen:
+            raise ValueError(f"--val_dataset names {canonical} twice ({seen[canonical]!r} and "
+                             f"{name!r}); give each dataset once")
+        seen[canonical] = name
 
 
 def parse_args(script="train", argv=None):

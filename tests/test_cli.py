@@ -211,3 +211,13 @@ def test_help_lists_official_flags(script, capsys):
     for flag in ("--val_dataset", "--arch", "--wt_layer", "--snapshot", "--use_cwcl",
                  "--contrast_max_views", "--local_rank", "--eval_protocol"):
         assert flag in out
+
+
+@pytest.mark.parametrize("names", [["bdd100k", "bdd-100k"], ["cityscapes", "gtav", "cityscapes"]])
+def test_a_dataset_named_twice_in_val_dataset_fails_naming_the_flag(names, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        parse_args("valid", ["--val_dataset", *names])
+    assert excinfo.value.code == 2
+    assert "--val_dataset names" in capsys.readouterr().err
+    assert parse_args("valid", ["--val_dataset", "bdd100k", "cityscapes"]).val_dataset == [
+        "bdd100k", "cityscapes"]

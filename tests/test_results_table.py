@@ -225,3 +225,16 @@ def test_refuses_a_sliding_window_mix(three_runs, tmp_path, capsys):
     assert rt.main([str(p) for p in three_runs + [other]] + ["--split_settings"]) == 0
     out = capsys.readouterr().out
     assert "protocol robustnet, TTA single-scale, sliding-window(768,512);" in out
+
+
+def test_refuses_runs_over_different_numbers_of_images(three_runs):
+    path = three_runs[1] / "results.json"
+    payload = json.loads(path.read_text())
+    payload["datasets"]["bdd100k"]["images"] = 7  # as with --max_val_images 7
+    path.write_text(json.dumps(payload))
+    runs = [rt.load_run(p) for p in three_runs]
+    with pytest.raises(rt.ResultsTableError, match=r"'bdd100k' over runs that evaluated "
+                                                   r"different numbers of images") as error:
+        rt.build_table(runs)
+    assert str(three_runs[1]) in str(error.value) and "1 images" in str(error.value)
+    assert rt.build_table(runs, targets=["cityscapes"])["rows"]  # other columns still fine

@@ -203,6 +203,23 @@ def check_same_sweep(runs, columns):
                                 "corruptions or severities:\n" + "\n".join(lines))
 
 
+def check_same_images(runs, columns):
+    """Refuse a column whose runs evaluated different numbers of images (e.g. one with
+    ``--max_val_images``): their mIoUs are not over the same set."""
+    for column in columns:
+        counts = {}
+        for run in runs:
+            images = run.datasets.get(column, {}).get("images")
+            if images is not None:
+                counts.setdefault(int(images), []).append(str(run.path))
+        if len(counts) > 1:
+            lines = [f"  {n} images: " + ", ".join(paths) for n, paths in sorted(counts.items())]
+            raise ResultsTableError(f"refusing to average {column!r} over runs that evaluated "
+                                    f"different numbers of images:\n" + "\n".join(lines)
+                                    + "\nevaluate every run on the whole set (no "
+                                      "--max_val_images)")
+
+
 def _mean_std(values):
     values = np.asarray(values, dtype=np.float64)
     std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
@@ -229,6 +246,7 @@ def build_table(runs, targets=None, classes="19", metric="miou"):
         targets = []
         for run in runs:
             targets += [t for t in run.targets if t not in targets]
+    check_same_images(runs, targets)
     by_method = {}
     for run in runs:
         by_method.setdefault(run.method, []).append(run)
