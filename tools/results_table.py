@@ -33,7 +33,8 @@ One table is one evaluation setting: every run must share the evaluation protoco
 test-time augmentation (``tta.name``; older files are ``single-scale``) and the inference mode
 (``inference.name``: whole-image or ``--sliding_window``; older files are whole-image). A
 mix is refused, naming the runs of each setting; ``--split_settings`` prints one table per
-setting instead.
+setting instead. So is a column whose runs evaluated different numbers of images
+(``--max_val_images``).
 """
 
 import argparse
