@@ -174,6 +174,8 @@ def describe_collective_failure(exc, timeout_minutes):
     if not isinstance(exc, RuntimeError):
         return None
     text = str(exc)
+    if text.startswith("DataLoader"):  # "DataLoader timed out after N s": a worker, no peer
+        return None
     # gloo: "Timed out waiting 6000ms for recv", or "Application timeout caused pair closure".
     if "timed out" in text.lower() or "timeout" in text.lower():
         return (f"a collective waited longer than --dist_timeout {timeout_minutes:g} minutes: "

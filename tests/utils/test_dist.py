@@ -70,4 +70,7 @@ def test_describe_collective_failure_names_the_timeout():
     assert "another rank left" in describe_collective_failure(
         RuntimeError("[pair.cc:561] Connection closed by peer [127.0.0.1]:26499"), 30)
     assert describe_collective_failure(RuntimeError("CUDA out of memory"), 30) is None
+    # torch.utils.data's own timeout is a data worker's, not a collective's.
+    assert describe_collective_failure(
+        RuntimeError("DataLoader timed out after 5 seconds"), 30) is None
     assert describe_collective_failure(ValueError("timeout"), 30) is None
