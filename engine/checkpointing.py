@@ -284,5 +284,8 @@ def start_from_snapshot(state, path, *, arch, wt_layer, partial, restore_optimiz
         state.scheduler.load_state_dict(ckpt["scheduler"])
         state.epoch = int(ckpt.get("epoch", 0))
         state.iteration = int(ckpt.get("iteration", iters_per_epoch * state.epoch))
+        # Ours may be mid-epoch: continue after its last batch, as --resume does (official
+        # files have no position and re-run their epoch, METHOD.md §4.3).
+        state.epoch_iter = int(ckpt.get("epoch_iter", 0)) if "iteration" in ckpt else 0
         state.isw_masks = ckpt.get("isw_mask")
     logger.info(f"initialised from --snapshot {path} (iteration {state.iteration})")

@@ -308,3 +308,20 @@ def test_blindnet_flags_still_build_the_tiny_run():
 
     args = parse_args("train", TINY + BLINDNET)
     check_loss_weights({flag: getattr(args, flag) for flag in LOSS_WEIGHT_FLAGS})
+
+
+def test_snapshot_with_restore_optimizer_continues_after_the_last_batch_of_ours(data_env,
+                                                                                tmp_path):
+    """5 images, batch 2: 2 iterations per epoch; a checkpoint of ours at iteration 1 is
+    mid-epoch, so its epoch ends at iteration 2 (it used to be re-run from its start, ending
+    at 3)."""
+    common = ["--max_iter", "4", "--val_dataset", "cityscapes", "--save_every", "100"]
+    _run(tmp_path, *common, "--stop_at", "1", exp="first")
+    mid_epoch = tmp_path / "ckpt" / "d" / "first" / "last.pth"
+    assert (ckpt_utils.load_checkpoint(mid_epoch)["epoch_iter"]) == 1
+    result = _run(tmp_path, *common, "--snapshot", str(mid_epoch), "--restore_optimizer",
+                  exp="second")
+    assert result.iteration == 4
+    history = [json.loads(line) for line in
+               (tmp_path / "ckpt" / "d" / "second" / "val_history.jsonl").open()]
+    assert [h["iteration"] for h in history] == [2, 4]  # its epoch's end, then the final one
