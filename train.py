@@ -25,6 +25,7 @@ from engine.isw import ISWMaskSchedule
 from engine.trainer import NonFiniteLossError, Preempted, fit, new_train_state
 from loss import BlindNetCriterion
 from network.input_size import check_train_crop
+from network.instance_norm import collected_layer_count
 from network.norm_semantics import describe as describe_norm_semantics
 from utils import dist as dist_utils
 from utils.checkpoint import CheckpointError
@@ -171,6 +172,13 @@ def build_model(args, dist, logger):
                                 norm_semantics=args.norm_semantics)
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
         raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
+    if (args.use_ca or args.wt_reg_weight > 0) and collected_layer_count(model) == 0:
+        # Otherwise the first step fails inside the loss with no word about the trunk.
+        raise SystemExit(f"train.py: error: --wt_layer {' '.join(map(str, args.wt_layer))} "
+                         f"gives the {args.arch} trunk no collected instance-norm layer (code "
+                         f"1/2 at positions 0-1 takes effect on ResNet-101 only), but "
+                         f"{'--use_ca' if args.use_ca else '--wt_reg_weight'} needs one: put "
+                         f"the codes at positions 2-4, e.g. --wt_layer 0 0 1 1 1 0 0")
     logger.info(describe_norm_semantics(model))
     model.to(dist.device)
     if dist.distributed and dist.device.type == "cuda":

@@ -121,3 +121,10 @@ def run_stage(stage, x, collected=None):
             if collected is not None and isinstance(module, InstanceWhitening):
                 collected.append(x)
     return x
+
+
+def collected_layer_count(model):
+    """Number of :class:`InstanceWhitening` layers of ``model``: the features CML/CCL and the
+    RobustNet whitening losses receive. 0 when ``--wt_layer`` puts its 1/2 codes only at
+    positions the trunk does not have (e.g. 0/1 outside ResNet-101, DECISIONS.md D35)."""
+    return sum(isinstance(m, InstanceWhitening) for m in model.modules())

@@ -325,3 +325,16 @@ def test_snapshot_with_restore_optimizer_continues_after_the_last_batch_of_ours(
     history = [json.loads(line) for line in
                (tmp_path / "ckpt" / "d" / "second" / "val_history.jsonl").open()]
     assert [h["iteration"] for h in history] == [2, 4]  # its epoch's end, then the final one
+
+
+def test_whitening_codes_the_trunk_ignores_are_refused_at_start_up(data_env, tmp_path):
+    # ResNet-18 has no layer at positions 0/1: nothing would be collected, and the first
+    # step failed inside the loss with a traceback that said nothing about the trunk.
+    common = ["--max_iter", "1", "--val_dataset", "cityscapes", "--ckpt", str(tmp_path / "c"),
+              "--tb_path", str(tmp_path / "tb"), "--wt_layer", "1", "1", "0", "0", "0", "0", "0"]
+    for flags, needs in ((BLINDNET, "--use_ca"), (["--wt_reg_weight", "0.6"], "--wt_reg_weight")):
+        with pytest.raises(SystemExit) as excinfo:
+            train.main(TINY + flags + common)
+        message = str(excinfo.value)
+        assert "--wt_layer 1 1 0 0 0 0 0 gives the" in message and "positions 2-4" in message
+        assert f"{needs} needs one" in message
