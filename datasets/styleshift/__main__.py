@@ -26,8 +26,9 @@ def parse_args(argv=None):
     parser.add_argument("--styles", nargs="+", default=None, choices=TARGET_STYLES,
                         metavar="STYLE",
                         help=f"target styles (default all: {' '.join(TARGET_STYLES)})")
-    parser.add_argument("--bdd_style", default="night",
-                        help="target style written in BDD-100K format ('none': all Cityscapes)")
+    parser.add_argument("--bdd_style", default=None,
+                        help="target style written in BDD-100K format (default: night, when "
+                             "it is among --styles; 'none': all Cityscapes)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes (default: CPU cores, at most 8; 1: no pool)")
     return parser.parse_args(argv)
@@ -36,7 +37,13 @@ def parse_args(argv=None):
 def main(argv=None):
     # this tool's entry point: the namespace becomes plain arguments right here
     opts = parse_args(argv)
-    bdd_style = None if opts.bdd_style.lower() == "none" else opts.bdd_style
+    bdd_style = "night" if opts.bdd_style is None else opts.bdd_style
+    bdd_style = None if bdd_style.lower() == "none" else bdd_style
+    if opts.bdd_style not in (None, "none") and opts.styles is not None \
+            and opts.bdd_style not in opts.styles:  # given explicitly: never dropped silently
+        print(f"python -m datasets.styleshift: error: --bdd_style {opts.bdd_style} is not "
+              f"among --styles {' '.join(opts.styles)}", file=sys.stderr)
+        return 2
     try:
         manifest = generate_benchmark(opts.root, seed=opts.seed, size=opts.size,
                                       n_train=opts.n_train, n_val=opts.n_val,

@@ -276,6 +276,7 @@ def test_cache_key_hashes_only_the_generator_package(tmp_path, monkeypatch):
     (["--n_val", "0"], "n_val must be a positive integer"),
     (["--size", "8", "8"], "size must be at least"),
     (["--bdd_style", "cartoon"], "bdd_style"),
+    (["--styles", "fog", "--bdd_style", "night"], "--bdd_style night is not among --styles fog"),
 ])
 def test_command_line_reports_bad_values_in_one_line(tmp_path, capsys, argv, match):
     from datasets.styleshift.__main__ import main
