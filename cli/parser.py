@@ -104,18 +104,16 @@ def _check_dataset_names(args):
     that ``--val_dataset`` names twice (``bdd100k bdd-100k``: evaluated twice, and the
     second result would replace the first)."""
     for flag in DATASET_NAME_FLAGS:
+        seen = {}  # canonical name -> the spelling given first
         for name in getattr(args, flag) or ():
             try:
-                datasets.parse_dataset_name(name)
+                canonical = datasets.parse_dataset_name(name)[0]
             except ValueError as exc:
                 raise ValueError(f"--{flag}: {exc}") from None
-    seen = {}
-    for name in args.val_dataset or ():
-        canonical = datasets.parse_dataset_name(name)[0]
-        if canonical in seen:
-            raise ValueError(f"--val_dataset names {canonical} twice ({seen[canonical]!r} and "
-                             f"{name!r}); give each dataset once")
-        seen[canonical] = name
+            if flag == "val_dataset" and canonical in seen:
+                raise ValueError(f"--val_dataset names {canonical} twice ({seen[canonical]!r} "
+                                 f"and {name!r}); give each dataset once")
+            seen.setdefault(canonical, name)
 
 
 def parse_args(script="train", argv=None):

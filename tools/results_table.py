@@ -54,11 +54,14 @@ from datasets.synthia import SYNTHIA_13_CLASSES, SYNTHIA_16_CLASSES  # noqa: E40
 from engine.evaluation import WHOLE_IMAGE  # noqa: E402
 
 CLASS_SETS = {"19": None, "16": SYNTHIA_16_CLASSES, "13": SYNTHIA_13_CLASSES}
-# --metric -> (field of a dataset's "corruptions" entry or None for the clean mIoU, caption)
-METRICS = {"miou": (None, "mIoU"), "mpc": ("mpc", "mPC (mean mIoU under corruption)"),
-           "rpc": ("relative_robustness", "relative robustness mPC / clean mIoU")}
-# Column suffixes when several metrics share one table (--metric miou mpc rpc).
-METRIC_SHORT = {"miou": "mIoU", "mpc": "mPC", "rpc": "rPC"}
+# --metric -> (field of a dataset's "corruptions" entry or None for the clean mIoU, caption,
+# and, when several metrics share one table (--metric miou mpc rpc), column suffix and caption)
+METRICS = {
+    "miou": (None, "mIoU", "mIoU", "mIoU (clean)"),
+    "mpc": ("mpc", "mPC (mean mIoU under corruption)", "mPC", "mPC (mean mIoU under corruption)"),
+    "rpc": ("relative_robustness", "relative robustness mPC / clean mIoU", "rPC",
+            "rPC (relative robustness mPC / clean mIoU)"),
+}
 SEED_TAG = re.compile(r"^(?P<method>.+?)[_-](?:seed|s)(?P<seed>\d+)$")
 MEAN_COLUMN = "mean"
 
@@ -269,7 +272,7 @@ def build_table(runs, targets=None, classes="19", metric="miou"):
         rows.append({"method": method, "seeds": sorted(seeds), "cells": cells})
     if metric != "miou":
         check_same_sweep(runs, targets)
-    return {"setting": runs[0].setting, "classes": classes, "metric": metric,
+    return {"setting": runs[0].setting, "classes": classes, "metrics": [metric],
             "columns": list(targets) + [MEAN_COLUMN], "rows": rows}
 
 
@@ -281,14 +284,14 @@ def build_combined_table(runs, targets=None, classes="19", metrics=("miou",)):
     if len(metrics) == 1:
         return build_table(runs, targets, classes, metrics[0])
     tables = [build_table(runs, targets, classes, metric) for metric in metrics]
-    columns = [f"{column} {METRIC_SHORT[m]}" for column in tables[0]["columns"]
+    columns = [f"{column} {METRICS[m][2]}" for column in tables[0]["columns"]
                for m in metrics]
     rows = []
     for i, row in enumerate(tables[0]["rows"]):  # same runs: same methods in the same order
-        cells = {f"{column} {METRIC_SHORT[m]}": table["rows"][i]["cells"][column]
+        cells = {f"{column} {METRICS[m][2]}": table["rows"][i]["cells"][column]
                  for column in tables[0]["columns"] for m, table in zip(metrics, tables)}
         rows.append({"method": row["method"], "seeds": row["seeds"], "cells": cells})
-    return {"setting": tables[0]["setting"], "classes": classes, "metric": metrics,
+    return {"setting": tables[0]["setting"], "classes": classes, "metrics": metrics,
             "columns": columns, "rows": rows}
 
 
@@ -302,10 +305,9 @@ def _cell(mean, std, digits, plus_minus):
 
 def _caption(table):
     classes = "" if table["classes"] == "19" else f", {table['classes']}-class mIoU"
-    metrics = table["metric"] if isinstance(table["metric"], list) else [table["metric"]]
+    metrics = table["metrics"]
     names = METRICS[metrics[0]][1] if len(metrics) == 1 else ", ".join(
-        {"miou": "mIoU (clean)", "mpc": METRICS["mpc"][1]}.get(
-            m, f"{METRIC_SHORT[m]} ({METRICS[m][1]})") for m in metrics)
+        METRICS[m][3] for m in metrics)
     return (f"{names} (%), {describe_setting(table['setting'])}{classes}; "
             f"mean ± std over seeds "
             f"(sample std, n seeds)")
