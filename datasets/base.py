@@ -42,7 +42,7 @@ from config import REPO_ROOT
 from datasets.label_codes import EXPECTED_LABEL_VALUES
 from datasets.label_scan import load_or_scan_empty_labels
 from datasets.readers import DatasetReadError, load_train_ids, read_rgb_image
-from datasets.uniform import EpochEntries, load_or_compute_centroids
+from datasets.uniform import EpochEntries, load_or_compute_centroids, seed_words
 from transforms.normalization import EVAL_PROTOCOLS
 from transforms.presets import EvalPreset, TrainPreset
 from utils.empty_labels import check_empty_labels
@@ -321,9 +321,8 @@ class SegmentationDataset(Dataset):
 
     def item_seed(self, index):
         """64-bit seed of training item ``index`` in the current epoch."""
-        words = [self.seed, self.epoch, index, _ITEM_SEED_TAG] + ([self.stream] if self.stream
-                                                                  else [])
-        sequence = np.random.SeedSequence(words)
+        sequence = np.random.SeedSequence(
+            seed_words(self.seed, self.epoch, index, _ITEM_SEED_TAG, stream=self.stream))
         return int(sequence.generate_state(1, dtype=np.uint64)[0])
 
     @property

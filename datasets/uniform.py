@@ -169,6 +169,12 @@ def build_epoch(num_samples, centroids, class_uniform_pct, rng, num_classes=NUM_
     return np.concatenate(parts).astype(np.int64)
 
 
+def seed_words(*words, stream=0):
+    """Entropy words of a seed; a source's ``stream`` in a multi-source concatenation is
+    appended, so stream 0 (a single source) keeps the words, and the seeds, it always had."""
+    return [*words, stream] if stream else list(words)
+
+
 class EpochEntries:
     """The explicit epoch wrapper: the training entries of every epoch of one dataset.
 
@@ -188,9 +194,8 @@ class EpochEntries:
 
     def entries(self, epoch):
         if self.class_uniform_pct > 0:
-            words = [self.seed, int(epoch), 0, EPOCH_SEED_TAG] + ([self.stream] if self.stream
-                                                                  else [])
-            rng = np.random.default_rng(words)
+            rng = np.random.default_rng(
+                seed_words(self.seed, int(epoch), 0, EPOCH_SEED_TAG, stream=self.stream))
             return build_epoch(self.num_samples, self.centroids, self.class_uniform_pct, rng)
         n = self.num_samples
         return np.column_stack([np.arange(n), np.full((n, 2), -1)]).astype(np.int64)

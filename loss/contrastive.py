@@ -9,10 +9,10 @@ original view's (detached). Both are InfoNCE losses with the positive in column 
 import torch
 from torch import nn
 
-from loss.covariance import float32_region
 from loss.sampling import sample_cwcl_anchors, sample_sdcl_pairs
 from loss.segmentation import resize_labels
 from utils.labels import IGNORE_LABEL
+from utils.precision import float32_region
 
 CWCL_NEGATIVES = ("reference", "distinct")
 CWCL_CLASS_ORDERS = ("ascending", "random")

@@ -13,22 +13,11 @@ each averaged over the levels. The original view is detached: gradients reach on
 augmented view. Both run in float32 whatever the autocast dtype of the features.
 """
 
-import contextlib
-
-import torch
 from torch import nn
 
+from utils.precision import float32_region
+
 COVARIANCE_EPS = 1e-5
-
-
-def float32_region(device):
-    """A context in which autocast is off on ``device`` (matmuls stay float32 under --amp).
-
-    The meta device, used for shape checks, has no autocast; there it does nothing.
-    """
-    if torch.device(device).type == "meta":
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, enabled=False)
 
 
 def _flatten_pair(feat, feat_aug):

@@ -23,7 +23,8 @@ import math
 import torch
 from torch import nn
 
-from loss.covariance import COVARIANCE_EPS, float32_region
+from loss.covariance import COVARIANCE_EPS
+from utils.precision import float32_region
 
 WHITENING_MODES = ("iw", "isw")
 

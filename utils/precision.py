@@ -18,6 +18,14 @@ def autocast(device, amp="off"):
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
 
 
+def float32_region(device):
+    """A context in which autocast is off on ``device``: the losses' matrix products stay
+    float32 under ``--amp`` (the meta device, used for shape checks, has no autocast)."""
+    if torch.device(device).type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, enabled=False)
+
+
 def grad_scaler(device, amp="off"):
     """A GradScaler that is active only for fp16 (bf16 and fp32 need no loss scaling)."""
     return torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
