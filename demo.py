@@ -36,6 +36,7 @@ import train
 from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS, REPO_ROOT
 from datasets.styleshift import TARGET_STYLES, generate_benchmark
 from engine.evaluation import build_eval_loader, evaluate, nan_to_none
+from engine.inputs import model_images
 from transforms.normalization import eval_normalization
 from utils import viz
 from utils.labels import NUM_CLASSES, colorize
@@ -158,10 +159,10 @@ def sample_predictions(models, dataset, name, device):
     """(input, ground truth, one prediction per model) of the first image, all RGB uint8."""
     item = dataset[0]
     image, label = item["image"], item["label"]
-    mean, std = eval_normalization(name, "robustnet")
-    row = [viz.denormalize(image, mean, std), colorize(label.numpy())]
+    row = [image.permute(1, 2, 0).numpy(), colorize(label.numpy())]
+    inputs = model_images(image[None], device, *eval_normalization(name, "robustnet"))
     for model in models.values():
-        pred = model.eval()(image[None].to(device)).argmax(1)[0].cpu().numpy()
+        pred = model.eval()(inputs).argmax(1)[0].cpu().numpy()
         row.append(colorize(pred))
     return row
 

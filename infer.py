@@ -25,12 +25,13 @@ import cli
 import datasets
 from datasets.image_folder import unique_output_stems
 from engine.evaluation import ShardSampler, predict_logits
+from engine.inputs import model_images
 from engine.tta import tta_logits
 from utils import dist as dist_utils
 from utils.labels import colorize
 from utils.logging import setup_logging
 from utils.precision import autocast
-from utils.viz import denormalize, overlay, save_png
+from utils.viz import overlay, save_png
 
 
 def sources(args):
@@ -81,7 +82,7 @@ def main(argv=None):
         shard = ShardSampler(n, state.rank, state.world_size)
         for index in tqdm(shard, desc=f"infer {folder}", disable=not state.is_main):
             image = dataset[index]["image"]
-            batch = image.unsqueeze(0).to(state.device)
+            batch = model_images(image.unsqueeze(0), state.device, mean, std)
             with autocast(state.device, args.amp):
                 logits = tta_logits(
                     lambda inputs: predict_logits(model, inputs, args.sliding_window,
@@ -90,7 +91,7 @@ def main(argv=None):
             pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
             outputs = {"color": colorize(pred), "trainid": pred}
             if args.overlay:
-                outputs["overlay"] = overlay(denormalize(image, mean, std), pred)
+                outputs["overlay"] = overlay(image.permute(1, 2, 0).numpy(), pred)
             for kind, array in outputs.items():
                 save_png(array, out_dir / f"{stems[index]}_{kind}.png")
             counts += torch.tensor([1, len(outputs)], device=state.device)

@@ -38,10 +38,19 @@ def cache_dir(args):
     return args.cache_dir
 
 
-def dataset_options(args):
-    """``build_dataset`` options of the training set(s), as a plain dict."""
+def photometric_mode(args, device_type="cpu"):
+    """``--photometric``, else ``device`` when training on CUDA and ``loader`` on the CPU (or
+    with ``--bblur``, which only the loader path has)."""
+    if args.photometric is not None:
+        return args.photometric
+    return "device" if device_type == "cuda" and not args.bblur else "loader"
+
+
+def dataset_options(args, device_type="cpu"):
+    """``build_dataset`` options of the training set(s), as a plain dict (``device_type``:
+    where training runs, for the ``--photometric`` default)."""
     return {**{key: getattr(args, key) for key in TRAIN_DATASET_OPTIONS},
-            "cache_dir": cache_dir(args)}
+            "cache_dir": cache_dir(args), "photometric": photometric_mode(args, device_type)}
 
 
 def eval_dataset_options(args):

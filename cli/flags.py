@@ -11,6 +11,7 @@ import argparse
 import datasets
 from config import NORM_SEMANTICS
 from transforms.normalization import EVAL_PROTOCOLS
+from transforms.photometric_params import PHOTOMETRIC_MODES
 
 # Script -> description of its parser (all three share every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
@@ -193,7 +194,13 @@ def add_framework_flags(parser):
                    help="GTAV pairs whose image and label sizes differ")
     g.add_argument("--cache_dir", default=None, help="class-uniform cache (default <ckpt>/cache)")
     g.add_argument("--num_workers", type=int, default=None,
-                   help="data-loader workers per process (default min(8, CPUs))")
+                   help="data-loader workers per process (default: this process's share of "
+                        "the CPUs it may use (affinity, cgroup quota), at most 8)")
+    g.add_argument("--photometric", default=None, choices=PHOTOMETRIC_MODES,
+                   help="where colour jitter and blur run: loader (PIL, in the workers; the "
+                        "official path) or device (on the training device, per sample; the "
+                        "workers send the uint8 crop). Default: device when training on "
+                        "CUDA, loader on the CPU (docs/DATA_PIPELINE.md)")
     g.add_argument("--detect_anomaly", action="store_true", help="autograd anomaly detection")
     g.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     g.add_argument("--channels_last", action="store_true")

@@ -12,6 +12,7 @@ from config import DEFAULT_NORM_SEMANTICS
 from engine.report import check_eval_settings
 from loss.whitening import check_whitening_flags, unread_whitening_flags
 from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES
+from utils.cpus import pool_size
 
 
 def build_parser(script="train"):
@@ -136,6 +137,7 @@ def _train_defaults(args):
     if args.norm_semantics is None:
         args.norm_semantics = DEFAULT_NORM_SEMANTICS
     if args.num_workers is None:
-        args.num_workers = min(8, os.cpu_count() or 1)
+        # This process's share of the CPUs it may use (affinity / cgroup, not the node's).
+        args.num_workers = pool_size(8, os.environ.get("LOCAL_WORLD_SIZE", 1))
     if args.test_mode:
         args.max_iter, args.max_val_images, args.num_workers = min(args.max_iter, 4), 2, 1

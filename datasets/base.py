@@ -8,10 +8,14 @@ that print the expected folder tree, reading, the transform preset
 (``transforms/presets.py``), class-uniform epochs (``datasets/uniform.py``
 :class:`~datasets.uniform.EpochEntries`) and per-item seeding.
 
-Items are ONE dict shape in every mode: ``{"image": FloatTensor[3, H, W],
-"label": LongTensor[H, W], "name": str}``, plus ``"image_aug"`` (same shape as ``image``)
-for two-view training. Evaluation items (``training=False``) are full images normalised and
-resized per ``eval_protocol``; training items are ``crop x crop`` crops.
+Items are ONE dict shape in every mode: ``{"image": uint8[3, H, W], "label": uint8[H, W],
+"name": str}`` (the dtype contract of ``transforms/normalization.py``: the engine
+normalises on the device), plus ``"image_aug"`` (same shape as ``image``) for two-view
+training on the loader path. With ``photometric="device"`` training items carry the
+geometric crop before any colour jitter or blur as ``image`` and the views' parameters as
+``"photometric"`` (float64 ``[V, 10]``, ``transforms/photometric_params.py``) instead of
+``image_aug``. Evaluation items (``training=False``) are full images resized per
+``eval_protocol``; training items are ``crop x crop`` crops.
 
 Building a dataset only lists and pairs files. The heavy part of a training set (centroids
 or the empty-label scan, both cached on disk) runs in :meth:`SegmentationDataset.prepare`,
@@ -30,7 +34,6 @@ DataLoader workers only when they are re-created, i.e. use ``persistent_workers=
 (the default).
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +47,9 @@ from datasets.label_scan import load_or_scan_empty_labels
 from datasets.readers import DatasetReadError, load_train_ids, read_rgb_image
 from datasets.uniform import EpochEntries, load_or_compute_centroids, seed_words
 from transforms.normalization import EVAL_PROTOCOLS
+from transforms.photometric_params import check_photometric
 from transforms.presets import EvalPreset, TrainPreset
+from utils.cpus import pool_size
 from utils.empty_labels import check_empty_labels
 from utils.logging import printable
 
@@ -56,11 +61,11 @@ DEFAULT_OPTIONS = {
     "crop_nopad": False, "rrotate": 0, "color_aug": 0.0, "gblur": False, "bblur": False,
     "class_uniform_pct": 0.0, "class_uniform_tile": 1024, "max_cu_epoch": 100000,
     "cache_dir": None, "eval_protocol": "robustnet", "gtav_mismatch": "drop", "seed": 304,
-    "max_images": None, "centroid_workers": None,
+    "max_images": None, "centroid_workers": None, "photometric": "loader",
 }
 # Options of the training transform preset (transforms/presets.py TrainPreset).
 TRAIN_PRESET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "crop_nopad",
-                        "rrotate", "color_aug", "gblur", "bblur")
+                        "rrotate", "color_aug", "gblur", "bblur", "photometric")
 _ITEM_SEED_TAG = 1  # the epoch RNG uses datasets.uniform.EPOCH_SEED_TAG
 
 
@@ -112,6 +117,7 @@ def check_options(options, flag_prefix=""):
     if opts["gtav_mismatch"] not in GTAV_MISMATCH_MODES:
         raise ValueError(f"{p}gtav_mismatch must be one of {GTAV_MISMATCH_MODES}, "
                          f"got {opts['gtav_mismatch']!r}")
+    check_photometric(opts["photometric"], opts["bblur"], flag_prefix=p)
     if opts["max_images"] is not None and opts["max_images"] <= 0:
         raise ValueError(f"{p}max_images must be positive or None, got {opts['max_images']}")
     return opts
@@ -149,7 +155,7 @@ class SegmentationDataset(Dataset):
         self.class_uniform_pct = opts["class_uniform_pct"]
         self.max_cu_epoch = opts["max_cu_epoch"]
         self.cache_dir = Path(opts["cache_dir"] or DEFAULT_CACHE_DIR)
-        self.workers = opts["centroid_workers"] or min(8, os.cpu_count() or 1)
+        self.workers = opts["centroid_workers"] or pool_size(8)
         # label path -> (W, H) for labels resized to their image when loaded (GTAV, D4).
         self.label_sizes = {}
 

@@ -18,7 +18,8 @@ class CorruptedDataset(Dataset):
     image corrupted by ``corruption`` at ``severity`` (0 = the clean image).
 
     Items are those of ``dataset`` (dicts with ``image``, ``label``, ``name``); ``name``,
-    ``split``, ``root`` and ``expected_labels`` are passed through for evaluation reports.
+    ``split``, ``root`` and ``expected_labels`` are passed through for evaluation reports,
+    ``normalization`` for the engine.
     """
 
     def __init__(self, dataset, corruption, severity):
@@ -30,6 +31,7 @@ class CorruptedDataset(Dataset):
         self.name = dataset.name
         self.split = dataset.split
         self.root = dataset.root
+        self.normalization = dataset.normalization
 
     @property
     def expected_labels(self):

@@ -6,7 +6,8 @@ Each item is a pair of views of one *full-size* source training image (no crop, 
   (the jittered view of two-view training, :func:`transforms.jittered_view_transform`);
 * ``original``: the image as it is;
 
-both ImageNet-normalised ``(3, H, W)`` float tensors. A trial draws ``num_images`` images at
+both uint8 ``(3, H, W)`` tensors (the item contract, ``transforms/normalization.py``; the
+statistics pass normalises them on the device). A trial draws ``num_images`` images at
 random (RobustNet: a shuffled loader cut at 500). Unlike RobustNet, whose ranks each shuffle
 on their own, the draw and every jitter are functions of (seed, trial, index): all ranks
 agree on the trial's images and split them (rank r takes every W-th), so one statistics
@@ -18,7 +19,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datasets.readers import read_rgb_image
-from transforms import jittered_view_transform, to_normalized_tensor
+from transforms import jittered_view_transform
+from transforms.normalization import to_item_image
 
 ISW_STAT_IMAGES = 500      # images per statistics pass (RobustNet's loop stops at index 499)
 _TRIAL_TAG = 0x15A7        # separates these seeds from the training items' seeds
@@ -49,7 +51,6 @@ class PhotometricPairs(Dataset):
         self.samples, self.indices = samples, list(indices)
         self.seed, self.trial = int(seed), int(trial)
         self.photometric = jittered_view_transform()
-        self.original = to_normalized_tensor()
 
     def __len__(self):
         return len(self.indices)
@@ -62,7 +63,7 @@ class PhotometricPairs(Dataset):
             # CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA's.
             torch.default_generator.manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0]))
             photometric = self.photometric(image)
-        return photometric, self.original(image)
+        return photometric, to_item_image(image)
 
 
 def photometric_pair_loader(samples, seed, trial, num_images=ISW_STAT_IMAGES, rank=0,

@@ -12,7 +12,7 @@ from transforms.normalization import (
     IMAGENET_STD,
     NO_MEAN,
     NO_STD,
-    to_normalized_tensor,
+    to_item_image,
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -46,8 +46,9 @@ def unique_output_stems(names, paths):
 class ImageFolder(Dataset):
     """Images of a directory (not recursive) or of a glob pattern, sorted by path.
 
-    Items: ``{"image": FloatTensor[3, H, W], "name": str}``, the name being the file stem; the
-    image is ImageNet-normalised when ``normalize`` is True, else RGB in [0, 1]. Grayscale,
+    Items: ``{"image": uint8[3, H, W], "name": str}``, the name being the file stem;
+    :attr:`normalization` is what the engine normalises it with: ImageNet when
+    ``normalize`` is True, else none (RGB in [0, 1]). Grayscale,
     palette and 16-bit files are scaled to 8-bit RGB first (``datasets.readers.to_rgb8``).
     """
 
@@ -64,11 +65,10 @@ class ImageFolder(Dataset):
                 f"--images {dir_or_glob}: no images found (expected a directory or glob "
                 f"matching files with suffix {', '.join(IMAGE_SUFFIXES)})")
         self.normalization = (IMAGENET_MEAN, IMAGENET_STD) if normalize else (NO_MEAN, NO_STD)
-        self.to_tensor = to_normalized_tensor(*self.normalization)
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, index):
         path = self.paths[index]
-        return {"image": self.to_tensor(read_rgb_image(path)), "name": path.stem}
+        return {"image": to_item_image(read_rgb_image(path)), "name": path.stem}

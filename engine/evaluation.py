@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 import network
 from config import DEFAULT_NORM_SEMANTICS
+from engine.inputs import model_images, to_device
 from engine.report import add_fields, extra_markdown, percent_text
 from engine.tta import SINGLE_SCALE, tta_logits
 from utils import dist as dist_utils
@@ -137,15 +138,19 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
 @torch.no_grad()
 def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
              sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None,
-             scales=SINGLE_SCALE, flip=False):
+             scales=SINGLE_SCALE, flip=False, normalization=None):
     """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
 
     Args:
         model: eval-mode model (DDP-wrapped or not) returning logits (B, C, H, W).
-        loader: yields item dicts ``{"image": (B,3,H,W), "label": (B,H,W), "name": [str]}``.
+        loader: yields uint8 item dicts ``{"image": (B,3,H,W), "label": (B,H,W),
+            "name": [str]}``.
+        normalization: ``(mean, std)`` the images are normalised with on the device (None:
+            the loader's dataset's ``normalization``).
         scales, flip: test-time augmentation (:func:`engine.tta.tta_logits`); the default
             is single-scale inference, unchanged.
-        on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
+        on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images;
+            images normalised, labels long).
 
     Returns:
         dict: metrics of :func:`utils.metrics.metrics_from_confusion` plus ``val_loss``,
@@ -162,9 +167,10 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
     confusion = ConfusionMatrix(num_classes, device=device)
     totals = _LossAndEmptyLabels(ignore_index, device)
     show = dist_utils.is_main_process()
+    mean, std = normalization or dataset_normalization(loader.dataset)
     for batch in tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True):
-        images = batch["image"].to(device, non_blocking=True)
-        labels = batch["label"].to(device, non_blocking=True)
+        images = model_images(batch["image"], device, mean, std)
+        labels = to_device(batch["label"], device).long()
         with autocast(device, amp):
             logits = tta_logits(
                 lambda inputs: predict_logits(model, inputs, sliding_window, crop_size, stride),
@@ -190,6 +196,15 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
     result["empty_labels"] = num_empty
     result["empty_label_names"] = totals.empty_names[:MAX_NAMES]
     return result
+
+
+def dataset_normalization(dataset):
+    """``(mean, std)`` an evaluation dataset's uint8 images are normalised with."""
+    normalization = getattr(dataset, "normalization", None)
+    if normalization is None:
+        raise TypeError(f"{type(dataset).__name__} has no 'normalization' (mean, std): pass "
+                        f"evaluate(..., normalization=(mean, std))")
+    return normalization
 
 
 class _LossAndEmptyLabels:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from engine import checkpointing
 from engine.evaluation import evaluate
+from engine.inputs import training_inputs
 from utils import dist as dist_utils
 from utils.checkpoint import unwrap_model
 from utils.labels import CLASS_NAMES, NUM_CLASSES
@@ -88,14 +89,10 @@ def forward_backward(net, criterion, scaler, batch, *, device, two_view, with_em
     """Forward both views (or one), the criterion, backward. Returns the loss terms, total last.
 
     The optimizer step is left to the caller so that it can refuse a non-finite loss first.
+    ``batch``: a loader batch of uint8 items (:func:`engine.inputs.training_inputs`).
     """
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=fmt)
-    labels = batch["label"].to(device, non_blocking=True)
-    images_aug = None
-    if two_view:
-        images_aug = batch["image_aug"].to(device, non_blocking=True).contiguous(
-            memory_format=fmt)
+    images, images_aug, labels = training_inputs(batch, device, two_view=two_view,
+                                                 channels_last=channels_last)
     net.zero_grad(set_to_none=True)
     with autocast(device, amp):
         output = net(images, images_aug, with_embeddings=with_embeddings)
@@ -167,7 +164,8 @@ def validate(state, val_sets, *, config, device, amp, writer, logger, final=Fals
     run_dir, record, mious = config.run_dir, config.record, {}
     for name, val in val_sets.items():
         res = evaluate(state.model, val.loader, device, NUM_CLASSES, amp=amp, desc=f"val {name}",
-                       on_batch=writer.image_logger(name, state.iteration, val.mean, val.std))
+                       on_batch=writer.image_logger(name, state.iteration, val.mean, val.std),
+                       normalization=(val.mean, val.std))
         mious[name] = res["miou"]
         logger.info(f"iter {state.iteration} {name}: mIoU {100 * res['miou']:.2f} "
                     f"pixel acc {100 * res['pixel_acc']:.2f} ({res['images']} images)")

@@ -17,6 +17,7 @@ mask from the same numbers; callers shard the images of a pass over the ranks.
 import torch
 
 from loss.whitening import instance_covariance, strict_upper_mask
+from transforms.normalization import normalize_images
 from utils import dist as dist_utils
 from utils.kmeans1d import kmeans_1d
 
@@ -103,12 +104,14 @@ def accumulate_statistics(encode, pairs, device):
         encode: ``encode(images, collected)`` runs the trunk on ``(B, 3, H, W)`` images and
             appends the collected IN outputs to the list ``collected`` (``DeepV3Plus.encode``);
             the caller puts the model in eval mode.
-        pairs: iterable of ``(photometric, original)`` image batches, each ``(P, 3, H, W)``.
+        pairs: iterable of ``(photometric, original)`` uint8 image batches, each
+            ``(P, 3, H, W)`` (ImageNet-normalised here, on the device).
         device: where the images are run.
     """
     stats = CovarianceStatistics()
     for photometric, original in pairs:
-        batch = torch.cat([photometric, original]).to(device, non_blocking=True)
+        batch = normalize_images(torch.cat([photometric, original]).to(device,
+                                                                        non_blocking=True))
         collected = []
         encode(batch, collected)
         size = photometric.shape[0]

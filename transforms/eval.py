@@ -11,13 +11,13 @@ normalisation rule lives in ``transforms/normalization.py``.
 """
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from transforms.normalization import (
     check_protocol,
     eval_normalization,
-    to_normalized_tensor,
+    to_item_image,
+    to_item_label,
 )
 from utils.labels import IGNORE_LABEL
 
@@ -78,10 +78,11 @@ def clean_center_crop_pad(image, label, size, label_fill=IGNORE_LABEL):
 
 
 class EvalTransform:
-    """(PIL RGB image, (H, W) uint8 train ids) -> (FloatTensor [3, H', W'], LongTensor [H', W']).
+    """(PIL RGB image, (H, W) uint8 train ids) -> (uint8 [3, H', W'], uint8 [H', W']).
 
     Mapillary is resized and centre-cropped per protocol; every other dataset keeps its
-    full resolution. Images are normalised with :func:`eval_normalization`.
+    full resolution. The engine normalises the images on the device with ``mean``, ``std``
+    (:func:`eval_normalization`).
     ``dataset_name`` is canonical (``datasets.parse_dataset_name`` strips ``_jitter``).
     """
 
@@ -90,7 +91,6 @@ class EvalTransform:
         self.dataset_name = dataset_name.lower()
         self.protocol = protocol
         self.mean, self.std = eval_normalization(self.dataset_name, protocol)
-        self.to_tensor = to_normalized_tensor(self.mean, self.std)
 
     def __call__(self, image, label):
         if self.dataset_name == "mapillary":
@@ -102,8 +102,7 @@ class EvalTransform:
             else:
                 image, label_image = reference_center_crop_pad(image, label_image, size)
             label = np.asarray(label_image)
-        label = torch.from_numpy(np.array(label, dtype=np.int64))
-        return self.to_tensor(image), label
+        return to_item_image(image), to_item_label(label)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.dataset_name!r}, protocol={self.protocol!r})"

@@ -1,12 +1,21 @@
-"""The one home of input normalisation: ImageNet statistics and the per-protocol rule.
+"""The one home of input normalisation and of the item dtype contract.
+
+Items (training, evaluation, ISW statistics, ``infer.py`` images) carry images as **uint8**
+``(3, H, W)`` RGB and labels as **uint8** ``(H, W)`` train ids (255 = ignore): a quarter of
+the float32 bytes through the DataLoader workers, shared memory, pinning and the copy to the
+device. The engine normalises on the device (:func:`normalize_images`), with exactly the
+arithmetic of torchvision's ``ToDtype(float32, scale=True)`` + ``Normalize`` that the items
+used to go through on the CPU, so the numbers do not change.
 
 Training views are always normalised with ImageNet mean/std. At evaluation, only the
 official BlindNet protocol feeds Cityscapes unnormalised ([0, 1] RGB), as the official code
 does (DECISIONS.md D1, DATASETS.md §3.3).
 """
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -22,8 +31,53 @@ def check_protocol(protocol):
         raise ValueError(f"eval_protocol must be one of {EVAL_PROTOCOLS}, got {protocol!r}")
 
 
+ITEM_IMAGE_DTYPE = torch.uint8   # items' images: (3, H, W) RGB 0..255
+ITEM_LABEL_DTYPE = torch.uint8   # items' labels: (H, W) train ids, 255 = ignore
+_STATS_ON_DEVICE = {}            # (mean, std, device) -> (3, 1, 1) float32 tensors
+
+
+def to_item_image(image):
+    """PIL RGB -> the item image: uint8 ``(3, H, W)``."""
+    return TF.pil_to_tensor(image)
+
+
+def to_item_label(train_ids):
+    """``(H, W)`` train ids (array or tensor) -> the item label: uint8 ``(H, W)``."""
+    if isinstance(train_ids, torch.Tensor):
+        return train_ids.as_subclass(torch.Tensor).to(ITEM_LABEL_DTYPE)
+    return torch.from_numpy(np.array(train_ids, dtype=np.uint8))
+
+
+def _device_stats(mean, std, device):
+    """``mean``, ``std`` as ``(3, 1, 1)`` float32 tensors on ``device``, made once: creating
+    them per batch would copy from pageable host memory (a blocking copy) every step."""
+    key = (tuple(mean), tuple(std), torch.device(device))
+    if key not in _STATS_ON_DEVICE:
+        _STATS_ON_DEVICE[key] = tuple(
+            torch.tensor(values, dtype=torch.float32).view(-1, 1, 1).to(device)
+            for values in (mean, std))
+    return _STATS_ON_DEVICE[key]
+
+
+def normalize_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """uint8 images ``(..., 3, H, W)`` (any device) -> float32 ``(x / 255 - mean) / std``.
+
+    The same operations as ``v2.ToDtype(float32, scale=True)`` then ``v2.Normalize``:
+    bit-identical to normalising each item on the CPU.
+    """
+    if images.dtype != ITEM_IMAGE_DTYPE:
+        raise TypeError(f"expected {ITEM_IMAGE_DTYPE} images (the item contract), got "
+                        f"{images.dtype}")
+    mean_t, std_t = _device_stats(mean, std, images.device)
+    return TF.to_dtype(images, torch.float32, scale=True).sub_(mean_t).div_(std_t)
+
+
 def to_normalized_tensor(mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """PIL RGB -> FloatTensor [3, H, W] in [0, 1] -> ``(x - mean) / std``."""
+    """PIL RGB -> FloatTensor [3, H, W] in [0, 1] -> ``(x - mean) / std``, on the CPU.
+
+    The per-item normalisation items used to carry; kept as the reference that
+    :func:`normalize_images` reproduces bit for bit (tests) and for figures.
+    """
     return v2.Compose([
         v2.PILToTensor(),
         v2.ToDtype(torch.float32, scale=True),

@@ -2,20 +2,24 @@
 
 * :class:`TrainPreset` - one geometric draw (:class:`~transforms.joint.JointTransform`)
   shared by the label and every view, then per-view photometric transforms: view 1
-  (``image``) always, view 2 (``image_aug``) only for two-view (BlindNet) training;
+  (``image``) always, view 2 (``image_aug``) only for two-view (BlindNet) training. With
+  ``photometric="device"`` the item keeps the geometric crop itself as ``image`` and the
+  views' parameters as ``photometric`` (``transforms/photometric_params.py``); the engine
+  makes the views on the device;
 * :class:`EvalPreset` - the evaluation transform of a protocol
   (:class:`~transforms.eval.EvalTransform`).
 
-Both return the item dict of ``datasets/base.py`` without ``name``:
-``{"image": FloatTensor[3, H, W], "label": LongTensor[H, W]}`` (+ ``"image_aug"``).
-Randomness comes from torch's global RNG; the dataset seeds it per item.
+Both return the item dict of ``datasets/base.py`` without ``name``, images and labels uint8
+(``transforms/normalization.py``): ``{"image": uint8[3, H, W], "label": uint8[H, W]}``
+(+ ``"image_aug"`` for two views on the loader path, + ``"photometric": float64[V, 10]`` on
+the device path). Randomness comes from torch's global RNG; the dataset seeds it per item.
 """
-
-import torch
 
 from transforms.eval import EvalTransform
 from transforms.joint import JointTransform
+from transforms.normalization import to_item_image, to_item_label
 from transforms.photometric import jittered_view_transform, original_view_transform
+from transforms.photometric_params import ItemParams, check_photometric
 
 
 class TrainPreset:
@@ -26,27 +30,34 @@ class TrainPreset:
             options (see :class:`~transforms.joint.JointTransform`).
         color_aug, gblur, bblur: view-1 photometric options.
         two_view: also produce the strongly jittered ``image_aug`` view.
+        photometric: ``loader`` (the views made here, on PIL images) or ``device`` (the
+            crop and the views' parameters; no bilateral blur there).
     """
 
     def __init__(self, crop_size, scale_min=0.5, scale_max=2.0, pre_size=None,
                  crop_nopad=False, rrotate=0, color_aug=0.0, gblur=False, bblur=False,
-                 two_view=False):
+                 two_view=False, photometric="loader"):
+        check_photometric(photometric, bblur)
         self.joint_transform = JointTransform(crop_size, scale_min, scale_max, pre_size,
                                               crop_nopad, rrotate)
-        self.view_transform = original_view_transform(color_aug, gblur, bblur)
-        self.aug_transform = jittered_view_transform() if two_view else None
-
-    @property
-    def two_view(self):
-        return self.aug_transform is not None
+        self.photometric = photometric
+        self.two_view = two_view
+        if photometric == "device":
+            self.params = ItemParams(color_aug, gblur, two_view)
+        else:
+            self.view_transform = original_view_transform(color_aug, gblur, bblur)
+            self.aug_transform = jittered_view_transform() if two_view else None
 
     def __call__(self, image, train_ids, centroid=None):
         """``centroid`` (x, y) centres a class-uniform crop (None: random crop)."""
         image, mask = self.joint_transform(image, train_ids, centroid)
-        item = {"image": self.view_transform(image)}
-        if self.aug_transform is not None:
-            item["image_aug"] = self.aug_transform(image)
-        item["label"] = mask.as_subclass(torch.Tensor).long()
+        if self.photometric == "device":
+            item = {"image": to_item_image(image), "photometric": self.params()}
+        else:
+            item = {"image": self.view_transform(image)}
+            if self.two_view:
+                item["image_aug"] = self.aug_transform(image)
+        item["label"] = to_item_label(mask)
         return item
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from utils.cpus import pool_size
 from utils.labels import NUM_CLASSES
 
 from .formats import write_bdd_sample, write_cityscapes_sample, write_gtav_sample
@@ -216,7 +217,7 @@ def _render_unit(unit):
 def _run(units, workers, progress):
     """Yield ``_render_unit`` results (in order), in a process pool when worth it."""
     if workers is None:
-        workers = min(os.cpu_count() or 1, 8)
+        workers = pool_size(8)
     bar = tqdm(total=len(units), desc="style-shift benchmark", unit="scene",
                disable=not progress)
     with bar:

@@ -32,7 +32,7 @@ def _assert_decodes_exactly(dataset, truth, expected_count):
     for sample in dataset.samples:
         np.testing.assert_array_equal(dataset.load_label(sample), truth[sample.name])
     item = dataset[0]
-    assert item["image"].shape == (3, 48, 64) and item["label"].dtype == torch.int64
+    assert item["image"].shape == (3, 48, 64) and item["label"].dtype == torch.uint8
     np.testing.assert_array_equal(item["label"].numpy(), truth[item["name"]])
     assert set(np.unique(item["label"].numpy())) <= set(range(19)) | {255}
 

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from PIL import Image
 
 from datasets import build_dataset, worker_init_fn
-from transforms.normalization import to_normalized_tensor
+from transforms.normalization import to_item_image
 from transforms.photometric import gaussian_blur
 
 
@@ -77,8 +77,8 @@ def test_views_share_geometry_and_label(jitter_set):
     """With the photometric steps replaced by plain normalisation both views coincide, and
     the label is the one the full pipeline returns: photometrics never touch geometry."""
     full = [jitter_set[i] for i in range(3)]
-    jitter_set.train_transform.view_transform = to_normalized_tensor()
-    jitter_set.train_transform.aug_transform = to_normalized_tensor()
+    jitter_set.train_transform.view_transform = to_item_image
+    jitter_set.train_transform.aug_transform = to_item_image
     for index, item in enumerate(full):
         plain = jitter_set[index]
         assert torch.equal(plain["image"], plain["image_aug"])

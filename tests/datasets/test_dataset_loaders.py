@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 import datasets
 from datasets import DATASET_NAMES, ImageFolder, build_dataset, parse_dataset_name
 from datasets.styleshift.formats import write_bdd_sample, write_cityscapes_sample
+from transforms.normalization import normalize_images
 
 DATASETS = ("gtav", "synthia", "cityscapes", "bdd100k", "mapillary")  # the five of the paper
 
@@ -24,7 +25,7 @@ def test_eval_items_pair_and_decode_exactly(name, synthetic, cache_dir):
         item = ds[index]
         assert set(item) == {"image", "label", "name"}  # one dict shape in every mode
         image, label, stem = item["image"], item["label"], item["name"]
-        assert image.dtype == torch.float32 and label.dtype == torch.int64
+        assert image.dtype == label.dtype == torch.uint8  # the item contract
         assert image.shape[1:] == label.shape
         expected = truth[stem]
         if name == "mapillary":
@@ -74,7 +75,8 @@ def test_two_view_training_items_collate(name, synthetic, cache_dir):
                        color_aug=0.5, gblur=True)
     batch = next(iter(DataLoader(ds, batch_size=2, num_workers=0)))
     assert batch["image"].shape == batch["image_aug"].shape == (2, 3, 32, 32)
-    assert batch["label"].shape == (2, 32, 32) and batch["label"].dtype == torch.int64
+    assert batch["label"].shape == (2, 32, 32) and batch["label"].dtype == torch.uint8
+    assert batch["image"].dtype == batch["image_aug"].dtype == torch.uint8
     assert len(batch["name"]) == 2 and set(batch["name"]) <= set(truth)
     assert not torch.equal(batch["image"], batch["image_aug"])
     allowed = set(np.unique(np.concatenate([t.ravel() for t in truth.values()]))) | {255}
@@ -125,8 +127,10 @@ def test_image_folder(tmp_path):
     assert set(folder[1]) == {"image", "name"}
     image = folder[1]["image"]
     assert image.shape == (3, 4, 6)
-    assert image[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-4)
-    raw = ImageFolder(str(tmp_path / "*.png"), normalize=False)[0]["image"]
-    assert raw.max().item() == 1.0 and raw.min().item() == 0.0
+    assert image.dtype == torch.uint8 and image[:, 0, 0].tolist() == [255, 0, 0]
+    normalised = normalize_images(image, *folder.normalization)
+    assert normalised[0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, abs=1e-4)
+    raw = ImageFolder(str(tmp_path / "*.png"), normalize=False)
+    assert raw.normalization == ((0.0,) * 3, (1.0,) * 3)  # [0, 1] RGB
     with pytest.raises(FileNotFoundError, match="no images found"):
         ImageFolder(tmp_path / "*.tif")

@@ -27,8 +27,9 @@ class _Pairs(Dataset):
         return len(self.preds)
 
     def __getitem__(self, i):
-        image = torch.from_numpy(self.preds[i]).float()[None].repeat(3, 1, 1)
-        return {"image": image, "label": torch.from_numpy(self.labels[i]).long(), "name": f"img{i}"}
+        image = torch.from_numpy(self.preds[i]).to(torch.uint8)[None].repeat(3, 1, 1)
+        return {"image": image, "label": torch.from_numpy(self.labels[i]).to(torch.uint8),
+                "name": f"img{i}"}
 
 
 def test_evaluate_equals_direct_confusion_computation(tmp_path):
@@ -37,7 +38,9 @@ def test_evaluate_equals_direct_confusion_computation(tmp_path):
     labels[:, 0] = 255
     preds = np.where(rng.random(labels.shape) < 0.7, labels % 4, rng.integers(0, 4, labels.shape))
     loader = build_eval_loader(_Pairs(preds, labels), batch_size=2, num_workers=0)
-    res = evaluate(_OracleWithErrors(), loader, torch.device("cpu"), num_classes=4)
+    # mean 0, std 1/255: the normalised channel 0 is the uint8 class id again
+    res = evaluate(_OracleWithErrors(), loader, torch.device("cpu"), num_classes=4,
+                   normalization=((0.0,) * 3, (1 / 255,) * 3))
     keep = labels != 255
     hist = np.zeros((4, 4), dtype=np.int64)
     np.add.at(hist, (labels[keep], preds[keep]), 1)

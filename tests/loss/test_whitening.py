@@ -9,6 +9,7 @@ import torch
 from loss.isw_mask import (CovarianceStatistics, accumulate_statistics, compute_isw_masks,
                            style_sensitive_mask)
 from loss.whitening import WhiteningLoss, irw_margin, masked_whitening_loss
+from transforms.normalization import normalize_images
 from utils.kmeans1d import kmeans_1d
 
 
@@ -152,10 +153,11 @@ def trial_pairs(trial, images=3):
     g = torch.Generator().manual_seed(100 + trial)
     pairs = []
     for _ in range(images):
-        original = torch.randn(1, 3, 8, 8, generator=g)
-        photometric = original * (1 + torch.rand(1, 3, 1, 1, generator=g)) + torch.randn(
+        original = torch.randint(0, 256, (1, 3, 8, 8), generator=g, dtype=torch.uint8)
+        photometric = original * (1 + torch.rand(1, 3, 1, 1, generator=g)) + 40 * torch.randn(
             1, 3, 1, 1, generator=g)
-        pairs.append((photometric, original))
+        # uint8 items, as the statistics pass loads them (normalised on the device)
+        pairs.append((photometric.clamp(0, 255).to(torch.uint8), original))
     return pairs
 
 
@@ -167,7 +169,7 @@ def direct_variance(encoder, pairs):
         for images in (photometric, original):
             collected = []
             with torch.no_grad():
-                encoder(images, collected)
+                encoder(normalize_images(images), collected)
             layers.append(collected)
         per_layer = []
         for f_photo, f_orig in zip(*layers):

@@ -11,7 +11,8 @@ from transforms.eval import (
     mapillary_eval_size,
     reference_center_crop_pad,
 )
-from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, eval_normalization
+from transforms.normalization import (IMAGENET_MEAN, IMAGENET_STD, eval_normalization,
+                                      normalize_images)
 
 
 def test_normalisation_per_protocol():
@@ -72,7 +73,7 @@ def test_mapillary_eval_transform(protocol, size, pad_value):
     image = Image.new("RGB", (100, 150), (255, 255, 255))
     tensor, target = EvalTransform("mapillary", protocol)(image, label)
     assert tensor.shape == (3, size, size) and target.shape == (size, size)
-    assert target.dtype == torch.int64
+    assert target.dtype == tensor.dtype == torch.uint8  # the item contract
     assert set(target.unique().tolist()) == {13, pad_value}
     width = int(100 / 150 * size)
     # reference crop: the offset round((w - size) / 2) < 0 hides part of the image (§7.2)
@@ -84,7 +85,11 @@ def test_other_datasets_keep_full_resolution():
     label = np.array([[0, 255], [18, 7]], dtype=np.uint8)
     image = Image.new("RGB", (2, 2), (0, 0, 0))
     tensor, target = EvalTransform("cityscapes", "blindnet")(image, label)
-    assert torch.equal(target, torch.tensor([[0, 255], [18, 7]]))
-    assert (tensor == 0).all()  # mean 0, std 1
-    tensor, _ = EvalTransform("cityscapes", "robustnet")(image, label)
-    assert tensor[0, 0, 0].item() == pytest.approx(-0.485 / 0.229)
+    assert torch.equal(target, torch.tensor([[0, 255], [18, 7]], dtype=torch.uint8))
+    assert (tensor == 0).all() and tensor.shape == (3, 2, 2)
+    blindnet = EvalTransform("cityscapes", "blindnet")
+    assert (blindnet.mean, blindnet.std) == ((0.0,) * 3, (1.0,) * 3)  # mean 0, std 1
+    robustnet = EvalTransform("cityscapes", "robustnet")
+    tensor, _ = robustnet(image, label)
+    normalised = normalize_images(tensor, robustnet.mean, robustnet.std)
+    assert normalised[0, 0, 0].item() == pytest.approx(-0.485 / 0.229)

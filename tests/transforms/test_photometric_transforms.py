@@ -7,7 +7,8 @@ from PIL import Image
 from skimage.filters import gaussian
 from torchvision.transforms import v2
 
-from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, to_normalized_tensor
+from transforms.normalization import (IMAGENET_MEAN, IMAGENET_STD, normalize_images,
+                                      to_normalized_tensor)
 from transforms.photometric import (
     RandomBilateralBlur,
     RandomGaussianBlur,
@@ -46,7 +47,7 @@ def test_view_1_structure():
     def names(transform):
         return [type(t).__name__ for t in transform.transforms]
 
-    assert names(original_view_transform()) == ["Compose"]
+    assert names(original_view_transform()) == ["PILToTensor"]  # uint8, normalised later
     with_everything = original_view_transform(color_aug=0.5, gblur=True)
     apply, blur, _ = with_everything.transforms
     assert isinstance(apply, v2.RandomApply) and apply.p == 0.5
@@ -68,15 +69,24 @@ def test_view_2_always_jitters_strongly_and_blurs():
 
 def test_views_change_colour_but_keep_shape(picture):
     torch.manual_seed(0)
-    plain = to_normalized_tensor()(picture)
+    plain = original_view_transform()(picture)  # no options: the picture itself, uint8
     strong = jittered_view_transform()(picture)
-    assert plain.shape == strong.shape == (3, 40, 56) and strong.dtype == torch.float32
-    assert (plain - strong).abs().mean() > 0.1
+    assert plain.shape == strong.shape == (3, 40, 56)
+    assert plain.dtype == strong.dtype == torch.uint8
+    assert (plain.float() - strong.float()).abs().mean() > 0.1 * 255
+    assert torch.equal(plain, torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1))
+
+
+def test_device_normalisation_is_bit_identical_to_the_items_cpu_normalisation(picture):
+    """The engine normalises uint8 batches; items used to carry ToDtype + Normalize output."""
+    reference = to_normalized_tensor()(picture)
+    batch = torch.stack([original_view_transform()(picture)] * 2)
+    assert torch.equal(normalize_images(batch)[1], reference)
     expected = (torch.tensor(np.asarray(picture)[0, 0] / 255.0, dtype=torch.float32)
                 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
-    assert torch.allclose(plain[:, 0, 0], expected, atol=1e-6)
-    # view 1 with no options is only the normalisation
-    assert torch.equal(original_view_transform()(picture), plain)
+    assert torch.allclose(reference[:, 0, 0], expected, atol=1e-6)
+    with pytest.raises(TypeError, match="uint8"):
+        normalize_images(reference)
 
 
 def test_bilateral_blur_smooths(picture):

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, NO_MEAN, NO_STD
+from transforms.normalization import (IMAGENET_MEAN, IMAGENET_STD, NO_MEAN, NO_STD,
+                                      normalize_images)
 from transforms.presets import EvalPreset, TrainPreset
 
 
@@ -29,7 +30,8 @@ def test_train_two_view_and_one_view_items():
     item = _seeded(two, 1, image, ids)
     assert list(item) == ["image", "image_aug", "label"] and two.two_view
     assert item["image"].shape == item["image_aug"].shape == (3, 24, 24)
-    assert item["label"].shape == (24, 24) and item["label"].dtype == torch.int64
+    assert item["label"].shape == (24, 24) and item["label"].dtype == torch.uint8
+    assert item["image"].dtype == item["image_aug"].dtype == torch.uint8
     assert not torch.equal(item["image"], item["image_aug"])  # independent photometric draws
     assert set(item["label"].unique().tolist()) <= set(np.unique(ids).tolist())
     one = TrainPreset(24, scale_min=0.8, scale_max=1.2, color_aug=0.5, gblur=True)
@@ -62,9 +64,11 @@ def test_eval_preset_items_and_normalization(protocol, name, normalization):
     assert list(item) == ["image", "label"] and preset.normalization == normalization
     assert item["image"].shape == (3, 40, 56)  # full resolution, no crop
     np.testing.assert_array_equal(item["label"].numpy(), ids)
+    raw = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+    assert item["image"].dtype == torch.uint8 and torch.equal(item["image"], raw)
     mean = torch.tensor(normalization[0]).view(3, 1, 1)
     std = torch.tensor(normalization[1]).view(3, 1, 1)
-    raw = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
-    torch.testing.assert_close(item["image"], (raw - mean) / std)
+    torch.testing.assert_close(normalize_images(item["image"], *normalization),
+                               (raw.float() / 255 - mean) / std)
     with pytest.raises(ValueError, match="eval_protocol must be one of"):
         EvalPreset(name, "fast")
