@@ -10,6 +10,7 @@ exceptions into exit codes. See README.md for the flags and docs/METHOD.md §4 f
 """
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ import cli
 import network
 from datasets import DatasetLayoutError
 from engine import checkpointing
-from engine.data import build_train_data, build_val_sets
+from engine.data import (VALIDATION_SHARE_WARNING, build_train_data, build_val_sets,
+                         validation_share)
 from engine.isw import ISWMaskSchedule
 from engine.trainer import NonFiniteLossError, Preempted, fit, new_train_state
 from loss import BlindNetCriterion
@@ -128,12 +130,15 @@ def build_data(args, roots, dist, needs_two_views, logger):
     preparation (the class-uniform centroid pass) takes its time.
     """
     try:
+        # Validation and training take turns: the (persistent) validation workers get as many.
         val_sets = build_val_sets(args.val_dataset, roots, cli.eval_dataset_options(args),
-                                  batch_size=args.bs_mult_val,
-                                  num_workers=min(2, args.num_workers),
+                                  batch_size=args.bs_mult_val, num_workers=args.num_workers,
                                   max_images=args.max_val_images)
+        options = cli.dataset_options(args, dist.device.type)
+        logger.info(f"photometric augmentation: {options['photometric']} "
+                    f"(--photometric, docs/DATA_PIPELINE.md)")
         data = build_train_data(
-            args.dataset, roots, cli.dataset_options(args), cityscapes_split=args.city_mode,
+            args.dataset, roots, options, cityscapes_split=args.city_mode,
             batch_size=args.bs_mult, num_workers=args.num_workers, seed=args.seed,
             rank=dist.rank, world_size=dist.world_size, pin_memory=dist.device.type == "cuda",
             logger=logger)
@@ -144,7 +149,25 @@ def build_data(args, roots, dist, needs_two_views, logger):
     if needs_two_views and not data.two_view:
         raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
                          f"dataset (got --dataset {' '.join(args.dataset)})")
+    if args.val_every is None:
+        warn_long_validation(val_sets, data, args, logger)
     return data, val_sets
+
+
+def warn_long_validation(val_sets, data, args, logger):
+    """Warn when validating after every epoch would take more than
+    ``VALIDATION_SHARE_WARNING`` of the training time (estimate), naming ``--val_every``."""
+    batches = len(data.loader)
+    share = validation_share(val_sets, batches, args.bs_mult, args.crop_size, data.two_view)
+    if share > VALIDATION_SHARE_WARNING:
+        every = math.ceil(batches * share / VALIDATION_SHARE_WARNING)
+        step = 10 ** (len(str(every)) - 1)  # one significant digit, rounded up
+        logger.warning(
+            f"validating after every epoch ({batches} iterations) would take about "
+            f"{100 * share:.0f}% of the training time (estimate from the images and pixels "
+            f"of the validation sets against one epoch's training); --val_every "
+            f"{-(-every // step) * step} keeps it under "
+            f"{100 * VALIDATION_SHARE_WARNING:.0f}%")
 
 
 def check_flags(args, dist):

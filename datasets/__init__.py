@@ -35,7 +35,7 @@ from datasets.foggy_cityscapes import beta_string as foggy_beta_string
 from datasets.gtav import GTAV
 from datasets.image_folder import ImageFolder
 from datasets.mapillary import Mapillary
-from datasets.readers import DatasetReadError
+from datasets.readers import DatasetReadError, single_threaded_opencv
 from datasets.registry import (
     DATASET_ALIASES,
     DATASET_CLASSES,
@@ -108,5 +108,5 @@ __all__ = [
     "ImageFolder", "Mapillary", "Sample", "SegmentationDataset", "Synthia", "TWO_VIEW_SUFFIX",
     "build_dataset", "build_eval_dataset", "canonical_dataset_name", "check_options",
     "dataset_root", "default_root", "parse_dataset_name", "root_flag_dest", "root_flags",
-    "worker_init_fn",
+    "single_threaded_opencv", "worker_init_fn",
 ]

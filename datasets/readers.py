@@ -2,6 +2,13 @@
 
 Every reader raises :class:`DatasetReadError` naming the file when it cannot be decoded, so
 a truncated download surfaces as "which file" rather than a bare PIL traceback from a worker.
+
+RGB images are decoded by the fastest reader that gives PIL's pixels exactly, per format
+(:data:`FAST_READERS`, measured by ``bench/data_pipeline.py --photos``: OpenCV for 8-bit RGB
+/ RGBA PNGs, about 15% less CPU than PIL; for JPEG, PIL, OpenCV and torchvision.io cost the
+same, so PIL stays); every other file (palette, grey, 16-bit, CMYK, WebP ...) goes through
+PIL and :func:`to_rgb8`. ``tests/datasets/test_readers.py`` checks that the fast reader and
+PIL agree on every variant.
 """
 
 import cv2
@@ -44,14 +51,47 @@ def to_rgb8(image):
     return Image.fromarray(np.repeat(gray[..., None], 3, axis=2))
 
 
+def _decode_opencv(data):
+    """8-bit RGB(A) PNG bytes -> PIL RGB.
+
+    PIL swaps the channels while it copies the buffer (a "BGR" raw mode never shares the
+    array's memory). EXIF orientation is ignored, as PIL's ``Image.open`` does."""
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None:
+        raise ValueError("OpenCV could not decode it")
+    height, width = bgr.shape[:2]
+    return Image.frombuffer("RGB", (width, height), bgr, "raw", "BGR", 0, 1)
+
+
+# (PIL format, PIL mode of the opened file) -> a faster decoder giving PIL's RGB pixels.
+FAST_READERS = {("PNG", "RGB"): _decode_opencv, ("PNG", "RGBA"): _decode_opencv}
+
+
+def single_threaded_opencv():
+    """Give OpenCV one thread in this process, before it forks DataLoader (or pool) workers.
+
+    The workers inherit it (one decoding thread per worker, not one per core each). It must
+    happen in the parent: ``cv2.setNumThreads`` called in a worker forked from a parent that
+    has used OpenCV's thread pool hangs (measured: OpenCV 5.1, pthreads backend, the
+    parent's GaussianBlur then the call in a DataLoader worker).
+    """
+    cv2.setNumThreads(1)
+
+
 def read_rgb_image(path):
     """Read an image file as an 8-bit RGB ``PIL.Image`` (fully decoded, file closed).
 
-    Grayscale, palette and 16-bit images are converted by :func:`to_rgb8`.
+    PIL reads the header; a format and mode of :data:`FAST_READERS` are decoded by that
+    reader, anything else by PIL (grayscale, palette and 16-bit images converted by
+    :func:`to_rgb8`).
     """
     try:
         with Image.open(path) as image:
-            return to_rgb8(image)
+            decode = FAST_READERS.get((image.format, image.mode))
+            if decode is None:
+                return to_rgb8(image)
+        # One read of the bytes (any file name works, cv2.imread would need valid UTF-8).
+        return decode(np.fromfile(path, dtype=np.uint8))
     except (OSError, ValueError, SyntaxError) as error:
         raise DatasetReadError(f"cannot read image {path}: {error}") from error
 

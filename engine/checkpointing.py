@@ -85,12 +85,25 @@ def gather_rng_states(generator):
 
 
 def restore_rng_states(states, generator, rank, world_size):
-    """Restore this rank's RNG states; returns False (and changes nothing) if the world differs."""
+    """Restore this rank's RNG states.
+
+    Returns None, or a note on what was not restored: the world size differs (nothing), or
+    the loss
+    sampler's state comes from a generator of another kind (a CPU one, as checkpoints made
+    before the generator moved to the training device, restored into a CUDA one: the states
+    cannot be converted, so that generator stays as seeded).
+    """
     if not states or len(states) != world_size:
-        return False
+        return "world size changed since the checkpoint: RNG states re-seeded"
     set_rng_state(states[rank])
-    generator.set_state(states[rank]["loss_sampler"])
-    return True
+    saved = states[rank]["loss_sampler"]
+    if saved.numel() != generator.get_state().numel():
+        return (f"the loss sampler's saved state is not a {generator.device.type} "
+                f"generator's (a checkpoint from before the sampler drew on the training "
+                f"device?): it stays as seeded, so the run will not repeat an uninterrupted "
+                f"one exactly")
+    generator.set_state(saved)
+    return None
 
 
 def prepare_run_dir(run_dir, is_main):
@@ -214,8 +227,10 @@ def restore_training_state(checkpoint, path, optimizer, scheduler, scaler, gener
     if "rng" not in checkpoint:
         notes.append("no 'rng' entry: random states stay as seeded, so the run will not "
                      "repeat an uninterrupted one exactly")
-    elif not restore_rng_states(checkpoint["rng"], generator, rank, world_size):
-        notes.append("world size changed since the checkpoint: RNG states re-seeded")
+    else:
+        note = restore_rng_states(checkpoint["rng"], generator, rank, world_size)
+        if note:
+            notes.append(note)
     return ResumePosition(iteration, epoch, epoch_iter, dict(checkpoint.get("best") or {}),
                           notes)
 

@@ -96,6 +96,8 @@ def build_train_data(names, roots, options, *, cityscapes_split, batch_size, num
     Raises ValueError when the set holds fewer samples than one batch per process.
     """
     dataset, two_view = build_train_set(names, roots, options, cityscapes_split)
+    if num_workers > 0:
+        datasets.single_threaded_opencv()  # inherited by the workers forked below
     prepare_rank0_first(dataset, rank == 0)
     parts = dataset.datasets if isinstance(dataset, datasets.EpochConcatDataset) else [dataset]
     for name, part in zip(names, parts):
@@ -124,11 +126,49 @@ class ValSet:
 
 def build_val_sets(names, roots, eval_options, *, batch_size, num_workers, max_images=None,
                    worker_init_fn=WORKER_INIT):
-    """Canonical name -> :class:`ValSet` of each name's validation split."""
+    """Canonical name -> :class:`ValSet` of each name's validation split.
+
+    With ``num_workers`` > 0 the loaders' workers are persistent: started at the first
+    validation, they stay for the next ones (evaluation items do not change with the epoch),
+    so a validation does not pay the workers' start-up each time.
+    """
+    if num_workers > 0:
+        datasets.single_threaded_opencv()
     val_sets = {}
     for name in names:
         base, _ = datasets.parse_dataset_name(name)
         base, dataset = datasets.build_eval_dataset(name, roots.get(base), **eval_options)
-        loader = build_eval_loader(dataset, batch_size, num_workers, max_images, worker_init_fn)
+        loader = build_eval_loader(dataset, batch_size, num_workers, max_images, worker_init_fn,
+                                   persistent=num_workers > 0)
         val_sets[base] = ValSet(loader, *dataset.normalization)
     return val_sets
+
+
+# Every-epoch validation is reported when it would take more than this share of the epoch's
+# training time (train.py warns at start-up; --val_every is the fix).
+VALIDATION_SHARE_WARNING = 0.25
+
+
+def validation_share(val_sets, batches_per_epoch, batch_size, crop_size, two_view):
+    """Estimated time of one validation (every ``val_sets`` image on this rank) over one
+    epoch's training time (``batches_per_epoch`` batches of this rank), from two ratios, the
+    larger of which bounds the run:
+
+    * compute: an evaluated pixel costs one forward, a training pixel a forward and a backward
+      (about 3 forwards) per view;
+    * loading: the workers decode an evaluated image in about the time of a training sample
+      (both read a full frame; the training crop's transforms roughly offset the evaluation
+      image's larger size).
+
+    Each validation set's image size is its first item's (evaluation items keep it).
+    """
+    views = 2 if two_view else 1
+    train_pixels = batches_per_epoch * batch_size * crop_size ** 2 * views * 3
+    train_samples = batches_per_epoch * batch_size
+    val_pixels = val_images = 0
+    for val in val_sets.values():
+        count = len(val.loader.sampler)
+        if count:
+            val_pixels += count * val.loader.dataset[0]["image"][0].numel()
+            val_images += count
+    return max(val_pixels / max(train_pixels, 1), val_images / max(train_samples, 1))

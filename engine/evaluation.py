@@ -49,12 +49,14 @@ class ShardSampler(Sampler):
 
 
 def build_eval_loader(dataset, batch_size=1, num_workers=2, max_images=None,
-                      worker_init_fn=None):
-    """DataLoader over this rank's shard of ``dataset`` (first ``max_images`` images only)."""
+                      worker_init_fn=None, persistent=False):
+    """DataLoader over this rank's shard of ``dataset`` (first ``max_images`` images only);
+    ``persistent``: keep the workers between passes (training's repeated validations)."""
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
     sampler = ShardSampler(n, dist_utils.get_rank(), dist_utils.get_world_size())
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       worker_init_fn=worker_init_fn,
+                      persistent_workers=persistent and num_workers > 0,
                       pin_memory=torch.cuda.is_available(),
                       # Own generator: evaluation must not consume the global RNG that
                       # training (dropout) uses, or resumed runs would diverge.

@@ -46,7 +46,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     scheduler: object                # LambdaLR, stepped every iteration
     scaler: torch.amp.GradScaler     # active only for --amp fp16
-    loss_generator: torch.Generator  # the criterion's anchor / negative sampling
+    loss_generator: torch.Generator  # the criterion's sampling, on the training device
     net: torch.nn.Module = None      # what the step calls: model, or its DDP / compiled wrapper
     iteration: int = 0
     epoch: int = 0
@@ -81,7 +81,14 @@ def new_train_state(model, optim, *, device, amp="off", seed=304, rank=0):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                   poly_lambda(optim.max_iter, optim.poly_exp))
     return TrainState(model, optimizer, scheduler, grad_scaler(device, amp),
-                      torch.Generator(device="cpu").manual_seed(seed + rank))
+                      loss_generator(device, seed + rank))
+
+
+def loss_generator(device, seed):
+    """The criterion's generator, on the training ``device``: the samplers draw their random
+    keys where the maps are (no copy from the host each step). Its state is checkpointed
+    (``engine/checkpointing.py``) like the other RNG states."""
+    return torch.Generator(device=torch.device(device)).manual_seed(seed)
 
 
 def forward_backward(net, criterion, scaler, batch, *, device, two_view, with_embeddings,
@@ -116,18 +123,40 @@ def train_step(state, batch, criterion, *, device, two_view, with_embeddings, am
     """One iteration: forward/backward, rank-mean loss terms, finiteness check, SGD and LR
     steps. Returns the terms as floats (``total`` last); raises :class:`NonFiniteLossError`
     before the step, so the weights stay those of the last good iteration."""
+    values, _ = run_step(state, batch, criterion, device=device, two_view=two_view,
+                         with_embeddings=with_embeddings, amp=amp, channels_last=channels_last)
+    return values
+
+
+def run_step(state, batch, criterion, *, device, two_view, with_embeddings, amp="off",
+             channels_last=False, stop=None):
+    """:func:`train_step` that also reads ``stop`` (a :class:`~utils.preemption.StopSignal`
+    or None) in the same transfer; returns ``(values, signal number or 0)``.
+
+    The host reads the device once per step: the loss terms (mean over ranks) and the stop
+    flags (summed over ranks) go through one all-reduce and one small copy, which is also
+    where the host waits for the step's kernels. Finiteness is checked on those numbers
+    before the optimizer step, so a NaN never reaches the weights (nor, after it, a
+    checkpoint).
+    """
     terms = forward_backward(state.net, criterion, state.scaler, batch, device=device,
                              two_view=two_view, with_embeddings=with_embeddings, amp=amp,
                              channels_last=channels_last, generator=state.loss_generator)
+    count = len(terms)
+    packed = torch.stack(list(terms.values())).detach().float()
+    if stop is not None:
+        packed = torch.cat([packed, stop.flags(packed.device)])
+    packed = dist_utils.all_reduce_sum(packed)
     # Mean over ranks, for logging and so that every rank stops on a NaN together.
-    reduced = dist_utils.all_reduce_mean(torch.stack(list(terms.values())).detach())
-    values = dict(zip(terms, reduced.tolist()))
+    packed[:count] /= dist_utils.get_world_size()
+    numbers = packed.tolist()  # the step's one device-to-host read
+    values = dict(zip(terms, numbers[:count]))
     check_finite(values, state.iteration + 1)
     state.scaler.step(state.optimizer)
     state.scaler.update()
     state.scheduler.step()
     state.iteration, state.epoch_iter = state.iteration + 1, state.epoch_iter + 1
-    return values
+    return values, (stop.decode(numbers[count:]) if stop is not None else 0)
 
 
 def sync_buffers(model):
@@ -254,9 +283,10 @@ def _epoch(run):
     for batch in run.data.loader:
         if run.before_step is not None:
             run.before_step(state)
-        values = train_step(state, batch, run.criterion, device=run.device,
-                            two_view=run.step.two_view, with_embeddings=run.step.with_embeddings,
-                            amp=run.step.amp, channels_last=run.step.channels_last)
+        values, signum = run_step(
+            state, batch, run.criterion, device=run.device, two_view=run.step.two_view,
+            with_embeddings=run.step.with_embeddings, amp=run.step.amp,
+            channels_last=run.step.channels_last, stop=run.stop)
         toc = time.perf_counter()
         speed, tic = config.batch_size * dist_utils.get_world_size() / (toc - tic), toc
         _report(run, values, speed)
@@ -264,7 +294,7 @@ def _epoch(run):
             checkpointing.save(state, config.run_dir / "last.pth", config.record)
         if state.iteration >= config.max_iter:
             return True
-        _stop_if_signalled(run, saved=False)
+        _stop_if_signalled(run, saved=False, signum=signum)
         if state.iteration == config.stop_at:
             run.save_last(f"--stop_at {config.stop_at}")
             return False
@@ -282,10 +312,12 @@ def _epoch(run):
     return True
 
 
-def _stop_if_signalled(run, saved):
+def _stop_if_signalled(run, saved, signum=None):
     """Raise :class:`Preempted` when any rank got a stop signal (every rank calls this at the
-    same points and agrees); ``saved``: ``last.pth`` already holds this iteration."""
-    signum = run.stop.should_stop(run.device)
+    same points and agrees); ``saved``: ``last.pth`` already holds this iteration.
+    ``signum``: the step's all-reduced reading (None: read the flag now)."""
+    if signum is None:
+        signum = run.stop.should_stop(run.device)
     if not signum:
         return
     reason = f"stopped by {signal_name(signum)}"

@@ -18,10 +18,16 @@ CWCL_NEGATIVES = ("reference", "distinct")
 CWCL_CLASS_ORDERS = ("ascending", "random")
 
 
-def _info_nce(positive, negative, temperature):
-    """Mean of ``-log softmax([positive, negative] / t)[0]``; ``(..., 1)`` and ``(..., n)``."""
+def _info_nce_terms(positive, negative, temperature):
+    """``-log softmax([positive, negative] / t)[0]`` per anchor; ``(..., 1)``, ``(..., n)``
+    -> ``(...)``."""
     logits = torch.cat((positive, negative), dim=-1) / temperature
-    return (logits.logsumexp(dim=-1) - logits[..., 0]).mean()
+    return logits.logsumexp(dim=-1) - logits[..., 0]
+
+
+def _info_nce(positive, negative, temperature):
+    """Mean of :func:`_info_nce_terms`."""
+    return _info_nce_terms(positive, negative, temperature).mean()
 
 
 def _check_levels(name, queries, keys):
@@ -67,14 +73,17 @@ def semantic_disentanglement_loss(query, key, pairs, temperature):
     Args:
         query: ``(B, D, h, w)`` augmented-view embeddings (anchors and negatives, with grad).
         key: ``(B, D, h, w)`` original-view embeddings (positives, detached here).
-        pairs: :class:`loss.sampling.SDCLPairs` with A anchors and P negatives each.
+        pairs: :class:`loss.sampling.SDCLPairs` with A anchor slots and P negatives each
+            (``valid`` marks the slots holding an anchor; None: all do).
         temperature: tau.
 
     Returns:
-        scalar: mean over the A anchors, 0 when there is none.
+        scalar: mean over the anchors, 0 when there is none. Every slot is computed and the
+        others are masked out, so the graph has the same shape whatever the data (no host
+        read of the anchor count; every DDP rank's graph is the same).
     """
-    if pairs.batch_index.numel() == 0:
-        return query.float().sum() * 0.0  # keeps every rank's graph identical under DDP
+    if pairs.batch_index.numel() == 0:  # only for empty maps: the shapes say so
+        return query.float().sum() * 0.0
     dim, num_pixels = query.shape[1], query.shape[2] * query.shape[3]
     q_pixels = query.float().flatten(2).transpose(1, 2).reshape(-1, dim)     # (B * N, D)
     k_pixels = key.detach().float().flatten(2).transpose(1, 2).reshape(-1, dim)
@@ -89,7 +98,12 @@ def semantic_disentanglement_loss(query, key, pairs, temperature):
     positive = (q * k).sum(dim=-1, keepdim=True)
     with float32_region(q.device):  # autocast would run the product in bf16/fp16
         negative = torch.einsum("ad,apd->ap", q, negatives)
-    return _info_nce(positive, negative, temperature)
+    losses = _info_nce_terms(positive, negative, temperature)                # (A,)
+    if pairs.valid is None:
+        return losses.mean()
+    # where, not a product: a slot without an anchor contributes exactly nothing.
+    return (torch.where(pairs.valid, losses, 0.0).sum()
+            / pairs.valid.sum().clamp(min=1))
 
 
 class ClassWiseContrastiveLoss(nn.Module):

@@ -1,14 +1,17 @@
 """Vectorized anchor samplers of CWCL and SDCL (METHOD.md §3.4, §3.5).
 
 Both samplers work on one feature level: integer maps of size ``(B, h, w)`` already resized
-to the embedding resolution. There is no Python loop over pixels, classes or images: random
-subsets are drawn by giving every pixel a random key, sorting the pixels of each image by
-``(group, key)`` and keeping the first ``quota`` pixels of every group. All randomness comes
+to the embedding resolution. There is no Python loop over pixels, classes or images, and no
+data-dependent shape: random subsets are drawn by giving every pixel a random key, sorting
+the pixels of each image by ``(group, key)`` and keeping the first ``quota`` pixels of every
+group (CWCL, SDCL's negatives), or by taking the ``k`` smallest keys under a mask (SDCL's
+anchor cap); how many of the fixed-size slots are real is a mask, not a shape. So a training
+step never waits for the device to tell the host a size (``nonzero``). All randomness comes
 from the ``generator`` argument (the default generator when ``None``), so a seed makes the
-sampling reproducible. The generator may live on another device than the maps (the training
-engine keeps a CPU one): numbers are drawn where the generator is and then moved, because
-PyTorch refuses a CPU generator for CUDA tensors. Label values must lie in ``[0, 255]``
-(train ids and 255 = ignore).
+sampling reproducible. The training engine keeps the generator on the training device;
+a generator on another device also works (numbers are drawn where the generator is, then
+moved, because PyTorch refuses a CPU generator for CUDA tensors), at the price of a copy.
+Label values must lie in ``[0, 255]`` (train ids and 255 = ignore).
 """
 
 from dataclasses import dataclass
@@ -37,16 +40,18 @@ class CWCLAnchors:
 
 @dataclass
 class SDCLPairs:
-    """Anchors of SDCL for one level: ``A`` anchors and their ``P`` shared negatives.
+    """Anchors of SDCL for one level: ``A`` anchor slots and their ``P`` shared negatives.
 
     ``batch_index``, ``pixel_index``: ``(A,)``; ``negative_index``: ``(A, P)`` flat pixel
     indices, in the anchor's image, of pixels labelled with the class the augmented view
-    predicted at the anchor.
+    predicted at the anchor. ``valid``: ``(A,)`` bool, which slots hold an anchor (the
+    sampler's A is fixed by the shapes; None: every slot is one).
     """
 
     batch_index: torch.Tensor
     pixel_index: torch.Tensor
     negative_index: torch.Tensor
+    valid: torch.Tensor | None = None
 
 
 def _rand(shape, generator, device, dtype=torch.float32):
@@ -55,10 +60,10 @@ def _rand(shape, generator, device, dtype=torch.float32):
     return torch.rand(shape, generator=generator, device=source, dtype=dtype).to(device)
 
 
-def _randperm(n, generator, device):
-    """A random permutation of ``0..n-1`` on ``device``, drawn on the generator's device."""
-    source = device if generator is None else generator.device
-    return torch.randperm(n, generator=generator, device=source).to(device)
+def _labelled(ignore_index, device):
+    """``(256,)`` bool: every label value except ``ignore_index`` (a mask made on the
+    device; assigning ``False`` at an index would copy a host scalar every call)."""
+    return torch.arange(NUM_LABEL_VALUES, device=device) != ignore_index
 
 
 def _count_values(values, weights=None):
@@ -119,8 +124,7 @@ def sample_cwcl_anchors(labels, preds, max_classes, max_views, *, distinct=False
     class_counts = _count_values(y)
     hard_counts = _count_values(y, p != y)
     easy_counts = class_counts - hard_counts
-    candidate = class_counts > max_views
-    candidate[:, ignore_index] = False
+    candidate = (class_counts > max_views) & _labelled(ignore_index, y.device)
     chosen = _choose_classes(candidate, max_classes, random_class_order, generator)
 
     num_hard, num_easy = _hard_easy_quota(hard_counts, easy_counts, chosen, max_views)
@@ -212,7 +216,15 @@ def sample_sdcl_pairs(labels, preds, preds_aug, num_patch, *, max_samples=1000,
     An anchor is a labelled pixel where the original view is right and the augmented view
     predicts another class c. The negatives of all anchors of (image, c) are the same
     ``num_patch`` distinct pixels labelled c in that image; c is skipped when fewer exist.
-    At most ``B * max_samples`` anchors are kept (a uniformly random subset).
+    At most ``B * max_samples`` anchors are kept (a uniformly random subset, as the official
+    ``randperm`` cut).
+
+    The result has a fixed number of slots, ``A = min(B * h * w, B * max_samples)``, known
+    from the shapes alone: when every pixel fits under the cap the slots are all pixels in
+    row-major order (the official anchor order) and ``valid`` marks the anchors; otherwise
+    the slots are the ``A`` pixels with the smallest random keys, anchors' keys in
+    ``U[0, 1)`` and the other pixels' set to 2 (so all anchors when there are at most
+    ``A``, else a uniformly random ``A``-subset of them), put back in row-major order.
 
     Args:
         labels: ``(B, h, w)`` ground truth at the level's resolution.
@@ -224,15 +236,14 @@ def sample_sdcl_pairs(labels, preds, preds_aug, num_patch, *, max_samples=1000,
         generator: ``torch.Generator`` (on any device) or ``None``.
 
     Returns:
-        :class:`SDCLPairs`.
+        :class:`SDCLPairs` with ``valid`` set.
     """
     batch = labels.shape[0]
     y, p, p_aug = (t.flatten(1).long() for t in (labels, preds, preds_aug))
     num_pixels, device = y.shape[1], y.device
 
     class_counts = _count_values(y)
-    has_negatives = class_counts >= num_patch
-    has_negatives[:, ignore_index] = False
+    has_negatives = (class_counts >= num_patch) & _labelled(ignore_index, device)
     corrected = (p != p_aug) & (y != ignore_index) & (p == y)
     anchor_mask = corrected & has_negatives.gather(1, p_aug)
 
@@ -244,10 +255,18 @@ def sample_sdcl_pairs(labels, preds, preds_aug, num_patch, *, max_samples=1000,
     offsets = offsets.clamp(max=num_pixels - 1).flatten(1)
     negative_table = order.gather(1, offsets).view(batch, NUM_LABEL_VALUES, num_patch)
 
-    batch_index, pixel_index = anchor_mask.nonzero(as_tuple=True)
-    cap = batch * max_samples
-    if batch_index.numel() > cap:
-        keep = _randperm(batch_index.numel(), generator, device)[:cap]
-        batch_index, pixel_index = batch_index[keep], pixel_index[keep]
-    confused = p_aug[batch_index, pixel_index]
-    return SDCLPairs(batch_index, pixel_index, negative_table[batch_index, confused])
+    slots = _anchor_slots(anchor_mask.flatten(), batch * max_samples, generator)
+    batch_index, pixel_index = slots // num_pixels, slots % num_pixels
+    confused = p_aug.flatten()[slots]
+    return SDCLPairs(batch_index, pixel_index, negative_table[batch_index, confused],
+                     anchor_mask.flatten()[slots])
+
+
+def _anchor_slots(mask, cap, generator):
+    """Flat indices of ``min(len(mask), cap)`` slots: every position when they all fit,
+    else the ``cap`` smallest random keys with the unmasked positions' keys set to 2;
+    ascending. float64 keys make ties (a bias at the cut) practically impossible."""
+    if mask.numel() <= cap:
+        return torch.arange(mask.numel(), device=mask.device)
+    keys = _rand(mask.shape, generator, mask.device, torch.float64).masked_fill(~mask, 2.0)
+    return keys.topk(cap, largest=False, sorted=False).indices.sort().values

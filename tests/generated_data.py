@@ -2,9 +2,13 @@
 
 :func:`generate_dataset` writes a random shapes dataset with the format writers of
 ``datasets/styleshift/formats.py`` and returns its ground-truth train ids.
+:func:`sample_photos` and :func:`photo_canvas` give natural images (scikit-image's bundled
+sample photographs, no download) for what procedural scenes misrepresent: colour statistics
+(the photometric parity) and PNG size and decode time (the data-pipeline benchmark).
 """
 
 import numpy as np
+from PIL import Image
 
 from datasets import DATASET_CLASSES, parse_dataset_name
 from datasets.styleshift.formats import (
@@ -17,6 +21,40 @@ from datasets.styleshift.formats import (
 from utils.labels import IGNORE_LABEL, NUM_CLASSES, PALETTE, TrainId
 
 ADVERSE_DATASETS = ("acdc", "dark_zurich", "foggy_cityscapes")  # tests/generated_adverse.py
+
+
+# scikit-image's sample photographs that are colour photos (bundled with the package).
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+          "immunohistochemistry", "retina")
+
+
+def sample_photos(names=PHOTOS):
+    """name -> (H, W, 3) uint8 RGB photograph from ``skimage.data``."""
+    import skimage.data  # a test/bench dependency only
+
+    return {name: getattr(skimage.data, name)() for name in names}
+
+
+def photo_canvas(rng, size, noise_sigma=3.0, photos=None):
+    """(H, W, 3) uint8: rows of randomly sized tiles of the sample photos (bilinear resized)
+    plus Gaussian sensor noise of ``noise_sigma`` grey levels. At GTAV's 1914x1052 and
+    sigma 3 its PNG is about 3.7 MB, like a real GTAV frame (procedural scenes compress to
+    a fraction of that and decode far faster)."""
+    photos = list((photos or sample_photos()).values())
+    height, width = size
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    y = 0
+    while y < height:
+        tile_h, x = int(rng.integers(max(1, height // 4), max(2, height // 2))), 0
+        while x < width:
+            tile_w = int(rng.integers(max(1, width // 5), max(2, width // 2)))
+            photo = Image.fromarray(photos[int(rng.integers(len(photos)))])
+            tile = np.asarray(photo.resize((tile_w, tile_h), Image.BILINEAR))
+            canvas[y:y + tile_h, x:x + tile_w] = tile[:height - y, :width - x]
+            x += tile_w
+        y += tile_h
+    noisy = canvas + rng.normal(0.0, noise_sigma, canvas.shape)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
 def random_scene(rng, size, num_shapes=6):

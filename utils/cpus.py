@@ -19,7 +19,7 @@ def _affinity_count():
     return os.cpu_count() or 1  # macOS / Windows: no affinity API
 
 
-def _cgroup_quota(path=CGROUP_CPU_MAX):
+def _cgroup_quota(path):
     """CPUs of a cgroup v2 quota (``"<quota> <period>"``, rounded up), or None (``max``,
     absent or unreadable)."""
     try:
@@ -29,10 +29,11 @@ def _cgroup_quota(path=CGROUP_CPU_MAX):
         return None
 
 
-def available_cpus(cgroup_cpu_max=CGROUP_CPU_MAX):
-    """CPUs this process may run on: its affinity set, capped by a cgroup v2 quota."""
+def available_cpus(cgroup_cpu_max=None):
+    """CPUs this process may run on: its affinity set, capped by a cgroup v2 quota
+    (``cgroup_cpu_max``: the ``cpu.max`` file, default :data:`CGROUP_CPU_MAX`)."""
     count = _affinity_count()
-    quota = _cgroup_quota(Path(cgroup_cpu_max))
+    quota = _cgroup_quota(Path(cgroup_cpu_max or CGROUP_CPU_MAX))
     return max(1, min(count, quota) if quota else count)
 
 

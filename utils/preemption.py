@@ -1,8 +1,10 @@
 """Graceful stop on SIGTERM (cluster preemption, ``scancel``) and SIGINT (Ctrl-C).
 
-The first signal only sets a flag; the training loop asks :meth:`StopSignal.should_stop`
-after every step, which all-reduces the flag so that every rank stops after the same
-iteration, saves ``last.pth`` there and exits with :data:`EXIT_PREEMPTED`. A second signal
+The first signal only sets a flag; the training loop reads it, all-reduced, after every step
+(:meth:`StopSignal.flags` travel with the step's loss terms in its one device-to-host read,
+:meth:`StopSignal.decode` turns them back into a signal) and after validations
+(:meth:`StopSignal.should_stop`), so that every rank stops after the same iteration, saves
+``last.pth`` there and exits with :data:`EXIT_PREEMPTED`. A second signal
 exits at once with ``128 + signal number`` (the shell's code for death by that signal),
 writing nothing; the last complete checkpoint stays intact (atomic saves).
 
@@ -56,6 +58,20 @@ class StopSignal:
             sys.stderr.flush()
             os._exit(128 + signum)
         self.received = signum
+
+    def flags(self, device):
+        """``(len(signals),)`` float32 on ``device``: 1 for the signal received, else 0.
+
+        Made by fill kernels (no copy from host memory), to be summed over ranks
+        and read back with other numbers; :meth:`decode` reads the sums.
+        """
+        return torch.stack([torch.full((), float(self.received == signum), device=device)
+                            for signum in self.signals])
+
+    def decode(self, summed):
+        """The signal of the summed :meth:`flags` (a sequence of numbers), 0 if none: the
+        first of :attr:`signals` any rank received, so every rank gets the same answer."""
+        return next((signum for signum, count in zip(self.signals, summed) if count > 0), 0)
 
     def should_stop(self, device):
         """The signal any rank received (its number, 0 if none); every rank must call it at

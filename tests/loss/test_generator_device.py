@@ -1,9 +1,9 @@
 """The anchor samplers accept a generator on another device than the maps.
 
-The training engine keeps the criterion's generator on the CPU (its state goes into
-checkpoints) while the maps live on the GPU. PyTorch refuses ``torch.rand(...,
+The training engine keeps the criterion's generator on the training device, but a caller may
+pass a CPU generator with maps on the GPU. PyTorch refuses ``torch.rand(...,
 generator=<cpu generator>, device="cuda")`` ("Expected a 'cuda' device type for generator
-but found 'cpu'"), so the samplers must draw on the generator's device and move the numbers.
+but found 'cpu'"), so the samplers draw on the generator's device and move the numbers.
 Without a GPU the rule is simulated: ``torch.rand`` / ``torch.randperm`` are wrapped to
 refuse a generator whose device type differs from the requested one, and the maps are put
 on the ``meta`` device.
@@ -12,7 +12,7 @@ on the ``meta`` device.
 import pytest
 import torch
 
-from loss import BlindNetCriterion, sample_cwcl_anchors, sample_sdcl_pairs, sampling
+from loss import BlindNetCriterion, sample_cwcl_anchors, sample_sdcl_pairs
 from network import ModelOutput, ViewOutput
 
 
@@ -49,14 +49,16 @@ def test_cwcl_sampler_takes_a_generator_of_another_device(strict_generators, ran
     assert anchors.indices.device.type == "meta" and anchors.indices.shape == (2, 120)
 
 
-def test_sdcl_negative_draw_takes_a_generator_of_another_device(strict_generators):
-    # The SDCL sampler needs data-dependent shapes (nonzero), which "meta" cannot give, so
-    # its random draws are checked one by one: the per-class negative order and the cap.
-    labels, _ = _maps("meta")
-    generator = torch.Generator().manual_seed(1)
-    order = sampling._sort_by_group(labels.flatten(1), generator)
-    keep = sampling._randperm(50, generator, torch.device("meta"))
-    assert order.device.type == keep.device.type == "meta" and keep.shape == (50,)
+@pytest.mark.parametrize("max_samples", [1000, 100])  # every pixel fits / the capped draw
+def test_sdcl_sampler_takes_a_generator_of_another_device(strict_generators, max_samples):
+    # No data-dependent shape is left in the sampler (fixed-size slots and a mask), so it
+    # runs whole on "meta", where no value can be read.
+    labels, preds = _maps("meta")
+    pairs = sample_sdcl_pairs(labels, preds, (preds + 1) % 4, 4, max_samples=max_samples,
+                              generator=torch.Generator().manual_seed(1))
+    slots = min(2 * 24 * 24, 2 * max_samples)
+    assert pairs.valid.device.type == "meta" and pairs.valid.shape == (slots,)
+    assert pairs.negative_index.shape == (slots, 4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
