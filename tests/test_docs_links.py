@@ -199,7 +199,9 @@ def test_the_pages_the_code_cites_are_in_docs():
 
 
 def test_the_checker_finds_each_kind_of_dangling_reference(tmp_path):
-    (tmp_path / "docs").mkdir()
+    (tmp_path / "OUTSIDE.md").write_text("# a page beside the repository, e.g. /work/shared\n")
+    tmp_path = tmp_path / "repo"
+    (tmp_path / "docs").mkdir(parents=True)
     (tmp_path / "network").mkdir()
     (tmp_path / "network" / "resnet.py").write_text('"""Trunk (METHOD.md §1.1, §7; GONE.md)."""\n')
     (tmp_path / "docs" / "METHOD.md").write_text("# M\n\n## 1. Net\n\n### 1.1 Trunk\n")
@@ -209,11 +211,13 @@ def test_the_checker_finds_each_kind_of_dangling_reference(tmp_path):
         "[gone](docs/GONE.md) see MISSING.md and METHOD.md §1.1-1.2, https://x.org/A.md\n"
         "`network/resnet.py:ResNet` `network/mobilenet.py` `network/{resnet,shufflenet}.py`\n"
         "`results.md` `loss/train_loss` `docs/`\n"
-        "```\npython network/resnet.py --out bench/results/x.json\n```\n")
+        "```\npython network/resnet.py --out bench/results/x.json\n```\n"
+        f"[outside](../OUTSIDE.md) {tmp_path.parent}/OUTSIDE.md\n")
     found = {(path, ref) for path, _, ref, _ in dangling_references(tmp_path)}
     assert found == {
         ("README.md", "docs/METHOD.md#2-loss"), ("README.md", "docs/GONE.md"),
         ("README.md", "MISSING.md"), ("README.md", "METHOD.md §1.2"),
         ("README.md", "network/mobilenet.py"), ("README.md", "network/shufflenet.py"),
         ("network/resnet.py", "METHOD.md §7"), ("network/resnet.py", "GONE.md"),
+        ("README.md", "../OUTSIDE.md"), ("README.md", f"{tmp_path.parent}/OUTSIDE.md"),
     }, found
