@@ -33,4 +33,6 @@ demo: install
 bench: install
 	$(PYTHON) bench/train_step.py --official-style
 	$(PYTHON) bench/data_pipeline.py
+	$(PYTHON) bench/data_pipeline.py --photos
+	$(PYTHON) bench/photometric_parity.py
 	$(PYTHON) bench/demo_seeds.py

@@ -2,6 +2,8 @@
 
     python bench/data_pipeline.py                      # defaults: workers 0 1 2, 32 samples
     python bench/data_pipeline.py --workers 0 4 8 --samples 64 --out logs/bench_data.json
+    python bench/data_pipeline.py --photos             # photo-like GTAV frames, both
+                                                       # --photometric paths (docs/DATA_PIPELINE.md)
 
 Measured on generated full-size data (GTAV 1914x1052, Cityscapes 2048x1024), each against
 the official approach in the same run:
@@ -16,13 +18,15 @@ the official approach in the same run:
 * ``gtav_jitter`` training samples/s at crop 768 (official options: class-uniform 0.5,
   colour jitter, blur) through a DataLoader with N workers.
 
+``--photos`` measures the training loader on photo-like GTAV-size data instead
+(``bench/photo_pipeline.py``): decode time per format and reader, samples/s per worker and
+bytes per sample for ``photometric`` = ``loader`` and ``device``, loader workers per GPU.
+
 Prints JSON and a Markdown table. Timings are medians of ``--repeats`` runs.
 """
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +39,8 @@ from torch.utils.data import DataLoader, Subset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import photo_pipeline  # noqa: E402
+from bench.common import median_seconds, report  # noqa: E402
 from datasets import build_dataset  # noqa: E402
 from datasets.cityscapes import decode_cityscapes_label  # noqa: E402
 from datasets.gtav import decode_gtav_label  # noqa: E402
@@ -48,6 +54,7 @@ from datasets.label_codes import (  # noqa: E402
 from datasets.styleshift.formats import write_cityscapes_sample, write_gtav_sample  # noqa: E402
 from datasets.uniform import tile_centroids  # noqa: E402
 from tests.generated_data import random_scene  # noqa: E402
+from utils.cpus import available_cpus, pool_size  # noqa: E402
 from utils.labels import TRAIN_COLOURS  # noqa: E402
 
 GTAV_SIZE = (1052, 1914)  # H, W
@@ -64,16 +71,12 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the small timings")
     parser.add_argument("--crop", type=int, default=768)
     parser.add_argument("--out", default=None, help="also write the JSON here")
-    return parser.parse_args()
-
-
-def median_seconds(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    parser.add_argument("--photos", action="store_true",
+                        help="photo-like GTAV frames, both --photometric paths (see above)")
+    args = parser.parse_args()
+    if args.photos and args.images == 24:
+        args.images = 6  # each photo-like frame takes a few seconds to write
+    return args
 
 
 def colour_masking_loop(rgb):
@@ -227,12 +230,18 @@ def markdown(results):
 
 def main():
     args = parse_args()
+    if args.photos:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = photo_pipeline.run(Path(tmp), args)
+        results["cpu_count"], results["available_cpus"] = os.cpu_count(), available_cpus()
+        report(results, photo_pipeline.markdown(results), args.out)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         decoding, gtav_train_ids = bench_decoding(tmp, args.repeats)
         centroids = bench_centroids(gtav_train_ids, args.repeats)
         make_gtav(tmp / "gtav", args.images)
-        pool_sizes = sorted({1, min(os.cpu_count() or 1, 8)})
+        pool_sizes = sorted({1, pool_size(8)})
         passes = {w: bench_centroid_pass(tmp / "gtav", tmp / "cache", w) for w in pool_sizes}
         build_dataset("gtav_jitter", "train", root=tmp / "gtav", class_uniform_pct=0.5,
                       cache_dir=tmp / "cache").prepare()  # warm the cache used by the loaders
@@ -240,6 +249,7 @@ def main():
                    for w in args.workers}
     results = {
         "cpu_count": os.cpu_count(),
+        "available_cpus": available_cpus(),
         "crop": args.crop,
         "decoding_ms": decoding,
         "centroids_ms": centroids,
@@ -256,13 +266,7 @@ def main():
         "centroid_pass_files_per_s": passes,
         "loader_samples_per_s": loaders,
     }
-    text = json.dumps(results, indent=2)
-    print(text)
-    print()
-    print(markdown(results))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    report(results, markdown(results), args.out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ the largest single-pixel difference, and the share of pixels that differ at all.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from torchvision.transforms.v2 import functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import report  # noqa: E402
 from tests.generated_data import sample_photos  # noqa: E402
 from transforms import device_photometric as dev  # noqa: E402
 from transforms.photometric import (gaussian_blur, jittered_view_transform,  # noqa: E402
@@ -147,13 +147,7 @@ def main(argv=None):
               "ops": per_op(photos, args.draws, rng),
               "views": {"whole photos": whole_views(whole, range(len(whole))),
                         "48x48 crops": whole_views(crops, range(len(crops)))}}
-    text = json.dumps(result, indent=2)
-    print(text)
-    print()
-    print(markdown(result))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    report(result, markdown(result), args.out)
     return result
 
 

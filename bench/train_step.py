@@ -19,7 +19,6 @@ Prints JSON and a Markdown table (medians over ``--iters`` steps after ``--warmu
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import report  # noqa: E402
 from loss import BlindNetCriterion  # noqa: E402
 from network import get_net  # noqa: E402
 from utils.labels import IGNORE_LABEL, NUM_CLASSES  # noqa: E402
@@ -188,13 +188,7 @@ def main(argv=None):
     }
     if args.official_style:
         result["official_style_over_ours"] = modes["official_style"]["step"] / ours["step"]
-    text = json.dumps(result, indent=2)
-    print(text)
-    print()
-    print(markdown_table(result))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    report(result, markdown_table(result), args.out)
     return result
 
 

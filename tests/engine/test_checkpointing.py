@@ -62,3 +62,23 @@ def test_restore_optimizer_restores_the_schedule_and_position(tmp_path, caplog):
     assert not _warnings(caplog)
     assert (state.iteration, state.epoch) == (3, 2)
     assert state.scheduler.last_epoch == 3
+
+
+def test_the_loss_generator_lives_on_the_training_device_and_its_state_round_trips():
+    from engine.checkpointing import gather_rng_states, restore_rng_states
+
+    model = network.get_net("network.deepv3.DeepR18V3PlusD", 19, [0] * 7, pretrained=False)
+    state = new_train_state(model, OptimConfig(lr=0.01), device=torch.device("cpu"), seed=5)
+    generator = state.loss_generator
+    assert generator.device == torch.device("cpu")  # the training device: the samplers draw there
+    saved = gather_rng_states(generator)
+    expected = torch.rand(3, generator=generator)
+    assert restore_rng_states(saved, generator, 0, 1) is None
+    assert torch.equal(torch.rand(3, generator=generator), expected)
+    # A state of another kind of generator (a CPU one's, restored into a CUDA one) cannot be
+    # converted: the generator stays as it is and the resume says so.
+    foreign = [dict(saved[0], loss_sampler=torch.zeros(16, dtype=torch.uint8))]
+    before = generator.get_state()
+    note = restore_rng_states(foreign, generator, 0, 1)
+    assert "not a cpu generator's" in note and torch.equal(generator.get_state(), before)
+    assert "world size" in restore_rng_states(saved, generator, 0, 2)
