@@ -128,6 +128,9 @@ def _file_settings(shown, table, flags, parser):
         if key == CONFIG_FLAG:
             raise ConfigError(f'{shown}: {key}: a file names the files it inherits from with '
                               f'{BASE_KEY} = ["..."], not {CONFIG_FLAG}')
+        if isinstance(value, dict):
+            raise ConfigError(f"{shown}: [{key}]: tables are not read; write the flags as "
+                              f"top-level keys (before any [table] line)")
         if key not in flags:
             close = get_close_matches(key, list(flags), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
