@@ -8,7 +8,6 @@ The flag lists below are the scripts as they were (the official scripts' lists, 
 as the real entry point would and the namespaces compared.
 """
 
-import json
 import os
 import stat
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 import cli
 from config import REPO_ROOT
+from tests.test_cli import OFFICIAL_TRAIN_ARGS
 
 R50 = ("--arch network.deepv3.DeepR50V3PlusD --lr 0.01 --poly_exp 0.9 --max_cu_epoch 10000 "
        "--class_uniform_pct 0.5 --class_uniform_tile 1024 --crop_size 768 --scale_min 0.5 "
@@ -26,15 +26,7 @@ R50 = ("--arch network.deepv3.DeepR50V3PlusD --lr 0.01 --poly_exp 0.9 --max_cu_e
 BLINDNET = ("--wt_layer 0 0 1 1 1 0 0 --use_ca --use_cwcl --use_sdcl --nce_T 0.07 "
             "--contrast_max_classes 15 --contrast_max_views 50 --num_patch 20 "
             "--w1 0.2 --w2 0.2 --w3 0.3 --w4 0.3")
-OFFICIAL_GTAV = (
-    "--dataset gtav_jitter --covstat_val_dataset gtav --val_dataset cityscapes bdd100k mapillary "
-    "--arch network.deepv3.DeepR50V3PlusD --city_mode train --lr_schedule poly --lr 0.01 "
-    "--poly_exp 0.9 --max_cu_epoch 10000 --class_uniform_pct 0.5 --class_uniform_tile 1024 "
-    "--crop_size 768 --scale_min 0.5 --scale_max 2.0 --rrotate 0 --max_iter 40000 --bs_mult 4 "
-    "--gblur --color_aug 0.5 --relax_denom 0.0 --wt_layer 0 0 1 1 1 0 0 --use_ca --use_cwcl "
-    "--nce_T 0.07 --contrast_max_classes 15 --contrast_max_view 50 --jit_only --use_sdcl "
-    "--w1 0.2 --w2 0.2 --w3 0.3 --w4 0.3 --num_patch 20 --date 0326 "
-    "--exp BlindNet_r50os16_gtav --ckpt ./logs/ --tb_path ./logs/")
+OFFICIAL_GTAV = " ".join(OFFICIAL_TRAIN_ARGS)  # the official script's list (METHOD.md §7.1)
 ROBUSTNET_R50 = ("--arch network.deepv3.DeepR50V3PlusD --city_mode train --lr_schedule poly "
                  "--lr 0.01 --poly_exp 0.9 --max_cu_epoch 10000 --class_uniform_pct 0.5 "
                  "--class_uniform_tile 1024 --crop_size 768 --scale_min 0.5 --scale_max 2.0 "
@@ -236,15 +228,3 @@ def test_demo_trains_each_method_with_its_old_settings(method):
     old = (DEMO_COMMON.format(method=method) + DEMO_METHODS[method]).split()
     assert namespace("train", argv) == namespace("train", old)
     assert argv[:2] == ["--config", str(REPO_ROOT / "configs" / "demo" / f"{method}.toml")]
-
-
-def test_demo_norm_semantics_reaches_only_blindnet():
-    import demo
-
-    args = demo.parse_args(["--norm_semantics", "torch1.2"])
-    settings = {m: namespace("train", demo.train_argv(m, args, {"source": {"root": "/g"}},
-                                                      Path("/o")))
-                for m in ("baseline", "blindnet")}
-    assert settings["blindnet"]["norm_semantics"] == "torch1.2"
-    assert settings["baseline"]["norm_semantics"] == "modern"
-    json.dumps(settings)  # plain values only (args.json)
