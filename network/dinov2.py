@@ -112,15 +112,18 @@ class DinoVisionTransformer(nn.Module):
         return [{"channels": self.embed_dim, "stride": self.patch_size, "module": f"blocks.{i}"}
                 for i in self.out_indices]
 
-    def interpolate_pos_encoding(self, num_patches, height, width, dtype):
-        """``pos_embed`` for an ``height x width`` input: ``(1, 1 + num_patches, C)``.
+    def interpolate_pos_encoding(self, x, height, width):
+        """``pos_embed`` for the tokens ``x (B, 1 + N, C)`` of an ``height x width`` image:
+        ``(1, 1 + N, C)`` (the official argument order ``(x, w, h)``, whose ``w`` is the
+        height). A resized embedding is cast to ``x``'s dtype; an unchanged one is returned
+        as is, as officially.
 
         Unchanged for a square input with the pre-training patch count; otherwise the cls
         row is kept and the ``M x M`` patch rows are resized bicubically in float32 (§1.3).
         """
-        grid = self.pos_embed.shape[1] - 1
-        if num_patches == grid and height == width:
-            return self.pos_embed.to(dtype)
+        grid, dtype = self.pos_embed.shape[1] - 1, x.dtype
+        if x.shape[1] - 1 == grid and height == width:
+            return self.pos_embed
         side = math.isqrt(grid)
         if side * side != grid:
             raise ValueError(f"pos_embed has {grid} patch rows, not a square grid")
@@ -153,11 +156,10 @@ class DinoVisionTransformer(nn.Module):
         tokens = self.patch_embed(x)
         if masks is not None:
             tokens = torch.where(masks.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
-        tokens = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], 1)
-        tokens = tokens + self.interpolate_pos_encoding(tokens.shape[1] - 1, height, width,
-                                                        tokens.dtype)
+        tokens = torch.cat([self.cls_token.expand(batch, -1, -1), tokens], dim=1)
+        tokens = tokens + self.interpolate_pos_encoding(tokens, height, width)
         if self.num_register_tokens:
-            registers = self.register_tokens.expand(batch, -1, -1).to(tokens.dtype)
+            registers = self.register_tokens.expand(batch, -1, -1)
             tokens = torch.cat([tokens[:, :1], registers, tokens[:, 1:]], dim=1)
         return tokens
 

@@ -82,7 +82,12 @@ class VFMSegmenter(nn.Module):
             maps, queries = [feat.detach() for feat in maps], None
         return feature_pyramid(maps), queries
 
-    def forward(self, images):
+    def forward(self, images, images_aug=None, with_embeddings=False):
+        """``images (B, 3, H, W)``, normalised. ``images_aug`` / ``with_embeddings`` (the
+        CNN segmenters' two-view arguments) are not supported yet: ValueError if given."""
+        if images_aug is not None or with_embeddings:
+            raise ValueError(f"{type(self).__name__} has no two-view / embedding outputs "
+                             f"(BlindNet's losses on a ViT are not implemented yet)")
         if self.training:
             feats, queries = self.extract_features(images)
             return self.decode_head(feats, queries)
@@ -188,45 +193,28 @@ class _VFMModel(VFMSegmenter):
                           stacklevel=2)
 
 
-class ReinDinov2SMask2Former(_VFMModel):
-    """Rein on DINOv2 ViT-S/14 (patch 16) + Mask2Former."""
-    variant, rein = "vits14", True
+def _recipe(name, variant, rein, description):
+    """A named :class:`_VFMModel` subclass for ``variant`` (with Reins if ``rein``)."""
+    return type(name, (_VFMModel,), {"variant": variant, "rein": rein, "__doc__": description,
+                                      "__module__": __name__, "__qualname__": name})
 
 
-class ReinDinov2BMask2Former(_VFMModel):
-    """Rein on DINOv2 ViT-B/14 (patch 16) + Mask2Former."""
-    variant, rein = "vitb14", True
-
-
-class ReinDinov2LMask2Former(_VFMModel):
-    """Rein on DINOv2 ViT-L/14 (patch 16) + Mask2Former: the published recipe."""
-    variant, rein = "vitl14", True
-
-
-class ReinDinov2GMask2Former(_VFMModel):
-    """Rein on DINOv2 ViT-g/14 (patch 16, SwiGLU) + Mask2Former."""
-    variant, rein = "vitg14", True
-
-
-class Dinov2SMask2Former(_VFMModel):
-    """Frozen DINOv2 ViT-S/14 (patch 16) + Mask2Former with learned queries."""
-    variant, rein = "vits14", False
-
-
-class Dinov2BMask2Former(_VFMModel):
-    """Frozen DINOv2 ViT-B/14 (patch 16) + Mask2Former with learned queries."""
-    variant, rein = "vitb14", False
-
-
-class Dinov2LMask2Former(_VFMModel):
-    """Frozen DINOv2 ViT-L/14 (patch 16) + Mask2Former: Rein's frozen-VFM baseline."""
-    variant, rein = "vitl14", False
-
-
-class Dinov2GMask2Former(_VFMModel):
-    """Frozen DINOv2 ViT-g/14 (patch 16, SwiGLU) + Mask2Former with learned queries."""
-    variant, rein = "vitg14", False
-
+_REIN = "Rein on a frozen DINOv2 {} (patch 16) + Mask2Former with the Rein queries{}."
+_FROZEN = "Frozen DINOv2 {} (patch 16) + Mask2Former with learned queries{}."
+ReinDinov2SMask2Former = _recipe("ReinDinov2SMask2Former", "vits14", True,
+                                 _REIN.format("ViT-S/14", ""))
+ReinDinov2BMask2Former = _recipe("ReinDinov2BMask2Former", "vitb14", True,
+                                 _REIN.format("ViT-B/14", ""))
+ReinDinov2LMask2Former = _recipe("ReinDinov2LMask2Former", "vitl14", True,
+                                 _REIN.format("ViT-L/14", ": the published recipe"))
+ReinDinov2GMask2Former = _recipe("ReinDinov2GMask2Former", "vitg14", True,
+                                 _REIN.format("ViT-g/14 (SwiGLU)", ""))
+Dinov2SMask2Former = _recipe("Dinov2SMask2Former", "vits14", False, _FROZEN.format("ViT-S/14", ""))
+Dinov2BMask2Former = _recipe("Dinov2BMask2Former", "vitb14", False, _FROZEN.format("ViT-B/14", ""))
+Dinov2LMask2Former = _recipe("Dinov2LMask2Former", "vitl14", False,
+                             _FROZEN.format("ViT-L/14", ": Rein's frozen-VFM baseline"))
+Dinov2GMask2Former = _recipe("Dinov2GMask2Former", "vitg14", False,
+                             _FROZEN.format("ViT-g/14 (SwiGLU)", ""))
 
 FACTORIES = {cls.__name__: cls for cls in (
     ReinDinov2SMask2Former, ReinDinov2BMask2Former, ReinDinov2LMask2Former,

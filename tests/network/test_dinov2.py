@@ -88,7 +88,7 @@ def test_offset_interpolation_matches_an_independent_bicubic(size):
     factor (§1.3); checked against a hand-written bicubic in float64."""
     model = tiny(img_size=4 * 14)  # M = 4
     rows, cols = size[0] // 14, size[1] // 14
-    got = model.interpolate_pos_encoding(rows * cols, *size, torch.float32)
+    got = model.interpolate_pos_encoding(torch.zeros(1, 1 + rows * cols, 384), *size)
     grid = model.pos_embed[0, 1:].reshape(4, 4, -1).permute(2, 0, 1)
     expected = resize_grid(grid, bicubic_matrix(4, rows, (rows + 0.1) / 4),
                            bicubic_matrix(4, cols, (cols + 0.1) / 4))
@@ -105,7 +105,7 @@ def test_offset_interpolation_matches_an_independent_bicubic(size):
 def test_register_models_resize_to_size_with_antialias(size):
     model = tiny(4, img_size=5 * 14)  # M = 5
     rows, cols = size[0] // 14, size[1] // 14
-    got = model.interpolate_pos_encoding(rows * cols, *size, torch.float32)
+    got = model.interpolate_pos_encoding(torch.zeros(1, 1 + rows * cols, 384), *size)
     grid = model.pos_embed[0, 1:].reshape(5, 5, -1).permute(2, 0, 1)
     expected = resize_grid(grid, antialiased_bicubic_matrix(5, rows),
                            antialiased_bicubic_matrix(5, cols))

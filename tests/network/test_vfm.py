@@ -85,6 +85,8 @@ def test_eval_returns_semantic_scores_and_pads_to_the_patch():
     torch.testing.assert_close(scores, expected)
     assert scores.shape == (1, 19, 64, 80) and odd.shape == (2, 19, 50, 70)
     assert [f["stride"] for f in model.feature_info] == [4, 8, 16, 32]
+    with pytest.raises(ValueError, match="no two-view"):
+        model(x, x)
 
 
 def test_large_model_counts_on_the_meta_device():
