@@ -5,10 +5,11 @@ a truncated download surfaces as "which file" rather than a bare PIL traceback f
 
 RGB images are decoded by the fastest reader that gives PIL's pixels exactly, per format
 (:data:`FAST_READERS`, measured by ``bench/data_pipeline.py --photos``): OpenCV for 8-bit
-RGB / RGBA PNGs and RGB JPEGs (about 15% and 35% less CPU than PIL on photo-like frames;
-torchvision.io is as fast but its decoders are deprecated); every other file (palette, grey,
-16-bit, CMYK, WebP ...) goes through PIL and :func:`to_rgb8`. ``tests/datasets/
-test_readers.py`` checks that the fast reader and PIL agree on every variant.
+RGB / RGBA PNGs (decoding 15% less CPU than PIL on photo-like GTAV frames, 7-8% once the
+pixels are a PIL image); PIL for JPEG (OpenCV and torchvision.io decode faster, but handing
+the pixels to PIL costs the difference back) and every other file (palette, grey, 16-bit,
+CMYK, WebP ...), through :func:`to_rgb8`. ``tests/datasets/test_readers.py`` checks that the
+fast reader and PIL agree on every variant.
 """
 
 import cv2
@@ -52,7 +53,7 @@ def to_rgb8(image):
 
 
 def _decode_opencv(data):
-    """8-bit RGB(A) PNG or RGB JPEG bytes -> PIL RGB.
+    """8-bit RGB(A) PNG bytes -> PIL RGB.
 
     PIL swaps the channels while it copies the buffer (a "BGR" raw mode never shares the
     array's memory). EXIF orientation is ignored, as PIL's ``Image.open`` does."""
@@ -64,8 +65,7 @@ def _decode_opencv(data):
 
 
 # (PIL format, PIL mode of the opened file) -> a faster decoder giving PIL's RGB pixels.
-FAST_READERS = {("PNG", "RGB"): _decode_opencv, ("PNG", "RGBA"): _decode_opencv,
-                ("JPEG", "RGB"): _decode_opencv}
+FAST_READERS = {("PNG", "RGB"): _decode_opencv, ("PNG", "RGBA"): _decode_opencv}
 
 
 def single_threaded_opencv():

@@ -43,14 +43,14 @@ class _Reads(TorchFunctionMode):
         super().__init__()
         self.owner = owner
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func, types, inputs=(), kwargs=None):
         name = getattr(func, "__name__", "")
         if name not in READ_METHODS:
-            return func(*args, **(kwargs or {}))
+            return func(*inputs, **(kwargs or {}))
         self.owner.counts[name] += 1
         self.owner.reading += 1  # the read's own ops below are this one point
         try:
-            return func(*args, **(kwargs or {}))
+            return func(*inputs, **(kwargs or {}))
         finally:
             self.owner.reading -= 1
 
@@ -60,18 +60,18 @@ class _Ops(TorchDispatchMode):
         super().__init__()
         self.owner = owner
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_dispatch__(self, func, types, inputs=(), kwargs=None):
         owner = self.owner
         if func in HOST_DATA_OPS:
             owner.host_to_device += 1
         elif not owner.reading:
             name = DATA_DEPENDENT_OPS.get(func)
             if name is None and func is _aten.index.Tensor and any(
-                    index is not None and index.dtype == torch.bool for index in args[1]):
+                    index is not None and index.dtype == torch.bool for index in inputs[1]):
                 name = "boolean indexing"
             if name is not None:
                 owner.counts[name] += 1
-        return func(*args, **(kwargs or {}))
+        return func(*inputs, **(kwargs or {}))
 
 
 class HostSyncCounter:
