@@ -10,6 +10,7 @@ import infer
 import valid
 from datasets.image_folder import ImageFolder, unique_output_stems
 from datasets.readers import read_rgb_image, to_rgb8
+from transforms.normalization import normalize_images
 
 ARCH = "network.deepv3.DeepR50V3PlusD"  # its instance norms failed on a 7x5 image
 WT = ["0", "0", "1", "1", "1", "0", "0"]
@@ -72,8 +73,9 @@ def test_16_bit_and_grayscale_inputs_are_scaled_not_clipped(tmp_path):
     cv2.imwrite(str(tmp_path / "rgb16.png"), np.dstack([ramp] * 3))
     np.testing.assert_array_equal(np.asarray(read_rgb_image(tmp_path / "rgb16.png"))[..., 1],
                                   (ramp >> 8).astype(np.uint8))
-    folder_item = ImageFolder(tmp_path, normalize=False)[0]["image"]
-    assert folder_item.shape == (3, 4, 4) and 0.0 <= folder_item.min() < folder_item.max() <= 1
+    folder = ImageFolder(tmp_path, normalize=False)
+    inputs = normalize_images(folder[0]["image"], *folder.normalization)  # as infer.py does
+    assert inputs.shape == (3, 4, 4) and 0.0 <= inputs.min() < inputs.max() <= 1
 
 
 def test_output_stems_never_collide():
@@ -111,7 +113,7 @@ def test_infer_with_flip_tta_writes_the_prediction_of_the_averaged_logits(tmp_pa
     model = network.get_net(ARCH, 19, [int(w) for w in WT], pretrained=False)
     model.load_state_dict(torch.load(snapshot))
     model.eval()
-    image = ImageFolder(str(photos))[0]["image"].unsqueeze(0)
+    image = normalize_images(ImageFolder(str(photos))[0]["image"].unsqueeze(0))
     with torch.no_grad():
         maps = []
         for scale in (1.0, 1.5):  # no side below 64: no padding

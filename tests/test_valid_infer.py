@@ -9,6 +9,7 @@ from PIL import Image
 
 import infer
 import valid
+from transforms.normalization import normalize_images
 from utils.metrics import metrics_from_confusion
 
 ARCH = "network.deepv3.DeepR18V3PlusD"
@@ -47,8 +48,8 @@ def test_valid_miou_equals_direct_confusion_computation(data_env, model_and_snap
     dataset = datasets.build_dataset("cityscapes", "val", training=False)
     hist = np.zeros((19, 19), dtype=np.int64)
     with torch.no_grad():
-        for item in dataset:
-            pred = model(item["image"][None]).argmax(1)[0].numpy()
+        for item in dataset:  # uint8 items, normalised as the engine does (ImageNet)
+            pred = model(normalize_images(item["image"][None])).argmax(1)[0].numpy()
             gt = item["label"].numpy()
             keep = gt < 19
             np.add.at(hist, (gt[keep], pred[keep]), 1)
