@@ -1,6 +1,8 @@
 """Loss terms that describe themselves: one home per default, and everything else derived."""
 
 import inspect
+import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -62,12 +64,27 @@ def test_builtin_terms_flags_and_state_come_from_the_registry():
     assert not written, f"loss flags written by hand in cli/flags.py: {written}"
 
 
-def test_discovery_finds_every_term_from_the_registry_alone():
-    # A fresh interpreter that imports only loss.terms: each term module is found and imported.
-    code = "from loss.terms import loss_terms; print(' '.join(t.name for t in loss_terms()))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True,
-                         capture_output=True, text=True).stdout.split()
-    assert out == ["main", "aux", "cml", "ccl", "cwcl", "sdcl", "wt"]
+NEW_TERM_FILE = """
+from torch import nn
+from loss.terms import LossFlag, LossTerm, register_term
+W_NEW = LossFlag("w_new", 0.0, "weight of a term in a file nothing imports")
+register_term(LossTerm("new", weight=W_NEW, build=lambda o: nn.Identity(),
+                       compute=lambda module, inputs: inputs.labels.float().mean()))
+"""
+
+
+def test_a_new_term_is_one_new_file(tmp_path):
+    # A copy of loss/ plus one file that no other module imports: the registry finds it, and
+    # the command line has its flag (a fresh interpreter, so nothing is cached).
+    shutil.copytree(REPO_ROOT / "loss", tmp_path / "loss",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "loss" / "new_term.py").write_text(NEW_TERM_FILE)
+    code = ("import cli, loss; print(*[t.name for t in loss.loss_terms()]); "
+            "print(cli.parse_args('train', ['--w_new', '0.5']).w_new)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    assert out == ["main aux cml ccl cwcl sdcl wt new", "0.5"]
 
 
 class _MeanLogit(nn.Module):
