@@ -21,7 +21,7 @@ def model_and_snapshots(tmp_path_factory):
     import network
 
     torch.manual_seed(0)
-    model = network.get_net(ARCH, 19, [int(w) for w in WT]).eval()
+    model = network.get_net(ARCH, 19, [int(w) for w in WT], pretrained=False).eval()
     folder = tmp_path_factory.mktemp("snapshots")
     sd = model.state_dict()
     official = {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3,
