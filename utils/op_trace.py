@@ -23,8 +23,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # aten operators (overload packet names) whose CUDA kernel calls alertNotDeterministic, as
-# PyTorch 2.x documents for torch.use_deterministic_algorithms; a value is a predicate on
-# (args, kwargs) when only some calls are affected.
+# PyTorch 2.x documents for torch.use_deterministic_algorithms; a value is a predicate on the
+# call's (positional arguments, keyword arguments) when only some calls are affected.
 CUDA_NONDETERMINISTIC = {
     "avg_pool3d_backward": None,
     "_adaptive_avg_pool2d_backward": None,  # AdaptiveAvgPool2d(1) runs mean(), not this
@@ -45,17 +45,17 @@ CUDA_NONDETERMINISTIC = {
     "reflection_pad2d_backward": None,
     "reflection_pad3d_backward": None,
     # 'sum' / 'mean' reductions add with atomics (reduction index 0 is 'none').
-    "nll_loss2d_forward": lambda args, kwargs: _arg(args, kwargs, 3, "reduction", 1) != 0,
+    "nll_loss2d_forward": lambda a, k: _arg(a, k, 3, "reduction", 1) != 0,
     "_ctc_loss_backward": None,
     "put_": None,
     "histc": None,
-    "bincount": lambda args, kwargs: _arg(args, kwargs, 1, "weights", None) is not None,
-    "median": lambda args, kwargs: len(args) > 1 or "dim" in kwargs,
-    "nanmedian": lambda args, kwargs: len(args) > 1 or "dim" in kwargs,
+    "bincount": lambda a, k: _arg(a, k, 1, "weights", None) is not None,
+    "median": lambda a, k: len(a) > 1 or "dim" in k,
+    "nanmedian": lambda a, k: len(a) > 1 or "dim" in k,
     "grid_sampler_2d_backward": None,
     "grid_sampler_3d_backward": None,
-    "scatter_reduce": lambda args, kwargs: _arg(args, kwargs, 3, "reduce", "") == "prod",
-    "scatter_reduce_": lambda args, kwargs: _arg(args, kwargs, 3, "reduce", "") == "prod",
+    "scatter_reduce": lambda a, k: _arg(a, k, 3, "reduce", "") == "prod",
+    "scatter_reduce_": lambda a, k: _arg(a, k, 3, "reduce", "") == "prod",
 }
 
 # aten operators that read a device value or an output size back to the host on CUDA.
@@ -70,19 +70,19 @@ HOST_SYNC = {
     "unique_consecutive": None,
     "bincount": None,
     # Tensor repeats without output_size: the output length is a device sum.
-    "repeat_interleave": lambda args, kwargs: torch.is_tensor(args[0]) and (
-        len(args) == 1 or torch.is_tensor(args[1])) and kwargs.get("output_size") is None,
+    "repeat_interleave": lambda a, k: torch.is_tensor(a[0]) and (
+        len(a) == 1 or torch.is_tensor(a[1])) and k.get("output_size") is None,
     # Boolean-mask indexing (``t[mask]``, ``t[mask] = v``) runs nonzero() on the mask.
-    "index": lambda args, kwargs: _has_bool_index(args[1]),
-    "index_put": lambda args, kwargs: _has_bool_index(args[1]),
-    "index_put_": lambda args, kwargs: _has_bool_index(args[1]),
+    "index": lambda a, k: _has_bool_index(a[1]),
+    "index_put": lambda a, k: _has_bool_index(a[1]),
+    "index_put_": lambda a, k: _has_bool_index(a[1]),
 }
 
 
-def _arg(args, kwargs, position, name, default):
-    if name in kwargs:
-        return kwargs[name]
-    return args[position] if len(args) > position else default
+def _arg(op_args, op_kwargs, position, name, default):
+    if name in op_kwargs:
+        return op_kwargs[name]
+    return op_args[position] if len(op_args) > position else default
 
 
 def _has_bool_index(indices):
@@ -118,12 +118,12 @@ class OpTrace(TorchDispatchMode):
         self.counts = Counter()
         self.sites = {name: {} for name in self.watch}
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+    def __torch_dispatch__(self, func, types, op_args=(), op_kwargs=None):
+        op_kwargs = op_kwargs or {}
         op = func.overloadpacket.__name__
         self.counts[op] += 1
         for name, table in self.watch.items():
-            if op in table and (table[op] is None or table[op](args, kwargs)):
+            if op in table and (table[op] is None or table[op](op_args, op_kwargs)):
                 site = caller_site(self.skip_prefixes)
                 self.sites[name].setdefault(op, Counter())[site] += 1
-        return func(*args, **kwargs)
+        return func(*op_args, **op_kwargs)

@@ -12,12 +12,13 @@ from tests.gloo import free_port, join_gloo_group
 
 
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
-def test_unused_parameters_are_exactly_those_a_step_leaves_without_gradient(method):
-    model, criterion = methods.build(method)
+def test_unused_parameters_are_exactly_those_a_step_leaves_without_gradient(method, device):
+    model, criterion = methods.build(method, device)
     # A batch with no valid pixel has no anchor: the heads must still get a (zero) gradient.
     for ignore_all in (False, True) if criterion.needs_embeddings else (False,):
         model.zero_grad(set_to_none=True)
-        methods.step(model, criterion, methods.batch(criterion, crop=32, ignore_all=ignore_all))
+        item = methods.batch(criterion, device, crop=32, ignore_all=ignore_all)
+        methods.step(model, criterion, item)
         no_grad = sorted(name for name, p in model.named_parameters()
                          if p.requires_grad and p.grad is None)
         assert no_grad == sorted(unused_parameter_names(model, criterion.needs_embeddings))

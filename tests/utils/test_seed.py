@@ -44,6 +44,8 @@ def test_deterministic_switches_every_knob_and_warns_instead_of_failing(restore_
     assert torch.backends.cudnn.benchmark
 
 
+@pytest.mark.cpu_only("bit-for-bit repetition is the CPU's claim; bench/gpu_check.py's resume "
+                      "section measures a GPU's")
 def test_deterministic_cpu_steps_repeat_bit_for_bit(restore_determinism):
     results = []
     for _ in range(2):
