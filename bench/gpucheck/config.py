@@ -10,8 +10,8 @@ SECTIONS = ("env", "tests", "equality", "step", "syncs", "amp", "resume", "eval"
             "demo")
 
 # Seconds per section on one H100 (full run); see docs/GPU.md for what each one spends.
-FULL_CAPS_S = {"env": 10, "tests": 60, "equality": 20, "step": 200, "syncs": 15, "amp": 25,
-               "resume": 30, "eval": 25, "loader": 40, "demo": 50}
+FULL_CAPS_S = {"env": 10, "tests": 60, "equality": 25, "step": 195, "syncs": 20, "amp": 25,
+               "resume": 30, "eval": 25, "loader": 40, "demo": 45}
 FULL_BUDGET_S = 470          # the whole run; a late section gets what is left of it
 QUICK_CAP_S = 600            # --quick: per section (the slow test's machine is shared)
 QUICK_BUDGET_S = 3600
