@@ -57,6 +57,7 @@ def test_no_imagenet_weights_without_pretrained_is_an_error(data_env, tmp_path, 
     (["--bs_mult", "1"], "--bs_mult 1 in a single process cannot train: the ASPP image-pooling"),
     (["--poly_exp", "-1"], "--poly_exp must be >= 0"),
     (["--dist_timeout", "0"], "--dist_timeout must be > 0 minutes"),
+    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a GPU"),  # not at the first step
 ])
 def test_bad_flags_exit_2_naming_the_flag(data_env, tmp_path, capsys, flags, words):
     with pytest.raises(SystemExit) as excinfo:
