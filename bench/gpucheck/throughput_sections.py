@@ -102,5 +102,5 @@ def loader(ctx):
         per_worker = rates[min(rates)] / min(rates)
         figures.update(step_variant=fastest, step_samples_per_s=step_rates[fastest],
                        samples_per_s_per_core=round(per_worker, 2),
-                       loader_cores_per_gpu=round(step_rates[fastest] / per_worker, 1))
+                       loader_cores_per_gpu=round(step_rates[fastest] / per_worker, 2))
     return figures
