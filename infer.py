@@ -76,9 +76,7 @@ def main(argv=None):
 
 def run_inference(args):
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
-    out_root = Path(args.results) / (args.mod or args.exp)
-    if state.is_main:  # unwritable outputs fail before any image is processed
-        ensure_writable_dir(out_root, "--results")
+    if state.is_main:
         ensure_writable_dir(cli.run_dir(args), "--ckpt")
     with writing(cli.run_dir(args) / "infer.log", "--ckpt"):
         logger = setup_logging(state.rank, cli.run_dir(args) / "infer.log")
@@ -87,6 +85,9 @@ def run_inference(args):
         todo = list(sources(args))
     except (datasets.DatasetLayoutError, FileNotFoundError) as error:  # names root / --images
         raise SystemExit(f"infer.py: error: {error}") from None
+    out_root = Path(args.results) / (args.mod or args.exp)
+    if state.is_main:  # an unwritable output fails before any image is processed
+        ensure_writable_dir(out_root, "--results")
     written, failed = 0, []
     for folder, dataset, normalization in todo:
         images, unreadable = infer_source(args, model, state, folder, dataset, normalization,

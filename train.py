@@ -20,9 +20,9 @@ import cli
 import network
 from datasets import DatasetLayoutError
 from engine import checkpointing
-from engine.run_folder import open_run_dir
 from engine.data import build_train_data, build_val_sets
 from engine.isw import ISWMaskSchedule
+from engine.run_folder import open_run_dir
 from engine.trainer import NonFiniteLossError, Preempted, fit, new_train_state
 from loss import BlindNetCriterion
 from network.input_size import check_train_crop

@@ -39,7 +39,7 @@ def resolve_model_flags(args, script):
             free=("norm_semantics",) if script == "train" else ())
         args.arch, args.wt_layer = settings["arch"], settings["wt_layer"]
         args.norm_semantics = settings["norm_semantics"]
-        args.model_from_checkpoint = [f"--{field}" for field in taken]
+        args.model_from_checkpoint = [f"--{field}" for field in taken if field != "num_classes"]
     for key, default in MODEL_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, list(default) if isinstance(default, list) else default)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+
 from engine import checkpointing
 from engine.evaluation import evaluate
 from utils import dist as dist_utils

@@ -59,16 +59,15 @@ def _save_model(path):
 def test_the_evaluation_and_inference_examples_run_as_written(data_env, tmp_path,
                                                               monkeypatch):
     monkeypatch.chdir(tmp_path)
-    examples = {(script, argv[argv.index("--snapshot") + 1]): argv
-                for script, argv in readme_commands()
-                if script != "train" and "--arch" not in argv}  # recorded models only
+    examples = [(script, argv) for script, argv in readme_commands()
+                if script != "train" and "--arch" not in argv]  # recorded models only
     assert len(examples) == 3, examples
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("a", "b"):
         Image.new("RGB", (80, 60), (90, 120, 40)).save(photos / f"{name}.jpg")
-    for (script, snapshot), argv in examples.items():
-        _save_model(tmp_path / snapshot)
+    for script, argv in examples:
+        _save_model(tmp_path / argv[argv.index("--snapshot") + 1])
         main = valid.main if script == "valid" else infer.main
         assert main(argv), (script, argv)
     assert (tmp_path / "logs" / "ckpt" / "default" / "default" / "results.json").is_file()

@@ -51,6 +51,13 @@ class PlainProgress:
     def __len__(self):
         return self.total or 0
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
     def update(self, n=1):
         self.n += n
         now = time.monotonic()
