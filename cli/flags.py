@@ -202,7 +202,7 @@ def add_robustnet_flags(parser):
 
 
 def pretrained_source(value):
-    """``--pretrained`` value: ``'none'`` -> ``False`` (a deliberate random trunk), else the path."""
+    """``--pretrained`` value: ``'none'`` -> ``False`` (a deliberate random trunk), else a path."""
     return False if value.lower() == "none" else value
 
 
