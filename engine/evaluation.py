@@ -27,7 +27,7 @@ from utils.empty_labels import MAX_NAMES, check_empty_labels
 from utils.labels import IGNORE_LABEL, NUM_CLASSES
 from utils.logging import FILE_ONLY, get_logger, printable
 from utils.metrics import ConfusionMatrix
-from utils.output import write_text
+from utils.output import write_text, writing
 from utils.precision import autocast
 from utils.progress import progress
 from utils.workers import worker_batches
@@ -257,8 +257,8 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
                   extra=None, output_flag="--ckpt"):
     """Write ``results.json`` and ``results.md`` (DECISIONS.md D19) and return their paths.
 
-    ``out_dir`` must exist; a write that fails raises ``utils.output.OutputError`` naming
-    the file and ``output_flag``.
+    A folder or file write that fails raises ``utils.output.OutputError`` naming it and
+    ``output_flag``.
 
     Both name the protocol, the checkpoint, the ``--norm_semantics`` of the evaluated model
     and the one the checkpoint says it was trained with (``None``: it does not say).
@@ -266,6 +266,8 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
     per-dataset additions, corruption sweeps) adds fields; it never replaces one.
     """
     out_dir = Path(out_dir)
+    with writing(out_dir, output_flag):
+        out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         # mIoU, IoU, accuracies are fractions in [0, 1] here (logs and tables print percent).
         "unit": RESULTS_UNIT,
