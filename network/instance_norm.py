@@ -26,7 +26,9 @@ from network.switchable_whitening import SwitchWhiten2d
 
 WT_LAYER_LENGTH = 7
 WT_LAYER_VALUES = (0, 1, 2, 3, 4, 5)
-OFFICIAL_WT_LAYER = (0, 0, 1, 1, 1, 0, 0)
+OFFICIAL_WT_LAYER = (0, 0, 1, 1, 1, 0, 0)  # the official BlindNet recipe's (configs/)
+# A library caller's default, as --wt_layer's (the official argparse's): no instance norm.
+DEFAULT_WT_LAYER = (0,) * WT_LAYER_LENGTH
 SWITCHABLE_WHITENING = 5
 # Trunks built with Switchable Whitening (RobustNet has it in its ResNet files only).
 SW_TRUNKS = ("resnet18", "resnet50", "resnet101_deep_stem")

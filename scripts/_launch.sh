@@ -5,12 +5,14 @@
 #   MASTER_ADDR  address of node 0 (default 127.0.0.1)
 #   MASTER_PORT  rendezvous port (default given by the calling script)
 #   PYTHON       the Python to run (default: python on PATH, else python3)
-# Nothing changes directory: relative paths (the scripts' own --ckpt ./logs/ too) mean what
-# they mean where the script was called from; the Python files are run by their full path.
+# Nothing changes directory: relative paths (the recipes' --ckpt ./logs/ too) mean what they
+# mean where the script was called from; the Python files are run by their full path, the
+# recipes passed with --config are $CONFIGS/<recipe>.toml (docs/CONFIGS.md).
 # One process runs the script directly; several run python -m torch.distributed.run (no
 # `torchrun` executable needed) through scripts/_launch.py, which ends a failed run with the
 # failing script's one-line error instead of torchrun's traceback.
 BLINDNET_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || exit 1
+CONFIGS="$BLINDNET_REPO/configs"
 # When sourced, "$@" is the calling script's remaining arguments: the user's extra flags.
 _blindnet_user_argc=$#
 launch() {
