@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from engine import checkpointing
 from engine.evaluation import evaluate
@@ -24,7 +23,9 @@ from utils.checkpoint import unwrap_model
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.precision import autocast, grad_scaler
 from utils.preemption import StopSignal, signal_name
+from utils.progress import progress
 from utils.tensorboard import TrainWriter
+from utils.workers import stop_workers
 
 
 # GradScaler halves its scale at every skipped fp16 step: from 2**16, 150 halvings in a row go
@@ -254,10 +255,11 @@ class _Run:
     device: torch.device
     writer: TrainWriter
     logger: object
-    bar: tqdm
+    bar: object           # utils.progress bar
     stop: StopSignal
     before_step: object
     epoch_end: object
+    batches: object = None  # the training loader's current iterator (its workers)
 
     def validate(self, final=False):
         return validate(self.state, self.val_sets, config=self.config, device=self.device,
@@ -289,8 +291,8 @@ def fit(state, data, criterion, val_sets, *, config, step, device, logger, write
     """
     writer = writer or TrainWriter(None, enabled=False)
     state.net.train()
-    bar = tqdm(total=config.max_iter, initial=state.iteration, dynamic_ncols=True, desc="train",
-               disable=not dist_utils.is_main_process())
+    bar = progress(total=config.max_iter, initial=state.iteration, desc="train",
+                   disable=not dist_utils.is_main_process())
     run = _Run(state, data, criterion, val_sets, config, step, device, writer, logger, bar,
                StopSignal().install(), before_step, epoch_end)
     try:
@@ -299,6 +301,9 @@ def fit(state, data, criterion, val_sets, *, config, step, device, logger, write
                 return False
         run.validate(final=True)
         check_replicas_identical(state.model, logger)
+    except BaseException:
+        stop_workers(run.batches)  # they ignore SIGTERM: a failure must stop them here
+        raise
     finally:
         run.stop.restore()
         bar.close()
@@ -311,7 +316,8 @@ def _epoch(run):
     run.data.dataset.set_epoch(state.epoch)
     run.data.sampler.set_epoch(state.epoch, skip=state.epoch_iter * config.batch_size)
     tic = time.perf_counter()
-    for batch in run.data.loader:
+    run.batches = iter(run.data.loader)
+    for batch in run.batches:
         if run.before_step is not None:
             run.before_step(state)
         values = train_step(state, batch, run.criterion, device=run.device,

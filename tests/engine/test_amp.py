@@ -128,17 +128,11 @@ def test_fp32_and_bf16_stop_on_a_nan_before_the_step(device, amp):
     assert all(torch.equal(a, b) for a, b in zip(before, _weights(state)))
 
 
-class _Scalars:
-    def __init__(self):
-        self.logged = {}
-
-    def add_scalar(self, name, value, iteration):
-        self.logged[name] = value
-
-
 def test_fp16_scale_and_skips_reach_the_log_and_tensorboard(caplog):
-    writer = TrainWriter(None)
-    writer.writer = _Scalars()  # what tensorboardX's SummaryWriter would receive
+    writer, logged = TrainWriter(None), {}
+    writer.events = object()  # an open event file; _write records what it would append
+    writer._write = lambda summaries, step: logged.update(
+        {summary.value[0].tag: summary.value[0].simple_value for summary in summaries})
     state = SimpleNamespace(iteration=10, optimizer=SimpleNamespace(param_groups=[{"lr": 0.01}]),
                             scaler=SimpleNamespace(is_enabled=lambda: True), loss_scale=512.0,
                             skipped_steps=7, skipped_in_a_row=1)
@@ -148,8 +142,8 @@ def test_fp16_scale_and_skips_reach_the_log_and_tensorboard(caplog):
                                               set_postfix=lambda *a, **k: None))
     with caplog.at_level(logging.INFO, logger="test_amp"):
         trainer._report(run, {"main": float("nan"), "total": float("nan")}, speed=1.0)
-    assert writer.writer.logged["train/fp16_skipped_steps"] == 7
-    assert writer.writer.logged["train/fp16_loss_scale"] == 512.0
+    assert logged["train/fp16_skipped_steps"] == 7
+    assert logged["train/fp16_loss_scale"] == 512.0
     assert "non-finite loss under --amp fp16" in caplog.text
     assert "fp16 scale 512, 7 steps skipped" in caplog.text
 
