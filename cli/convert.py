@@ -10,6 +10,8 @@ import datasets
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
+from engine.model_spec import model_entry
+from loss import criterion_options
 from loss.whitening import whitening_mode
 from utils.checkpoint import CheckpointError
 
@@ -19,9 +21,6 @@ TRAIN_DATASET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "cro
                          "rrotate", "color_aug", "gblur", "bblur", "class_uniform_pct",
                          "class_uniform_tile", "max_cu_epoch", "eval_protocol",
                          "gtav_mismatch", "seed")
-CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nce_T",
-                   "contrast_max_classes", "contrast_max_views", "num_patch", "cwcl_negatives",
-                   "cwcl_class_order")
 
 
 def root_overrides(args):
@@ -59,13 +58,11 @@ def eval_dataset_options(args):
             "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
 
 
-
 def criterion_kwargs(args):
-    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...,
-    ``--wt_reg_weight``: the whitening loss is built only when its weight is > 0)."""
-    whitening = whitening_mode(args.wt_layer) if args.wt_reg_weight > 0 else None
-    return {**{name: getattr(args, name) for name in CRITERION_FLAGS}, "whitening": whitening,
-            "wt_reg_weight": args.wt_reg_weight, "relax_denom": args.relax_denom}
+    """Keyword arguments of ``loss.BlindNetCriterion``: every loss flag and every flag of
+    another home a loss term reads (``--use_ca``, ``--w1`` ..., ``--wt_reg_weight`` with
+    ``--wt_layer``), as the terms declare them (``loss.criterion_options()``)."""
+    return {name: getattr(args, name) for name in criterion_options()}
 
 
 def isw_settings(args):
@@ -104,7 +101,8 @@ def fit_config(args, argv):
     flags = plain_flags(args)
     config_files = tuple(flags.pop("config_files", ()))
     record = RunRecord(command=" ".join(argv), flags=flags, norm_semantics=args.norm_semantics,
-                       config_files=config_files)
+                       config_files=config_files,
+                       model=model_entry(args.arch, args.wt_layer, args.norm_semantics))
     return FitConfig(
         run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
         log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
@@ -123,20 +121,27 @@ def _plain(value):
 
 
 def load_eval_model(args, device, logger, checkpoint=None):
-    """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
+    """valid.py / infer.py: ``--snapshot`` into the model it records (or the flags describe);
+    exits naming what does not fit.
 
     ``checkpoint``: the file's content when the caller has loaded it already.
-    A missing, unreadable or foreign file exits with ``<script>.py: error: ...`` naming it.
+    A missing, unreadable or foreign file exits with ``<script>.py: error: ...`` naming it; a
+    file whose tensors do not fit exits with one line (the tensor list goes to the log file).
     Returns ``(model, norm_semantics, trained_norm_semantics)``.
     """
     if not args.snapshot:
         raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
+    if args.model_from_checkpoint:
+        logger.info(f"model from the checkpoint: {' '.join(args.model_from_checkpoint)}")
     try:
         return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
                                 norm_semantics=args.norm_semantics,
+                                partial=args.snapshot_partial,
                                 channels_last=args.channels_last, logger=logger,
                                 checkpoint=checkpoint)
     except SnapshotMismatchError as exc:
-        raise SystemExit(str(exc)) from None
+        log = run_dir(args) / f"{args.script}.log"
+        raise SystemExit(f"{args.script}.py: error: {exc} (the tensor list is in {log})") \
+            from None
     except (CheckpointError, FileNotFoundError, ValueError) as exc:  # names the file
         raise SystemExit(f"{args.script}.py: error: {exc}") from None

@@ -3,20 +3,58 @@
 Official BlindNet flags (METHOD.md §7) keep their official meaning; official flags we do not
 implement are accepted and listed in :data:`IGNORED_FLAGS` with the reason (a non-default value
 warns); our additions are grouped under "BlindNet framework". The ``--<name>_dir`` root flags
-come from the dataset registry (``datasets.root_flags()``).
+come from the dataset registry (``datasets.root_flags()``), the loss flags (``--use_ca``,
+``--w1``, ``--wt_reg_weight``, ...) from the loss terms (``loss.loss_flags()``), each in the
+group its declaration names.
 """
 
 import argparse
 
 import datasets
+import loss
 from config import NORM_SEMANTICS
+from loss.terms import FRAMEWORK, OFFICIAL, ROBUSTNET
 from transforms.normalization import EVAL_PROTOCOLS
 from transforms.photometric_params import PHOTOMETRIC_MODES
 
-# Script -> description of its parser (all three share every flag).
+# Script -> description of its parser (all three accept every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
-           "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
-           "infer": "Write colourized predictions of a checkpoint."}
+           "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU). The model "
+                    "(--arch, --wt_layer, --norm_semantics) comes from the checkpoint when it "
+                    "records it.",
+           "infer": "Write colourized predictions of a checkpoint. The model (--arch, "
+                    "--wt_layer, --norm_semantics) comes from the checkpoint when it records "
+                    "it."}
+
+# The flags (dests) each evaluation script reads; its --help shows only these (plus every
+# dataset root flag). The three scripts still accept every flag, so one command line can be
+# shared, but a flag another script reads, set on valid.py / infer.py, warns that it has no
+# effect there. train.py reads (and shows) all of them.
+_EVAL_READS = ("val_dataset", "arch", "wt_layer", "norm_semantics", "snapshot",
+               "snapshot_partial", "date", "exp", "ckpt", "cache_dir", "device", "local_rank",
+               "dist_timeout", "max_val_images", "amp", "channels_last", "sliding_window",
+               "crop_size", "stride", "eval_protocol", "gtav_mismatch", "foggy_beta",
+               "eval_scales", "eval_flip")
+SCRIPT_FLAGS = {
+    "valid": frozenset(_EVAL_READS + ("num_workers", "bs_mult_val", "corruptions",
+                                      "severities")),
+    "infer": frozenset(_EVAL_READS + ("images", "overlay", "mod", "results")),
+}
+# Flags whose default depends on the checkpoint (valid.py, infer.py, train.py --snapshot).
+MODEL_DEFAULTS = {"arch": "network.deepv3.DeepR50V3PlusD", "wt_layer": [0, 0, 0, 0, 0, 0, 0]}
+
+
+def reads_flag(script, dest):
+    """Whether ``script`` reads the flag ``dest`` (every root flag is read by all three)."""
+    return script not in SCRIPT_FLAGS or dest in SCRIPT_FLAGS[script] or \
+        dest in {datasets.root_flag_dest(flag) for flag, _, _ in datasets.root_flags()}
+
+
+def hide_unread_flags(parser, script):
+    """Hide from ``--help`` the flags ``script`` does not read (they stay accepted)."""
+    for action in parser._actions:  # argparse prints no heading for a group left empty
+        if action.dest != "help" and not reads_flag(script, action.dest):
+            action.help = argparse.SUPPRESS
 
 # Official flags without effect here (dest -> why); a non-default value triggers a warning.
 _UNUSED, _SGD = "unused by BlindNet", "SGD is always used, as in the reference"
@@ -52,8 +90,9 @@ def add_official_flags(parser):
                    help="training dataset(s); *_jitter names give two-view (BlindNet) data")
     g.add_argument("--val_dataset", nargs="*", default=["bdd100k"],
                    help="datasets to evaluate (cityscapes bdd100k mapillary gtav synthia)")
-    g.add_argument("--arch", default="network.deepv3.DeepR50V3PlusD",
-                   help="model factory, e.g. network.deepv3.DeepR50V3PlusD")
+    g.add_argument("--arch", default=None,
+                   help="model factory, e.g. network.deepv3.DeepR50V3PlusD; left out: the "
+                        "--snapshot checkpoint's, else network.deepv3.DeepR50V3PlusD")
     g.add_argument("--city_mode", default="train", choices=["train", "trainval"],
                    help="Cityscapes training split")
     g.add_argument("--lr_schedule", default="poly", choices=["poly", "scl-poly"])
@@ -64,7 +103,8 @@ def add_official_flags(parser):
     g.add_argument("--class_uniform_pct", type=float, default=0.0,
                    help="fraction of class-centred samples per epoch (official 0.5)")
     g.add_argument("--class_uniform_tile", type=int, default=1024)
-    g.add_argument("--crop_size", type=int, default=720, help="square training crop")
+    g.add_argument("--crop_size", type=int, default=720,
+                   help="square training crop; valid/infer: the --sliding_window size")
     g.add_argument("--scale_min", type=float, default=0.5)
     g.add_argument("--scale_max", type=float, default=2.0)
     g.add_argument("--rrotate", type=int, default=0, help="max rotation in degrees (0 = off)")
@@ -75,38 +115,41 @@ def add_official_flags(parser):
     g.add_argument("--bblur", action="store_true", help="bilateral instead of Gaussian blur")
     g.add_argument("--color_aug", type=float, default=0.0,
                    help="> 0 enables ColorJitter(0.4,0.4,0.4,0.1) with p 0.5 on view 1")
-    g.add_argument("--wt_layer", nargs=7, type=int, default=[0, 0, 0, 0, 0, 0, 0],
+    g.add_argument("--wt_layer", nargs=7, type=int, default=None,
                    metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0); "
                                      "codes: 0 none, 1 IW/IRW, 2 ISW, 3 IN, 4 IN affine (IBN), "
-                                     "5 Switchable Whitening (ResNet trunks)")
+                                     "5 Switchable Whitening (ResNet trunks); left out: the "
+                                     "--snapshot checkpoint's, else all 0")
     _official_method_flags(g)
     return g
 
 
+def add_loss_flags(g, group):
+    """The flags of the loss terms (``loss.loss_flags()``) whose declaration names ``group``."""
+    for flag in loss.loss_flags():
+        if flag.group != group:
+            continue
+        names = (f"--{flag.name}", *flag.aliases)
+        if flag.type is bool:
+            g.add_argument(*names, dest=flag.name, action="store_true", help=flag.help)
+        else:
+            g.add_argument(*names, dest=flag.name, type=flag.type, default=flag.initial,
+                           choices=flag.choices, nargs=flag.nargs, help=flag.help)
+
+
 def _official_method_flags(g):
     """The official BlindNet loss flags and the run / output flags (same group)."""
-    g.add_argument("--use_ca", action="store_true", help="covariance alignment (CML + CCL)")
-    g.add_argument("--use_cwcl", action="store_true", help="class-wise contrastive loss")
-    g.add_argument("--use_sdcl", action="store_true",
-                   help="semantic disentanglement contrastive loss")
-    g.add_argument("--nce_T", type=float, default=0.07,
-                   help="temperature of CWCL and SDCL (the reference's default 0.0 gives NaN)")
-    g.add_argument("--contrast_max_classes", type=int, default=10, help="K_max of CWCL")
-    g.add_argument("--contrast_max_views", "--contrast_max_view", dest="contrast_max_views",
-                   type=int, default=10, help="V, anchors per class of CWCL")
+    add_loss_flags(g, OFFICIAL)
     g.add_argument("--jit_only", action="store_true", help="accepted; implied by *_jitter")
-    g.add_argument("--w1", type=float, default=0.0, help="CML weight")
-    g.add_argument("--w2", type=float, default=0.0, help="CCL weight")
-    g.add_argument("--w3", type=float, default=0.3, help="CWCL weight")
-    g.add_argument("--w4", type=float, default=0.0, help="SDCL weight")
-    g.add_argument("--num_patch", type=int, default=20, help="SDCL negatives per anchor")
     g.add_argument("--date", default="default", help="output sub-directory")
     g.add_argument("--exp", default="default", help="output sub-directory")
     g.add_argument("--ckpt", default="logs/ckpt", help="checkpoint and log root")
     g.add_argument("--tb_path", default="logs/tb", help="TensorBoard root")
     g.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=None,
                    help="set by the legacy launcher; torchrun's LOCAL_RANK takes precedence")
-    g.add_argument("--snapshot", default=None, help="checkpoint to load (official ones too)")
+    g.add_argument("--snapshot", default=None,
+                   help="checkpoint to load (official ones too); its recorded --arch, "
+                        "--wt_layer and --norm_semantics define the model")
     g.add_argument("--restore_optimizer", action="store_true",
                    help="with --snapshot: also restore optimizer and scheduler")
     g.add_argument("--mod", default=None, help="infer.py: output sub-folder")
@@ -146,25 +189,13 @@ def add_legacy_flags(parser):
 def add_robustnet_flags(parser):
     g = parser.add_argument_group("RobustNet methods: IW / IRW (--wt_layer 1), ISW (2), IBN (4), "
                                   "SW (5) (ROBUSTNET_METHODS.md, DECISIONS.md D32-D39)")
-    g.add_argument("--wt_reg_weight", type=float, default=0.0,
-                   help="whitening loss weight, codes 1/2 (IW 0.8, IRW/ISW 0.6); 0 = off")
-    g.add_argument("--relax_denom", type=float, default=2.0,
-                   help="code 1: 0 = IW, > 0 = IRW with margin floor(C(C-1)/2 / relax_denom)")
-    g.add_argument("--clusters", type=int, default=50, help="ISW: k of the 1-D k-means")
-    g.add_argument("--trials", type=int, default=10, help="ISW: statistics passes, ANDed")
-    g.add_argument("--cov_stat_epoch", type=int, default=5,
-                   help="ISW: the mask is computed at the end of this epoch; loss on after it")
-    g.add_argument("--covstat_val_dataset", nargs="*", default=["cityscapes"],
-                   help="ISW: dataset whose training images feed the statistics passes")
-    g.add_argument("--covstat_images", type=int, default=500,
-                   help="ISW: images per statistics pass (RobustNet 500)")
-    g.add_argument("--use_wtloss", action="store_true", help="derived from --wt_layer (1 or 2)")
-    g.add_argument("--use_isw", action="store_true", help="derived from --wt_layer (2)")
+    add_loss_flags(g, ROBUSTNET)
     return g
 
 
 def pretrained_source(value):
-    """``--pretrained`` value: ``'none'`` -> ``False`` (a deliberate random trunk), else the path."""
+    """``--pretrained`` value: ``'none'`` -> ``False`` (a deliberate random trunk), else the
+    path."""
     return False if value.lower() == "none" else value
 
 
@@ -186,10 +217,7 @@ def add_framework_flags(parser):
                         "training, BatchNorm weights frozen: how PyTorch 1.2 ran the official "
                         "code, DECISIONS.md D28). train.py default: modern; valid/infer "
                         "default: the checkpoint's mode")
-    g.add_argument("--cwcl_negatives", default="reference", choices=["reference", "distinct"],
-                   help="reference = official (own key among negatives); distinct = intent")
-    g.add_argument("--cwcl_class_order", default="ascending", choices=["ascending", "random"],
-                   help="which K_max classes become CWCL anchors in crowded images")
+    add_loss_flags(g, FRAMEWORK)
     g.add_argument("--gtav_mismatch", default="drop", choices=["drop", "resize"],
                    help="GTAV pairs whose image and label sizes differ")
     g.add_argument("--cache_dir", default=None, help="class-uniform cache (default <ckpt>/cache)")
@@ -207,8 +235,9 @@ def add_framework_flags(parser):
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--resume", default=None, help="checkpoint path or 'auto' (latest last.pth)")
     g.add_argument("--snapshot_partial", action="store_true",
-                   help="train.py: let --snapshot load only the tensors that fit (the rest "
-                        "stays random; every other tensor is listed) instead of refusing")
+                   help="let --snapshot load only the tensors that fit into the model the "
+                        "flags describe (the rest stays random; the list goes to the log) "
+                        "instead of refusing; flags may then differ from the checkpoint's")
     g.add_argument("--dist_timeout", type=float, default=30.0, metavar="MINUTES",
                    help="process-group timeout: a collective waiting longer on a frozen or "
                         "dead rank fails with an error instead of hanging")

@@ -9,10 +9,12 @@ from network.instance_norm import DEFAULT_WT_LAYER, OFFICIAL_WT_LAYER
 from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
                                     apply_norm_semantics, norm_semantics_of)
 from network.output import ModelOutput, ViewOutput
+from network.pretrained import MissingImageNetWeights
 from utils.labels import NUM_CLASSES
 
 __all__ = ["DEFAULT_NORM_SEMANTICS", "DEFAULT_WT_LAYER", "FACTORIES", "DeepV3Plus",
-           "ModelOutput", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER", "ViewOutput",
+           "MissingImageNetWeights", "ModelOutput", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER",
+           "ViewOutput",
            "apply_norm_semantics", "build_deepv3", "get_net", "norm_semantics_of", "resolve_arch"]
 
 ARCH_PREFIXES = ("network.deepv3.", "deepv3.")
@@ -41,8 +43,10 @@ def get_net(arch, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained
         wt_layer: 7 ints placing instance-normalisation layers (METHOD.md §1.3); by default
             none, as ``--wt_layer``'s default (BlindNet's ``OFFICIAL_WT_LAYER`` is a recipe).
         pretrained: trunk ImageNet weights: a torchvision-format file, ``None`` for the
-            torch hub cache if present (random init with a warning otherwise), or ``False``
-            for random init.
+            torch hub cache (EfficientNet-Lite0: the installed package's file), or ``False``
+            for a deliberate random init. ``None`` that finds no file raises
+            :class:`network.pretrained.MissingImageNetWeights` (a ``FileNotFoundError``
+            naming the paths it looked in), never a silent random trunk.
         norm_semantics: ``modern`` or ``torch1.2`` (instance norms use batch statistics in
             training, BatchNorm/affine-IN weights and biases are frozen; see
             :mod:`network.norm_semantics`). Applied after the weights are loaded.
