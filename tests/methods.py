@@ -4,6 +4,7 @@ them (DDP options, CUDA determinism): R18, crop 64, batch 2, random trunk."""
 import torch
 
 import network
+from engine.inputs import training_inputs
 from loss import BlindNetCriterion
 from utils.labels import IGNORE_LABEL
 
@@ -33,24 +34,27 @@ def build(method, device="cpu", seed=0):
 
 
 def batch(criterion, device="cpu", crop=64, size=2, seed=0, ignore_all=False):
-    """A training batch dict (two views when the criterion needs them) of blocky labels."""
+    """A training batch of uint8 items (the loader's contract; two views when the criterion
+    needs them) with blocky labels."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(size, 3, crop, crop, generator=generator)
+    images = torch.randint(0, 256, (size, 3, crop, crop), generator=generator)
     labels = torch.randint(0, 5, (size, crop // 16, crop // 16), generator=generator) * 3
     labels = labels.repeat_interleave(16, 1).repeat_interleave(16, 2)
     if ignore_all:  # no valid pixel: no anchor for CWCL / SDCL
         labels = torch.full_like(labels, IGNORE_LABEL)
-    item = {"image": images.to(device), "label": labels.to(device)}
+    item = {"image": images, "label": labels}
     if criterion.needs_two_views:
-        item["image_aug"] = (images + 0.3 * torch.randn(images.shape, generator=generator)).to(
-            device)
-    return item
+        noise = torch.randint(-40, 41, images.shape, generator=generator)
+        item["image_aug"] = (images + noise).clamp(0, 255)
+    return {key: value.to(device=device, dtype=torch.uint8) for key, value in item.items()}
 
 
 def step(model, criterion, item, generator_seed=0):
-    """One forward and backward; returns the loss terms."""
-    output = model(item["image"], item.get("image_aug"),
-                   with_embeddings=criterion.needs_embeddings)
-    terms = criterion(output, item["label"], torch.Generator().manual_seed(generator_seed))
+    """One forward and backward of a :func:`batch` (normalised as the engine does); returns
+    the loss terms."""
+    images, images_aug, labels = training_inputs(item, item["image"].device,
+                                                 two_view="image_aug" in item)
+    output = model(images, images_aug, with_embeddings=criterion.needs_embeddings)
+    terms = criterion(output, labels, torch.Generator().manual_seed(generator_seed))
     terms["total"].backward()
     return terms

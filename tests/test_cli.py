@@ -170,6 +170,17 @@ def test_dataset_options_and_cache_dir(tmp_path):
                                               "cache_dir": "/c", "foggy_beta": 0.02}
 
 
+def test_photometric_defaults_to_the_device_on_cuda_and_the_loader_on_the_cpu():
+    args, _ = _parse_quiet("train", [])
+    assert cli.dataset_options(args, "cuda")["photometric"] == "device"
+    assert cli.dataset_options(args)["photometric"] == "loader"  # the official path, exactly
+    args, _ = _parse_quiet("train", ["--bblur"])  # bilateral blur exists on the loader only
+    assert cli.dataset_options(args, "cuda")["photometric"] == "loader"
+    for mode in ("loader", "device"):
+        args, _ = _parse_quiet("train", ["--photometric", mode])
+        assert {cli.dataset_options(args, d)["photometric"] for d in ("cpu", "cuda")} == {mode}
+
+
 def test_criterion_kwargs_build_the_criterion():
     from loss import BlindNetCriterion
 

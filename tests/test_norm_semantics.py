@@ -41,9 +41,9 @@ def _sgd_steps(mode, steps=3):
     optimizer = trainer.build_optimizer(model, lr=0.05, momentum=0.9, weight_decay=5e-4)
     criterion = BlindNetCriterion(**cli.criterion_kwargs(args))
     gen = torch.Generator().manual_seed(1)
-    batch = {"image": torch.randn(2, 3, 64, 64, generator=gen),
-             "image_aug": torch.randn(2, 3, 64, 64, generator=gen),
-             "label": torch.randint(0, 19, (2, 64, 64), generator=gen)}
+    batch = {"image": torch.randint(0, 256, (2, 3, 64, 64), generator=gen, dtype=torch.uint8),
+             "image_aug": torch.randint(0, 256, (2, 3, 64, 64), generator=gen, dtype=torch.uint8),
+             "label": torch.randint(0, 19, (2, 64, 64), generator=gen, dtype=torch.uint8)}
     model.train()
     for _ in range(steps):
         trainer.forward_backward(model, criterion, grad_scaler(torch.device("cpu")), batch,

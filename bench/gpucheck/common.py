@@ -103,14 +103,33 @@ def blocky_labels(batch, crop, generator, block=32):
     return labels.contiguous()
 
 
-def synthetic_batch(batch, crop, two_view, device, seed=0):
-    """A training batch dict on ``device``: random images (and a jittered second view)."""
+def synthetic_batch(batch, crop, two_view, device, seed=0, photometric="loader"):
+    """A training batch of uint8 items on ``device`` (the loader's contract): random images
+    and blocky labels; two views as the loader makes them (``image_aug``: a jittered copy) or
+    as the device path gets them (``photometric``: each view's parameters, drawn as the
+    workers draw them, applied on the device by the step)."""
+    from transforms.photometric_params import ItemParams
+
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(batch, 3, crop, crop, generator=generator)
+    images = torch.randint(0, 256, (batch, 3, crop, crop), generator=generator)
     item = {"image": images, "label": blocky_labels(batch, crop, generator)}
-    if two_view:
-        item["image_aug"] = images + 0.3 * torch.randn(images.shape, generator=generator)
-    return {key: value.to(device) for key, value in item.items()}
+    if two_view and photometric == "device":
+        torch.manual_seed(seed)  # ItemParams draws from the global generators, as a worker
+        item["photometric"] = torch.stack([ItemParams(0.5, True, two_view=True)()
+                                           for _ in range(batch)])
+    elif two_view:
+        noise = torch.randint(-40, 41, images.shape, generator=generator)
+        item["image_aug"] = (images + noise).clamp(0, 255)
+    return {key: value.to(device=device, dtype=torch.uint8 if key != "photometric"
+                          else value.dtype) for key, value in item.items()}
+
+
+def model_inputs(item, device):
+    """``(images, images_aug or None, labels)`` of a :func:`synthetic_batch` on ``device``,
+    normalised as the training step does (for sections that call the model directly)."""
+    from engine.inputs import training_inputs
+
+    return training_inputs(item, device, two_view="image_aug" in item or "photometric" in item)
 
 
 def build_method(arch, method, device, seed=0, whitening=None, losses=None):
@@ -148,9 +167,10 @@ def run_step(state, item, criterion, device, amp="off", channels_last=False):
     """One ``engine.trainer.train_step`` on ``item``; returns its loss terms."""
     from engine.trainer import train_step
 
-    return train_step(state, item, criterion, device=device,
-                      two_view="image_aug" in item, with_embeddings=criterion.needs_embeddings,
-                      amp=amp, channels_last=channels_last)
+    two_view = "image_aug" in item or "photometric" in item
+    return train_step(state, item, criterion, device=device, two_view=two_view,
+                      with_embeddings=criterion.needs_embeddings, amp=amp,
+                      channels_last=channels_last)
 
 
 def training_gflops(ctx, arch, crop, images):

@@ -7,9 +7,9 @@ import warnings
 
 import torch
 
-from gpucheck.common import (build_method, captured_stderr, median_ms, peak_memory_gib,
-                             relative_difference, reset_peak_memory, run_step, synthetic_batch,
-                             train_state, training_gflops)
+from gpucheck.common import (build_method, captured_stderr, median_ms, model_inputs,
+                             peak_memory_gib, relative_difference, reset_peak_memory, run_step,
+                             synthetic_batch, train_state, training_gflops)
 from gpucheck.config import STEP_CONFIGS, bf16_peak_tflops
 from utils.op_trace import HOST_SYNC, OpTrace
 from utils.precision import autocast
@@ -28,8 +28,9 @@ def _no_dropout(model):
 
 
 def _forward_terms(model, criterion, item, seed):
-    output = model(item["image"], item["image_aug"], with_embeddings=True)
-    terms = criterion(output, item["label"], torch.Generator().manual_seed(seed))
+    images, images_aug, labels = model_inputs(item, item["image"].device)
+    output = model(images, images_aug, with_embeddings=True)
+    terms = criterion(output, labels, torch.Generator().manual_seed(seed))
     terms["total"].backward()
     return output.original.logits, terms
 
@@ -177,8 +178,9 @@ def _covariance_terms(ctx, amp, size):
     model, criterion = build_method(size["arch"], "blindnet", ctx.device, seed=4,
                                     losses=size.get("losses"))
     item = synthetic_batch(size["batch"], size["crop"], True, ctx.device, seed=9)
+    images, images_aug, _ = model_inputs(item, ctx.device)
     with torch.no_grad(), autocast(ctx.device, amp):
-        output = model(item["image"], item["image_aug"], with_embeddings=False)
+        output = model(images, images_aug, with_embeddings=False)
         return {name: getattr(criterion, name)(output.original.in_feats,
                                                output.augmented.in_feats).float().item()
                 for name in ("cml", "ccl")}

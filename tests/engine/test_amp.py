@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from engine import step as engine_step
 from engine import trainer
 from engine.config import OptimConfig
 from engine.trainer import NonFiniteLossError, new_train_state, train_step
@@ -62,8 +63,8 @@ def _overflow_when(state, poisoned):
 
 
 def _step(state, criterion, device, amp):
-    item = {"image": torch.randn(2, 3, 4, 4, device=device),
-            "label": torch.zeros(2, 4, 4, dtype=torch.long, device=device)}
+    item = {"image": torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8, device=device),
+            "label": torch.zeros(2, 4, 4, dtype=torch.uint8, device=device)}
     return train_step(state, item, criterion, device=device, two_view=False,
                       with_embeddings=False, amp=amp)
 
@@ -104,7 +105,7 @@ def test_fp16_non_finite_loss_is_a_skipped_step_not_a_stop(device):
 
 
 def test_fp16_stops_after_too_many_skips_in_a_row(device, monkeypatch):
-    monkeypatch.setattr(trainer, "MAX_SKIPPED_IN_A_ROW", 3)
+    monkeypatch.setattr(engine_step, "MAX_SKIPPED_IN_A_ROW", 3)
     state, amp = _fp16_state(device)
     _overflow_when(state, lambda: True)
     before = _weights(state)

@@ -64,6 +64,28 @@ def test_a_blindnet_step_reads_the_device_once(blindnet, photometric):
     assert counter.host_to_device == 0  # nothing copied from host memory each step
 
 
+def test_fp16_skip_flag_and_scale_travel_in_the_same_read(blindnet, monkeypatch):
+    """GradScaler's Inf check, scale update and skip decision add no read of their own (a CPU
+    GradScaler in fp32 runs the same logic as fp16's)."""
+    state, criterion, batch = blindnet
+    monkeypatch.setattr(state, "scaler", torch.amp.GradScaler("cpu", init_scale=2.0 ** 8))
+    weights = [p.detach().clone() for p in state.model.parameters()]
+    poison = state.model.final1[0].weight.register_hook(lambda g: g * float("inf"))
+    data = batch("device")  # the photometric parameters come from the workers
+    with HostSyncCounter() as counter:
+        values, signum = step(state, criterion, data, stop=StopSignal())
+    poison.remove()
+    assert counter.counts == {"tolist": 1} and counter.host_to_device == 0, counter.counts
+    assert (state.skipped_steps, state.loss_scale, signum) == (1, 2.0 ** 7, 0)
+    assert set(values) == {"main", "aux", "cml", "ccl", "cwcl", "sdcl", "total"}
+    assert all(torch.equal(a, b) for a, b in zip(weights, state.model.parameters()))
+    data = batch("loader")
+    with HostSyncCounter() as counter:
+        step(state, criterion, data)
+    assert counter.counts == {"tolist": 1} and state.skipped_in_a_row == 0
+    assert not all(torch.equal(a, b) for a, b in zip(weights, state.model.parameters()))
+
+
 def test_the_stop_flag_travels_in_the_same_read(blindnet):
     state, criterion, batch = blindnet
     stop = StopSignal()
