@@ -42,13 +42,14 @@ GPU_ESTIMATE = {"gflops_per_view_forward": 313.0, "batch_per_view": 4,
                 "sustained_tflops": {"bf16": 190.0, "fp32": 62.0}}
 
 
-def make_photo_gtav(root, num_images, seed=0):
-    """``num_images`` GTAV training pairs of photo canvases; returns one image's PNG path."""
+def make_photo_gtav(root, num_images, seed=0, size=GTAV_SIZE):
+    """``num_images`` GTAV training pairs of photo canvases (``size``: H, W); returns one
+    image's PNG path."""
     rng, photos = np.random.default_rng(seed), sample_photos()
     first = None
     for index in range(num_images):
-        _, train_ids = random_scene(rng, GTAV_SIZE, num_shapes=40)
-        image = photo_canvas(rng, GTAV_SIZE, photos=photos)
+        _, train_ids = random_scene(rng, size, num_shapes=40)
+        image = photo_canvas(rng, size, photos=photos)
         path, _ = write_gtav_sample(root, "train", f"{index + 1:05d}", image, train_ids)
         first = first or path
     return first

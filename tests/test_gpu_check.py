@@ -79,4 +79,7 @@ def test_quick_cpu_run_passes_every_section(tmp_path):
     assert sections["resume"]["bitwise_equal"] and sections["resume"]["all_tensors_cpu"]
     assert sections["amp"]["fp16"]["finite"] and sections["amp"]["bf16"]["finite"]
     assert sections["loader"]["loader_cores_per_gpu"] > 0
+    mb = sections["loader"]["mb_per_sample"]
+    assert 0 < mb["device"] < mb["loader"]  # one uint8 crop against two
+    assert all(sections["syncs"][amp]["counted_per_step"] <= 1 for amp in ("off", "fp16"))
     assert "source" in sections["demo"]["miou"]

@@ -11,7 +11,7 @@ from gpucheck.common import (build_method, captured_stderr, median_ms, model_inp
                              peak_memory_gib, relative_difference, reset_peak_memory, run_step,
                              synthetic_batch, train_state, training_gflops)
 from gpucheck.config import STEP_CONFIGS, bf16_peak_tflops
-from utils.op_trace import HOST_SYNC, OpTrace
+from utils.host_sync import HostSyncCounter
 from utils.precision import autocast
 
 # Gradients compared by `equality`: the first parameter under each of these names.
@@ -127,30 +127,46 @@ def _sync_warnings(ctx, state, item, criterion, amp):
 
 
 def syncs(ctx):
-    """Host-device synchronisations in one steady-state training step: on CUDA counted by
-    PyTorch's sync debug mode (with their call sites); everywhere, the operators that force
-    one (utils/op_trace.py HOST_SYNC) seen in the step. ``.tolist()`` / ``.cpu()`` of a
-    device tensor are only seen by the CUDA count."""
+    """Host-device synchronisations in one steady-state BlindNet training step, fp32 and fp16
+    (on the CPU a CPU GradScaler in fp32), for both ``--photometric`` paths: on CUDA counted
+    by PyTorch's sync debug mode (with their call sites); everywhere, counted on the host as
+    ``tests/engine/test_host_syncs.py`` does (``utils.host_sync.HostSyncCounter``: value
+    reads, the operators of utils/op_trace.py HOST_SYNC, tensors made from host data).
+    ``syncs_per_step`` / ``counted_per_step``: the most over the two paths."""
     size, figures = ctx.sizes, {}
-    for amp in ("off", "fp16") if ctx.cuda else ("off",):
+    for amp in ("off", "fp16"):
         model, criterion = build_method(size["arch"], "blindnet", ctx.device,
                                         losses=size.get("losses"))
-        state = train_state(model, ctx.device, amp)
-        item = synthetic_batch(size["batch"], size["crop"], True, ctx.device)
-        for _ in range(size["warmup"]):
-            run_step(state, item, criterion, ctx.device, amp)
+        compute = amp if ctx.cuda else "off"
+        state = train_state(model, ctx.device, compute)
+        if amp == "fp16" and not ctx.cuda:  # no fp16 autocast on the CPU: GradScaler in fp32
+            state.scaler = torch.amp.GradScaler("cpu")
         entry = {}
-        if ctx.cuda:
-            sites = _sync_warnings(ctx, state, item, criterion, amp)
-            entry.update(syncs_per_step=sum(sites.values()), sites=sites)
-        with OpTrace({"sync": HOST_SYNC}, skip_prefixes=("bench/",)) as trace:
-            run_step(state, item, criterion, ctx.device, amp)
-        predicted = {op: dict(sites) for op, sites in trace.sites["sync"].items()}
-        entry.update(sync_ops=predicted, sync_ops_per_step=sum(
-            sum(s.values()) for s in predicted.values()))
+        for photometric in ("loader", "device"):
+            item = synthetic_batch(size["batch"], size["crop"], True, ctx.device,
+                                   photometric=photometric)
+            for _ in range(size["warmup"]):
+                run_step(state, item, criterion, ctx.device, compute)
+            entry[photometric] = _counted_syncs(ctx, state, item, criterion, compute)
+        for key in ("syncs_per_step", "counted_per_step", "host_to_device"):
+            if key in entry["loader"]:
+                entry[key] = max(entry[path][key] for path in ("loader", "device"))
         figures[amp] = entry
         ctx.save_partial(figures)
     return figures
+
+
+def _counted_syncs(ctx, state, item, criterion, amp):
+    """One step's syncs: the CUDA debug-mode count (CUDA only) and the host-side count."""
+    entry = {}
+    if ctx.cuda:
+        sites = _sync_warnings(ctx, state, item, criterion, amp)
+        entry.update(syncs_per_step=sum(sites.values()), sites=sites)
+    with HostSyncCounter(skip_prefixes=("bench/",)) as counter:
+        run_step(state, item, criterion, ctx.device, amp)
+    entry.update(counted_per_step=counter.total, host_to_device=counter.host_to_device,
+                 counted_sites={name: dict(sites) for name, sites in counter.sites.items()})
+    return entry
 
 
 def _amp_run(ctx, amp, size):

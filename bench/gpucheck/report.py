@@ -18,9 +18,10 @@ def headline(report):
     loader = sections.get("loader", {})
     lines = [f"Card: **{report['device']}**; torch {report['torch']}, CUDA {report['cuda']}, "
              f"cuDNN {report['cudnn']}; syncs per fp32 step: "
-             f"{_fmt(syncs.get('syncs_per_step'))} (operators that force one: "
-             f"{_fmt(syncs.get('sync_ops_per_step'))}); loader cores per GPU: "
-             f"{_fmt(loader.get('loader_cores_per_gpu'))}.", "",
+             f"{_fmt(syncs.get('syncs_per_step'))} (counted on the host as the test does: "
+             f"{_fmt(syncs.get('counted_per_step'))}); loader cores per GPU: "
+             f"{_fmt(loader.get('loader_cores_per_gpu'))} (--photometric device, "
+             f"{_fmt(loader.get('mb_per_sample', {}).get('device'), 2)} MB per sample).", "",
              "| step | ms/step | images/s | peak memory (GiB) | model TFLOP/s | % of bf16 peak |",
              "|---|---:|---:|---:|---:|---:|"]
     for name, entry in variants.items():
@@ -47,7 +48,7 @@ def _summary(name, entry):
     if name in ("amp", "syncs"):
         return json.dumps({mode: {k: v for k, v in figures.items()
                                   if k in ("finite", "skipped_steps", "final_scale",
-                                           "syncs_per_step", "sync_ops_per_step")}
+                                           "syncs_per_step", "counted_per_step")}
                            for mode, figures in entry.items() if isinstance(figures, dict)
                            and mode != "fp32_covariance"}, default=str)
     keep = {"env": ("device", "sms", "memory_gib", "bf16_native", "host_cpu_cores",
@@ -56,7 +57,7 @@ def _summary(name, entry):
             "equality": ("worst", "worst_value"),
             "resume": ("bitwise_equal", "max_abs_diff", "all_tensors_cpu",
                        "nondeterministic_ops_warned"),
-            "loader": ("samples_per_s", "loader_cores_per_gpu"),
+            "loader": ("samples_per_s", "mb_per_sample", "loader_cores_per_gpu"),
             "demo": ("timings_s",)}.get(name)
     if keep is None:
         return json.dumps({k: v for k, v in entry.items()

@@ -1,5 +1,6 @@
 """Throughput sections: ``eval`` (one full-size image, whole and sliding-window, fp32 / bf16)
-and ``loader`` (``gtav_jitter`` samples/s per worker count against the step's rate)."""
+and ``loader`` (``gtav_jitter`` samples/s per worker count and bytes per sample, both
+``--photometric`` paths, against the step's rate)."""
 
 import logging
 import time
@@ -41,30 +42,51 @@ def eval_speed(ctx):
             **figures}
 
 
-def _dataset(ctx, size):
-    """The prepared ``gtav_jitter`` training set on generated full-size GTAV images."""
-    from tests.generated_data import generate_dataset
+def _gtav_root(ctx, size):
+    """GTAV training pairs at ``size['image']``: photo-like frames (scikit-image's sample
+    photos composed and noised, as ``bench/data_pipeline.py --photos``; procedural scenes
+    decode far faster than real frames) or, without scikit-image, procedural scenes.
+    Returns ``(root, kind)``."""
+    root = ctx.out / "loader_gtav"
+    try:
+        from bench.photo_pipeline import make_photo_gtav
 
+        make_photo_gtav(root, size["images"], size=tuple(size["image"]))
+        return root, "photo-like"
+    except ImportError as exc:  # scikit-image is a bench/test dependency only
+        from tests.generated_data import generate_dataset
+
+        generate_dataset("gtav", root, num_images=size["images"], size=tuple(size["image"]),
+                         splits=("train",))
+        return root, f"procedural ({exc.name} missing)"
+
+
+def _dataset(ctx, root, size, photometric):
+    """The prepared ``gtav_jitter`` training set (official options) on ``root``."""
     from engine.data import build_train_set, prepare_rank0_first
 
-    root = ctx.out / "loader_gtav"
-    generate_dataset("gtav", root, num_images=size["images"], size=tuple(size["image"]),
-                     splits=("train",))
     options = {"crop_size": size["crop"], "scale_min": 0.5, "scale_max": 2.0,
                "class_uniform_pct": 0.5, "class_uniform_tile": 1024, "color_aug": 0.5,
-               "gblur": True, "cache_dir": ctx.out / "loader_cache"}
+               "gblur": True, "cache_dir": ctx.out / "loader_cache", "photometric": photometric}
     dataset, _ = build_train_set(["gtav_jitter"], {"gtav": root}, options)
     prepare_rank0_first(dataset, True)
     dataset.set_epoch(0)
     return dataset
 
 
+def bytes_per_sample(batch):
+    """Bytes of a collated batch's tensors per sample (what is pinned and copied)."""
+    tensors = [t for t in batch.values() if torch.is_tensor(t)]
+    return sum(t.numel() * t.element_size() for t in tensors) // len(batch["image"])
+
+
 PREFETCH = 2  # batches each worker loads ahead (DataLoader's prefetch_factor)
 
 
 def _samples_per_s(dataset, workers, size, pin_memory):
-    """Steady-state samples/s of a DataLoader with ``workers``: the batches the workers
-    prefetched while starting are drained first, so they do not count as speed."""
+    """Steady-state ``(samples/s, bytes per sample)`` of a DataLoader with ``workers``: the
+    batches the workers prefetched while starting are drained first, so they do not count
+    as speed."""
     from torch.utils.data import DataLoader
 
     from engine.data import WORKER_INIT
@@ -75,26 +97,33 @@ def _samples_per_s(dataset, workers, size, pin_memory):
                         worker_init_fn=WORKER_INIT, persistent_workers=False)
     batches = iter(loader)
     for _ in range(PREFETCH * workers + 1):
-        next(batches)
+        sample_bytes = bytes_per_sample(next(batches))
     start, samples = time.perf_counter(), 0
     while time.perf_counter() - start < size["seconds"]:
         samples += len(next(batches)["image"])
     rate = samples / (time.perf_counter() - start)
     del batches
-    return rate
+    return rate, sample_bytes
 
 
 def loader(ctx):
-    """``gtav_jitter`` samples/s at each worker count; with the fastest step variant's
-    samples/s (the ``step`` section), the loader cores one GPU needs."""
+    """``gtav_jitter`` samples/s and bytes per sample: ``photometric="device"`` (the CUDA
+    default) at each worker count, ``"loader"`` (the official path) at the first; with the
+    fastest step variant's samples/s (the ``step`` section), the loader cores one GPU needs."""
     size = ctx.sizes
     logging.getLogger("blindnet").setLevel(logging.WARNING)
-    dataset = _dataset(ctx, size)
-    rates = {}
-    for workers in size["workers"]:
-        rates[workers] = round(_samples_per_s(dataset, workers, size, ctx.cuda), 2)
-        ctx.save_partial({"samples_per_s": rates})
-    figures = {"crop": size["crop"], "image_hw": list(size["image"]), "samples_per_s": rates}
+    root, kind = _gtav_root(ctx, size)
+    figures = {"crop": size["crop"], "image_hw": list(size["image"]), "data": kind,
+               "samples_per_s": {}, "mb_per_sample": {}}
+    for photometric in ("device", "loader"):
+        dataset = _dataset(ctx, root, size, photometric)
+        rates = figures["samples_per_s"][photometric] = {}
+        for workers in size["workers"][:None if photometric == "device" else 1]:
+            rate, sample_bytes = _samples_per_s(dataset, workers, size, ctx.cuda)
+            rates[workers] = round(rate, 2)
+            figures["mb_per_sample"][photometric] = round(sample_bytes / 1e6, 3)
+            ctx.save_partial(figures)
+    rates = figures["samples_per_s"]["device"]
     steps = [ctx.read_section(f"step_{c['name']}") for c in STEP_CONFIGS]
     step_rates = {s["name"]: s["samples_per_s"] for s in steps if "samples_per_s" in s}
     if step_rates:
