@@ -24,7 +24,7 @@ from tqdm import tqdm
 import cli
 import datasets
 from datasets.image_folder import unique_output_stems
-from engine.evaluation import ShardSampler, predict_logits
+from engine.evaluation import ShardSampler, inference_settings, predict_logits
 from engine.tta import tta_logits
 from utils import dist as dist_utils
 from utils.labels import colorize
@@ -62,6 +62,8 @@ def main(argv=None):
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
     logger = setup_logging(state.rank, cli.run_dir(args) / "infer.log")
     model, _, _ = cli.load_eval_model(args, state.device, logger)
+    inference = inference_settings(args.eval_protocol, args.sliding_window, args.crop_size,
+                                   args.stride)
     out_root = Path(args.results) / (args.mod or args.exp)
     try:  # every source up front: a bad root fails before any output is written
         todo = list(sources(args))
@@ -83,10 +85,8 @@ def main(argv=None):
             image = dataset[index]["image"]
             batch = image.unsqueeze(0).to(state.device)
             with autocast(state.device, args.amp):
-                logits = tta_logits(
-                    lambda inputs: predict_logits(model, inputs, args.sliding_window,
-                                                  args.crop_size, args.stride),
-                    batch, args.eval_scales, args.eval_flip)
+                logits = tta_logits(lambda inputs: predict_logits(model, inputs, **inference),
+                                    batch, args.eval_scales, args.eval_flip)
             pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
             outputs = {"color": colorize(pred), "trainid": pred}
             if args.overlay:

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch.distributed as dist
 
 from engine.evaluation import nan_to_none
+from engine.external_weights import CHECKPOINT_KEY as EXTERNAL_KEY
+from engine.external_weights import cover_external, split_external
 from loss import state_keys as loss_state_keys
 from utils import dist as dist_utils
 from utils.checkpoint import (MODULE_PREFIX, atomic_save, checkpoint_norm_semantics,
@@ -36,9 +38,12 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
     :class:`engine.config.RunRecord`.
 
     Weights are stored with the ``module.`` prefix, as the official (DDP-wrapped) code does, so
-    official tools can read our checkpoints too.
+    official tools can read our checkpoints too. A frozen trunk loaded from a file is left
+    out and recorded instead (:mod:`engine.external_weights`).
     """
-    weights = {MODULE_PREFIX + k: v for k, v in unwrap_model(state.model).state_dict().items()}
+    model = unwrap_model(state.model)
+    weights, external = split_external(model, model.state_dict())
+    weights = {MODULE_PREFIX + k: v for k, v in weights.items()}
     return {
         "state_dict": weights,
         "optimizer": state.optimizer.state_dict(),
@@ -59,6 +64,7 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         # State of the loss terms, e.g. RobustNet ISW's "isw_mask": one (C, C) bool mask per
         # collected layer (DECISIONS.md D33).
         **{key: value for key, value in state.loss_state.items() if value is not None},
+        **({} if external is None else {EXTERNAL_KEY: external}),
     }
 
 
@@ -235,10 +241,13 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
     ckpt = load_checkpoint(path)
     require_training_state(ckpt, path)
     check_resume_norm_semantics(ckpt, norm_semantics, path)
-    report = load_state_dict_forgiving(state.model, extract_state_dict(ckpt, path))
+    report = load_state_dict_forgiving(state.model, extract_state_dict(ckpt, path), log=False)
+    covered = cover_external(report, unwrap_model(state.model), ckpt, "--resume", path)
     if not report.complete:
         raise ValueError(f"--resume {path} does not match --arch {arch} / "
                          f"--wt_layer:\n{report.summary()}")
+    logger.info(report.summary() + (f"; {covered} frozen tensors from their own file (the "
+                                    f"same as the run's)" if covered else ""))
     position = restore_training_state(ckpt, path, state.optimizer, state.scheduler,
                                       state.scaler, state.loss_generator, rank, world_size,
                                       iters_per_epoch, model=state.model)
@@ -262,6 +271,7 @@ def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger)
     weights = extract_state_dict(ckpt, path)
     imagenet = looks_like_imagenet_weights(weights)
     report = load_state_dict_forgiving(model, weights, log=False)
+    cover_external(report, unwrap_model(model), ckpt, "--snapshot", path)
     mismatch = snapshot_mismatch(report, "--snapshot", path, arch, NUM_CLASSES, wt_layer,
                                  allow_unused=False)
     hint = (f"{path} looks like a torchvision ImageNet classifier, not a segmentation "

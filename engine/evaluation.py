@@ -18,12 +18,16 @@ from tqdm import tqdm
 
 import network
 from datasets import DEFAULT_OPTIONS
+from network.vfm_weights import map_mmseg_keys
 from config import DEFAULT_NORM_SEMANTICS
+from engine.external_weights import cover_external, recorded_source
 from engine.report import add_fields, extra_markdown, percent_text
 from engine.tta import SINGLE_SCALE, tta_logits
+from transforms.rein_pipeline import REIN_STRIDE, REIN_WINDOW
 from utils import dist as dist_utils
 from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
-                              load_state_dict_forgiving, snapshot_mismatch)
+                              load_state_dict_forgiving, snapshot_mismatch,
+                              strip_module_prefix)
 from utils.empty_labels import MAX_NAMES, check_empty_labels
 from utils.labels import IGNORE_LABEL, NUM_CLASSES
 from utils.logging import get_logger, printable
@@ -84,6 +88,8 @@ def forward_padded(model, images, min_side=MIN_INPUT_SIDE):
 
 
 def _window_starts(length, crop, stride):
+    """Window origins along one side: every ``stride``, the last flush with the border
+    (mmseg's ``slide_inference`` grid too: ``i * stride`` clamped to ``length - crop``)."""
     if length <= crop:
         return [0]
     starts = list(range(0, length - crop + 1, stride))
@@ -100,48 +106,76 @@ def window_stride(crop_size, stride=None):
 WHOLE_IMAGE = "whole-image"
 
 
-def inference_description(sliding_window, crop_size, stride=None):
+def inference_settings(protocol, sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None):
+    """How a protocol's images are run: ``{"sliding_window", "crop_size", "stride",
+    "pad_windows"}`` (:func:`predict_logits`' keywords). ``rein`` fixes Rein's test
+    inference (docs/VFM_METHODS.md §4.1): 512 windows every 341 pixels, never padded
+    (whatever ``--sliding_window`` / ``--crop_size`` / ``--stride`` say); the other
+    protocols take the flags."""
+    if protocol == "rein":
+        return {"sliding_window": True, "crop_size": REIN_WINDOW, "stride": REIN_STRIDE,
+                "pad_windows": False}
+    return {"sliding_window": bool(sliding_window), "crop_size": crop_size, "stride": stride,
+            "pad_windows": True}
+
+
+def inference_description(sliding_window, crop_size, stride=None, pad_windows=True):
     """The ``inference`` entry of ``results.json``: whole-image or sliding windows (crop and
-    the step actually used); a setting that changes the numbers, like the TTA."""
+    the step actually used; ``unpadded`` for Rein's windows); a setting that changes the
+    numbers, like the TTA."""
     if not sliding_window:
         return {"name": WHOLE_IMAGE, "sliding_window": False, "crop_size": None, "stride": None}
     step = window_stride(crop_size, stride)
-    return {"name": f"sliding-window({crop_size},{step})", "sliding_window": True,
-            "crop_size": int(crop_size), "stride": int(step)}
+    return {"name": f"sliding-window({crop_size},{step}{'' if pad_windows else ',unpadded'})",
+            "sliding_window": True, "crop_size": int(crop_size), "stride": int(step),
+            "pad_windows": bool(pad_windows)}
 
 
 @torch.no_grad()
-def predict_logits(model, images, sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None):
+def predict_logits(model, images, sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None,
+                   pad_windows=True):
     """Logits (B, C, H, W) of an eval-mode model for normalised images (B, 3, H, W).
 
     With ``sliding_window`` the image is covered by ``crop_size`` windows every ``stride``
     pixels (default 2/3 of the crop); overlapping logits are averaged. Images smaller than a
-    window are zero-padded (the normalised mean) and the padding is cropped away again; so
+    window are zero-padded (the normalised mean) and the padding is cropped away again, or,
+    without ``pad_windows`` (mmseg's slide inference), the window shrinks to the image; so
     are images (or windows) with a side below :data:`MIN_INPUT_SIDE` (:func:`forward_padded`).
     """
     if not sliding_window:
         return forward_padded(model, images)
     stride = window_stride(crop_size, stride)
     _, _, height, width = images.shape
-    pad_h, pad_w = max(0, crop_size - height), max(0, crop_size - width)
-    padded = F.pad(images, (0, pad_w, 0, pad_h))
+    if pad_windows:
+        crop_h = crop_w = crop_size
+        padded = F.pad(images, (0, max(0, crop_size - width), 0, max(0, crop_size - height)))
+    else:
+        crop_h, crop_w, padded = min(crop_size, height), min(crop_size, width), images
     ph, pw = padded.shape[-2:]
     logits, counts = None, torch.zeros(1, 1, ph, pw, device=images.device)
-    for y in _window_starts(ph, crop_size, stride):
-        for x in _window_starts(pw, crop_size, stride):
-            window = padded[:, :, y:y + crop_size, x:x + crop_size]
+    for y in _window_starts(ph, crop_h, stride):
+        for x in _window_starts(pw, crop_w, stride):
+            window = padded[:, :, y:y + crop_h, x:x + crop_w]
             out = forward_padded(model, window).float()
             if logits is None:
                 logits = torch.zeros(images.shape[0], out.shape[1], ph, pw, device=images.device)
-            logits[:, :, y:y + crop_size, x:x + crop_size] += out
-            counts[:, :, y:y + crop_size, x:x + crop_size] += 1
+            logits[:, :, y:y + crop_h, x:x + crop_w] += out
+            counts[:, :, y:y + crop_h, x:x + crop_w] += 1
     return (logits / counts)[:, :, :height, :width]
+
+
+def to_label_size(logits, labels):
+    """``logits (B, C, h, w)`` resized bilinearly (``align_corners=False``) to the labels'
+    ``(H, W)`` when they differ (protocols that resize only the image, e.g. ``rein``)."""
+    if logits.shape[-2:] == labels.shape[-2:]:
+        return logits
+    return F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
 
 
 @torch.no_grad()
 def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
              sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None, desc="eval",
-             on_batch=None, scales=SINGLE_SCALE, flip=False):
+             on_batch=None, scales=SINGLE_SCALE, flip=False, pad_windows=True):
     """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
 
     Args:
@@ -149,6 +183,9 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
         loader: yields item dicts ``{"image": (B,3,H,W), "label": (B,H,W), "name": [str]}``.
         scales, flip: test-time augmentation (:func:`engine.tta.tta_logits`); the default
             is single-scale inference, unchanged.
+        sliding_window, crop_size, stride, pad_windows: :func:`predict_logits`'
+            (:func:`inference_settings` of the protocol). Logits are resized to the label
+            when the protocol resized only the image (:func:`to_label_size`).
         on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
 
     Returns:
@@ -171,14 +208,15 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
         labels = batch["label"].to(device, non_blocking=True)
         with autocast(device, amp):
             logits = tta_logits(
-                lambda inputs: predict_logits(model, inputs, sliding_window, crop_size, stride),
+                lambda inputs: predict_logits(model, inputs, sliding_window, crop_size, stride,
+                                              pad_windows),
                 images, scales, flip)
-        logits = logits.float()
+        logits = to_label_size(logits.float(), labels)
         preds = logits.argmax(1)
         confusion.update(preds, labels)
         totals.add(logits, labels, batch["name"])
-        if on_batch is not None:
-            on_batch(images, labels, preds, batch["name"])
+        if on_batch is not None:  # the input at the label's size (figures)
+            on_batch(to_label_size(images.float(), labels), labels, preds, batch["name"])
     counted = torch.tensor([len(loader.sampler)], dtype=torch.int64, device=device)
     confusion.all_reduce()
     totals.all_reduce()
@@ -323,27 +361,55 @@ class SnapshotMismatchError(ValueError):
     """The ``--snapshot`` weights leave part of the model random; the message lists them."""
 
 
+def eval_trunk_source(arch, pretrained, checkpoint):
+    """The ``pretrained`` a model evaluated from ``checkpoint`` is built with: ``False`` for
+    the CNNs (the checkpoint holds every weight); for the VFM segmenters ``--pretrained``
+    when given (a DINOv2 file, or ``False`` for ``none``), else the file the checkpoint
+    records for the trunk it left out (:mod:`engine.external_weights`), else ``False``."""
+    if not network.is_vfm_arch(arch):
+        return False
+    if pretrained is not None:
+        return pretrained
+    return recorded_source(checkpoint) or False
+
+
 def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
-                    channels_last=False, logger=None, checkpoint=None):
+                    channels_last=False, logger=None, checkpoint=None, pretrained=None,
+                    model_options=None):
     """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
 
     ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
-    Returns ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the
-    checkpoint does not say). Raises :class:`SnapshotMismatchError` listing missing or
-    mismatched weights (a partly random model would give meaningless numbers), and
-    FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing or unreadable file.
+    ``pretrained`` / ``model_options``: the VFM segmenters' trunk file (:func:`
+    eval_trunk_source`; a checkpoint without the frozen trunk, such as Rein's releases in
+    mmseg names, needs it) and sizes. Returns ``(model, norm_semantics,
+    trained_norm_semantics)`` (the last None when the checkpoint does not say). Raises
+    :class:`SnapshotMismatchError` listing missing or mismatched weights (a partly random
+    model would give meaningless numbers), ValueError for another trunk than the recorded
+    one, and FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing or
+    unreadable file.
     """
     logger = logger or get_logger()
     if checkpoint is None:  # the caller may pass the file's content, already loaded
         checkpoint = load_checkpoint(snapshot)
     trained = checkpoint_norm_semantics(checkpoint)
     norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
-    model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,
-                            norm_semantics=norm_semantics)
-    report = load_state_dict_forgiving(model, extract_state_dict(checkpoint, snapshot))
+    trunk = eval_trunk_source(arch, pretrained, checkpoint)
+    model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=trunk,
+                            norm_semantics=norm_semantics, **(model_options or {}))
+    weights = extract_state_dict(checkpoint, snapshot)
+    if network.is_vfm_arch(arch):
+        weights = map_mmseg_keys(strip_module_prefix(weights), strict=False)
+    report = load_state_dict_forgiving(model, weights, log=False)
+    covered = cover_external(report, model, checkpoint, "--snapshot", snapshot)
     mismatch = snapshot_mismatch(report, "--snapshot", snapshot, arch, NUM_CLASSES, wt_layer)
     if mismatch:
+        if network.is_vfm_arch(arch) and not trunk and any(
+                key.startswith("backbone.blocks.") for key in report.missing):
+            mismatch = (f"{snapshot} holds no DINOv2 trunk (Rein's checkpoints hold only the "
+                        f"adapter and the head): pass --pretrained DINOV2_FILE\n{mismatch}")
         raise SnapshotMismatchError(mismatch)
+    logger.info(report.summary() + (f"; the {covered} frozen trunk tensors from {trunk}"
+                                    if covered else ""))
     logger.info(f"norm semantics {norm_semantics} (checkpoint trained with "
                 f"{trained or 'unrecorded'})")
     if isinstance(checkpoint, dict) and "iteration" in checkpoint:
