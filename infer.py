@@ -60,6 +60,7 @@ def main(argv=None):
     """Run inference; returns the number of images written (over all ranks)."""
     args = cli.parse_args("infer", argv)
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
+    torch.backends.cudnn.benchmark = True  # few input shapes: cuDNN times its kernels once each
     logger = setup_logging(state.rank, cli.run_dir(args) / "infer.log")
     model, _, _ = cli.load_eval_model(args, state.device, logger)
     inference = inference_settings(args.eval_protocol, args.sliding_window, args.crop_size,

@@ -14,13 +14,13 @@ import sys
 from dataclasses import dataclass
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 import cli
 import network
 from datasets import DatasetLayoutError
 from engine import checkpointing
 from engine.data import build_train_data, build_val_sets
+from engine.ddp import wrap_ddp
 from engine.isw import ISWMaskSchedule
 from engine.trainer import NonFiniteLossError, Preempted, fit, new_train_state
 from loss import IN_FEATURES, TWO_VIEWS, BlindNetCriterion, weight_flags
@@ -32,6 +32,7 @@ from utils.checkpoint import CheckpointError
 from utils.flag_checks import check_batch_size, check_loss_weights, check_optimizer_flags
 from utils.labels import NUM_CLASSES
 from utils.logging import setup_logging
+from utils.precision import check_amp_support
 from utils.preemption import EXIT_PREEMPTED
 from utils.seed import set_seed
 from utils.tensorboard import TrainWriter
@@ -76,7 +77,7 @@ def main(argv=None, *, before_step=None):
         isw = start_isw(args, roots, state, criterion, device, logger)  # None unless ISW
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"train.py: error: {exc}") from None
-    state.net = wrap_model(model, args, dist)
+    state.net = wrap_model(model, args, dist, criterion.needs_embeddings, logger)
 
     writer = TrainWriter(cli.tb_logdir(args), dist.is_main)
     try:
@@ -159,6 +160,7 @@ def check_flags(args, dist):
         check_batch_size(args.bs_mult, dist.world_size, dist.device.type == "cuda")
         check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size,
                          cli.arch_options(args))
+        check_amp_support(dist.device, args.amp)  # e.g. bf16 on a pre-Ampere GPU
     except ValueError as exc:
         if dist.is_main:
             print(f"train.py: error: {exc}", file=sys.stderr)
@@ -173,6 +175,8 @@ def build_model(args, dist, logger, criterion):
     try:
         model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, args.pretrained,
                                 norm_semantics=args.norm_semantics, **options)
+    except (network.MissingImageNetWeights, network.MissingDinov2Weights) as exc:
+        raise SystemExit(f"train.py: error: {exc}") from None  # no --pretrained and no file
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
         raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
     except ValueError as exc:  # a DINOv2 file that does not fit, --vit_in_blocks
@@ -224,14 +228,14 @@ def start_isw(args, roots, state, criterion, device, logger):
     return schedule.start(state, criterion.whitening_loss, logger)
 
 
-def wrap_model(model, args, dist):
-    """What the training step calls: DDP (several processes) and/or ``torch.compile``."""
+def wrap_model(model, args, dist, with_embeddings, logger):
+    """What the training step calls: DDP (several processes; its options decided from the
+    model and criterion, engine/ddp.py) and/or ``torch.compile``."""
     net = model
     if dist.distributed:
-        # Unused parameters: projection heads in the baseline, or when a batch has no anchors.
-        net = DistributedDataParallel(model, device_ids=[dist.device.index]
-                                      if dist.device.type == "cuda" else None,
-                                      find_unused_parameters=True)
+        net, options = wrap_ddp(model, dist.device, with_embeddings)
+        logger.info("DistributedDataParallel: " + ", ".join(f"{k}={v}"
+                                                          for k, v in options.items()))
     return torch.compile(net) if args.compile else net
 
 

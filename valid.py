@@ -11,6 +11,8 @@ Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 ``<ckpt>/<date>/<exp>/`` (DECISIONS.md D19). Official checkpoints load too (D15).
 """
 
+import torch
+
 import cli
 import datasets
 from engine.evaluation import (build_eval_loader, evaluate, format_table,
@@ -27,6 +29,7 @@ from utils.viz import confusion_matrix_png
 def main(argv=None):
     args = cli.parse_args("valid", argv)
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
+    torch.backends.cudnn.benchmark = True  # few input shapes: cuDNN times its kernels once each
     out_dir = cli.run_dir(args)
     logger = setup_logging(state.rank, out_dir / "valid.log")
     if not args.val_dataset:

@@ -57,6 +57,7 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         "epoch_iter": state.epoch_iter,
         "scaler": state.scaler.state_dict(),
         "best": dict(state.best),
+        "amp_skipped_steps": state.skipped_steps,  # --amp fp16 (GradScaler), in all
         "rng": rng_states,
         "args": dict(record.flags),
         # Which normalisation semantics trained these weights (network/norm_semantics.py).
@@ -259,6 +260,7 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
                                                       position.epoch_iter)
     state.best = position.best
     state.loss_state = saved_loss_state(ckpt)
+    state.skipped_steps = int(ckpt.get("amp_skipped_steps", 0))
 
 
 def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger):

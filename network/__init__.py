@@ -14,14 +14,15 @@ from network.instance_norm import DEFAULT_WT_LAYER, OFFICIAL_WT_LAYER
 from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
                                     apply_norm_semantics, norm_semantics_of)
 from network.output import ModelOutput, ViewOutput
+from network.pretrained import MissingImageNetWeights
 from network.vfm import MissingDinov2Weights
 from utils.labels import NUM_CLASSES
 
 __all__ = ["DEFAULT_NORM_SEMANTICS", "DEFAULT_WT_LAYER", "FACTORIES", "DeepV3Plus",
-           "MissingDinov2Weights", "ModelOutput", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER",
-           "PIXEL_LOGITS", "MASK_PREDICTIONS", "ViewOutput", "apply_norm_semantics",
-           "arch_option_names", "build_deepv3", "get_net", "is_vfm_arch", "norm_semantics_of",
-           "prediction_kind", "resolve_arch"]
+           "MissingDinov2Weights", "MissingImageNetWeights", "ModelOutput", "NORM_SEMANTICS",
+           "OFFICIAL_WT_LAYER", "PIXEL_LOGITS", "MASK_PREDICTIONS", "ViewOutput",
+           "apply_norm_semantics", "arch_option_names", "build_deepv3", "get_net",
+           "is_vfm_arch", "norm_semantics_of", "prediction_kind", "resolve_arch"]
 
 ARCH_PREFIXES = ("network.deepv3.", "deepv3.")
 VFM_PREFIX = "network.vfm."
@@ -81,10 +82,13 @@ def get_net(arch, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained
         wt_layer: 7 ints placing instance-normalisation layers (METHOD.md §1.3); by default
             none, as ``--wt_layer``'s default (BlindNet's ``OFFICIAL_WT_LAYER`` is a recipe).
             The VFM segmenters take only zeros.
-        pretrained: trunk weights: for the CNNs a torchvision-format ImageNet file, ``None``
-            for the torch hub cache if present, ``False`` for random init; for the VFM
-            segmenters a DINOv2 file (released or converted, converted on load), ``False``
-            for a random trunk (``None`` raises :class:`MissingDinov2Weights`).
+        pretrained: trunk weights. The CNNs: a torchvision-format ImageNet file, ``None`` for
+            the torch hub cache (EfficientNet-Lite0: the installed package's file), or
+            ``False`` for a deliberate random init; ``None`` that finds no file raises
+            :class:`network.pretrained.MissingImageNetWeights` (a ``FileNotFoundError`` naming
+            the paths it looked in), never a silent random trunk. The VFM segmenters: a DINOv2
+            file (released or converted, converted on load) or ``False``; ``None`` raises
+            :class:`MissingDinov2Weights` (nothing is downloaded).
         norm_semantics: ``modern`` or ``torch1.2`` (instance norms use batch statistics in
             training, BatchNorm/affine-IN weights and biases are frozen; see
             :mod:`network.norm_semantics`). Applied after the weights are loaded. The VFM

@@ -16,9 +16,9 @@ from utils.checkpoint import load_checkpoint
 
 ARCH = "network.deepv3.DeepR18V3PlusD"
 WT = ["0", "0", "1", "1", "1", "0", "0"]
-TINY = ["--arch", ARCH, "--crop_size", "64", "--bs_mult", "2", "--num_workers", "0",
-        "--class_uniform_tile", "32", "--class_uniform_pct", "0.5", "--scale_min", "0.75",
-        "--scale_max", "1.25", "--lr", "0.01"]
+TINY = ["--arch", ARCH, "--pretrained", "none", "--crop_size", "64", "--bs_mult", "2",
+        "--num_workers", "0", "--class_uniform_tile", "32", "--class_uniform_pct", "0.5",
+        "--scale_min", "0.75", "--scale_max", "1.25", "--lr", "0.01"]
 BLINDNET = ["--dataset", "gtav_jitter", "--wt_layer", *WT, "--use_ca", "--use_cwcl",
             "--use_sdcl", "--w1", "0.2", "--w2", "0.2", "--w3", "0.3", "--w4", "0.3",
             "--contrast_max_classes", "4", "--contrast_max_views", "8", "--num_patch", "4",

@@ -17,8 +17,8 @@ from tests.test_train import BLINDNET, TINY, _run
 from utils import checkpoint as ckpt_utils
 from utils.checkpoint import load_checkpoint
 
-R18_OFFICIAL = ["--arch", "network.deepv3.DeepR18V3PlusD", "--wt_layer", "0", "0", "1", "1",
-                "1", "0", "0"]
+R18_OFFICIAL = ["--arch", "network.deepv3.DeepR18V3PlusD", "--pretrained", "none", "--wt_layer",
+                "0", "0", "1", "1", "1", "0", "0"]
 
 
 def _weights(path, arch, num_classes=19, wt_layer=(0, 0, 1, 1, 1, 0, 0)):
@@ -34,6 +34,21 @@ def _exit_message(excinfo):
 
 # --- flags -------------------------------------------------------------------------------
 
+def test_no_imagenet_weights_without_pretrained_is_an_error(data_env, tmp_path, monkeypatch):
+    # The official scripts pass no --pretrained: on an offline node the run used to train a
+    # random ResNet with a warning and exit 0. Now it stops, naming both ways on.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    at = TINY.index("--pretrained")
+    argv = TINY[:at] + TINY[at + 2:] + BLINDNET + [
+        "--max_iter", "1", "--ckpt", str(tmp_path / "ckpt"), "--tb_path", str(tmp_path / "tb")]
+    with pytest.raises(SystemExit) as excinfo:
+        train.main(argv)
+    message = _exit_message(excinfo)
+    assert message.startswith("train.py: error: no ImageNet weights for the resnet18 trunk")
+    for words in ("--pretrained PATH", "--pretrained none", str(tmp_path / "hub" / "checkpoints")):
+        assert words in message, words
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--lr", "-0.01"], "--lr must be > 0, got -0.01"),
     (["--weight_decay", "-1"], "--weight_decay must be >= 0"),
@@ -42,6 +57,7 @@ def _exit_message(excinfo):
     (["--bs_mult", "1"], "--bs_mult 1 in a single process cannot train: the ASPP image-pooling"),
     (["--poly_exp", "-1"], "--poly_exp must be >= 0"),
     (["--dist_timeout", "0"], "--dist_timeout must be > 0 minutes"),
+    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a GPU"),  # not at the first step
 ])
 def test_bad_flags_exit_2_naming_the_flag(data_env, tmp_path, capsys, flags, words):
     with pytest.raises(SystemExit) as excinfo:

@@ -67,8 +67,31 @@ def _os_error_in(exc):
     return None
 
 
+def tensors_to_cpu(obj):
+    """``obj`` with every tensor moved to the CPU (dicts, lists, tuples and named tuples walked;
+    a state dict's ``_metadata`` kept). CPU tensors are returned as they are, not copied."""
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        moved = obj.copy()  # keeps the dict's type (OrderedDict, defaultdict)
+        for key, value in obj.items():
+            moved[key] = tensors_to_cpu(value)
+        if hasattr(obj, "_metadata"):  # module versions load_state_dict reads
+            moved._metadata = obj._metadata
+        return moved
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(tensors_to_cpu(value) for value in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(tensors_to_cpu(value) for value in obj)
+    return obj
+
+
 def atomic_save(obj, path):
     """``torch.save(obj)`` to ``path`` atomically (temp file in its folder, then ``os.replace``).
+
+    Every tensor is written from the CPU (:func:`tensors_to_cpu`), so a plain
+    ``torch.load(path, map_location="cpu", weights_only=True)`` reads a GPU run's file on a
+    machine without a GPU, and ``torch.load(path)`` never needs the saving device.
 
     Raises :class:`CheckpointError` ``could not save checkpoint PATH: <OS reason>`` when the
     write fails (the previous file stays intact and the temp file is removed).
@@ -78,7 +101,7 @@ def atomic_save(obj, path):
     fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with _open_temp(fd) as handle:
-            torch.save(obj, handle)
+            torch.save(tensors_to_cpu(obj), handle)
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp creates 0600; a checkpoint should be as readable as any file we write.

@@ -27,10 +27,12 @@ class TrainWriter:
             from tensorboardX import SummaryWriter  # only rank 0 pays the import
             self.writer = SummaryWriter(logdir=str(self.logdir))
 
-    def log_train(self, values, lr, images_per_s, iteration):
+    def log_train(self, values, lr, images_per_s, iteration, extra=None):
+        """Loss terms ``values``, lr and throughput, and ``extra`` scalars (``--amp fp16``:
+        the loss scale and the count of skipped steps), every ``TRAIN_SCALAR_EVERY``."""
         if self.writer is None or iteration % TRAIN_SCALAR_EVERY:
             return
-        for name, value in values.items():
+        for name, value in {**values, **(extra or {})}.items():
             self.writer.add_scalar(f"train/{name}", value, iteration)
         self.writer.add_scalar("train/lr", lr, iteration)
         self.writer.add_scalar("train/images_per_s", images_per_s, iteration)
