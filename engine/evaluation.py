@@ -126,9 +126,11 @@ def inference_description(sliding_window, crop_size, stride=None, pad_windows=Tr
     if not sliding_window:
         return {"name": WHOLE_IMAGE, "sliding_window": False, "crop_size": None, "stride": None}
     step = window_stride(crop_size, stride)
-    return {"name": f"sliding-window({crop_size},{step}{'' if pad_windows else ',unpadded'})",
-            "sliding_window": True, "crop_size": int(crop_size), "stride": int(step),
-            "pad_windows": bool(pad_windows)}
+    if pad_windows:
+        return {"name": f"sliding-window({crop_size},{step})", "sliding_window": True,
+                "crop_size": int(crop_size), "stride": int(step)}
+    return {"name": f"sliding-window({crop_size},{step},unpadded)", "sliding_window": True,
+            "crop_size": int(crop_size), "stride": int(step), "pad_windows": False}
 
 
 @torch.no_grad()

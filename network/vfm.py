@@ -2,7 +2,7 @@
 Mask2Former head.
 
     model = ReinDinov2LMask2Former(pretrained="dinov2_vitl14_pretrain.pth")
-    model.train(); out = model(images)            # MaskFormerOutput: 10 predictions
+    model.train(); out = model(images)            # ModelOutput: 10 mask predictions per view
     model.eval(); scores = model(images)          # (B, 19, H, W) semantic scores
 
 ``ReinDinov2{S,B,L,G}Mask2Former``: Rein's recipe (docs/VFM_METHODS.md §2, §3.2): LoRA Reins
@@ -56,7 +56,8 @@ def tensor_fingerprint(state):
 class VFMSegmenter(nn.Module):
     """``backbone`` (a DINOv2 trunk, optionally with Reins) + ``decode_head`` (Mask2Former).
 
-    Training forward: :class:`network.mask2former.MaskFormerOutput`. Eval forward: semantic
+    Training forward: :class:`network.output.ModelOutput` whose views carry the per-layer
+    class / mask logits (:meth:`forward_view`). Eval forward: semantic
     scores ``(B, num_classes, H, W)`` (§5.10); inputs whose sides are not multiples of the
     patch size are zero-padded right/bottom and the scores cropped back (docs/DECISIONS.md
     D93). The trunk is frozen: no gradient, eval mode, whatever ``train()`` is called with.
