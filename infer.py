@@ -24,7 +24,8 @@ from tqdm import tqdm
 import cli
 import datasets
 from datasets.image_folder import unique_output_stems
-from engine.evaluation import ShardSampler, inference_settings, predict_logits
+from engine.evaluation import ShardSampler, predict_logits
+from engine.protocols import inference_settings
 from engine.tta import tta_logits
 from utils import dist as dist_utils
 from utils.labels import colorize

@@ -16,7 +16,8 @@ import torch
 import cli
 import datasets
 from engine.evaluation import (build_eval_loader, evaluate, format_table,
-                               inference_description, inference_settings, write_results)
+                               inference_description, write_results)
+from engine.protocols import inference_settings
 from engine.report import results_extra, training_run
 from engine.robustness import corruption_sweep
 from utils import dist as dist_utils

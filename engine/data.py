@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 import datasets
-from engine.evaluation import build_eval_loader, inference_settings
+from engine.evaluation import build_eval_loader
+from engine.protocols import inference_settings
 from utils import dist as dist_utils
 from utils.preemption import worker_init
 

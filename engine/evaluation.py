@@ -20,10 +20,10 @@ import network
 from datasets import DEFAULT_OPTIONS
 from network.vfm_weights import map_mmseg_keys
 from config import DEFAULT_NORM_SEMANTICS
-from engine.external_weights import cover_external, recorded_source
+from engine.external_weights import cover_external, eval_trunk_source
+from engine.protocols import to_label_size
 from engine.report import add_fields, extra_markdown, percent_text
 from engine.tta import SINGLE_SCALE, tta_logits
-from transforms.rein_pipeline import REIN_STRIDE, REIN_WINDOW
 from utils import dist as dist_utils
 from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
                               load_state_dict_forgiving, snapshot_mismatch,
@@ -106,19 +106,6 @@ def window_stride(crop_size, stride=None):
 WHOLE_IMAGE = "whole-image"
 
 
-def inference_settings(protocol, sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None):
-    """How a protocol's images are run: ``{"sliding_window", "crop_size", "stride",
-    "pad_windows"}`` (:func:`predict_logits`' keywords). ``rein`` fixes Rein's test
-    inference (docs/VFM_METHODS.md §4.1): 512 windows every 341 pixels, never padded
-    (whatever ``--sliding_window`` / ``--crop_size`` / ``--stride`` say); the other
-    protocols take the flags."""
-    if protocol == "rein":
-        return {"sliding_window": True, "crop_size": REIN_WINDOW, "stride": REIN_STRIDE,
-                "pad_windows": False}
-    return {"sliding_window": bool(sliding_window), "crop_size": crop_size, "stride": stride,
-            "pad_windows": True}
-
-
 def inference_description(sliding_window, crop_size, stride=None, pad_windows=True):
     """The ``inference`` entry of ``results.json``: whole-image or sliding windows (crop and
     the step actually used; ``unpadded`` for Rein's windows); a setting that changes the
@@ -164,14 +151,6 @@ def predict_logits(model, images, sliding_window=False, crop_size=DEFAULT_WINDOW
             logits[:, :, y:y + crop_h, x:x + crop_w] += out
             counts[:, :, y:y + crop_h, x:x + crop_w] += 1
     return (logits / counts)[:, :, :height, :width]
-
-
-def to_label_size(logits, labels):
-    """``logits (B, C, h, w)`` resized bilinearly (``align_corners=False``) to the labels'
-    ``(H, W)`` when they differ (protocols that resize only the image, e.g. ``rein``)."""
-    if logits.shape[-2:] == labels.shape[-2:]:
-        return logits
-    return F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
 
 
 @torch.no_grad()
@@ -361,18 +340,6 @@ def resolve_norm_semantics(requested, trained, snapshot):
 
 class SnapshotMismatchError(ValueError):
     """The ``--snapshot`` weights leave part of the model random; the message lists them."""
-
-
-def eval_trunk_source(arch, pretrained, checkpoint):
-    """The ``pretrained`` a model evaluated from ``checkpoint`` is built with: ``False`` for
-    the CNNs (the checkpoint holds every weight); for the VFM segmenters ``--pretrained``
-    when given (a DINOv2 file, or ``False`` for ``none``), else the file the checkpoint
-    records for the trunk it left out (:mod:`engine.external_weights`), else ``False``."""
-    if not network.is_vfm_arch(arch):
-        return False
-    if pretrained is not None:
-        return pretrained
-    return recorded_source(checkpoint) or False
 
 
 def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,

@@ -11,6 +11,8 @@ exact, and an evaluation never silently runs a head on another trunk. A model wi
 ``external_weights`` (the CNNs) or with a random trunk saves everything.
 """
 
+import network
+
 CHECKPOINT_KEY = "external_weights"
 
 
@@ -74,3 +76,15 @@ def cover_external(report, model, checkpoint, flag, path):
     before = len(report.missing)
     report.missing = [key for key in report.missing if key not in covered]
     return before - len(report.missing)
+
+
+def eval_trunk_source(arch, pretrained, checkpoint):
+    """The ``pretrained`` a model evaluated from ``checkpoint`` is built with: ``False`` for
+    the CNNs (the checkpoint holds every weight); for the VFM segmenters ``--pretrained``
+    when given (a DINOv2 file, or ``False`` for ``none``), else the file the checkpoint
+    records for the trunk it left out (:func:`recorded_source`), else ``False``."""
+    if not network.is_vfm_arch(arch):
+        return False
+    if pretrained is not None:
+        return pretrained
+    return recorded_source(checkpoint) or False

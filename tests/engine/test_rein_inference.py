@@ -4,7 +4,8 @@ resized to the label's resolution (docs/VFM_METHODS.md §4.1)."""
 import torch
 from torch import nn
 
-from engine.evaluation import evaluate, inference_description, inference_settings, predict_logits
+from engine.evaluation import evaluate, inference_description, predict_logits
+from engine.protocols import inference_settings
 
 
 class Recorder(nn.Module):
