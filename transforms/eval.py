@@ -11,7 +11,7 @@ Under ``robustnet``, ``blindnet`` and ``clean`` every other dataset is evaluated
 resolution, single scale, no flip. Under ``rein`` (docs/VFM_METHODS.md §4.1) every image is
 fitted into its dataset's Rein test scale (Cityscapes 1024x512, BDD 1280x720, others
 1024x512; ``transforms/rein_pipeline.py``) while the label keeps its file resolution (the
-scores are resized to it, ``engine/evaluation.py``). The normalisation rule lives in
+scores are resized to it, ``engine/protocols.py``). The normalisation rule lives in
 ``transforms/normalization.py``.
 """
 
