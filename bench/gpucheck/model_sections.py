@@ -193,8 +193,8 @@ def _covariance_terms(ctx, amp, size):
     item = synthetic_batch(size["batch"], size["crop"], True, ctx.device, seed=9)
     with torch.no_grad(), autocast(ctx.device, amp):
         output = model(item["image"], item["image_aug"], with_embeddings=False)
-        return {name: getattr(criterion, name)(output.original.in_feats,
-                                               output.augmented.in_feats).float().item()
+        return {name: criterion.term(name)(output.original.in_feats,
+                                           output.augmented.in_feats).float().item()
                 for name in ("cml", "ccl")}
 
 
