@@ -136,3 +136,19 @@ def test_blindnet_losses_train_a_step_on_a_vit(data_env, tmp_path):
     log = (tmp_path / "ckpt" / "d" / "blind" / "train.log").read_text()
     line = next(entry for entry in log.splitlines() if "iter 1/1" in entry)
     assert all(f" {name} " in line for name in ("m2f_cls", "cml", "ccl", "cwcl", "sdcl"))
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_rein_from_a_dinov2_file(data_env, tmp_path):
+    from tests.test_train import _torchrun
+
+    path = dinov2_file(tmp_path)
+    argv = ["train.py", "--config", RECIPE, *TINY, "--pretrained", str(path), "--max_iter", "2",
+            "--eval_protocol", "robustnet", "--ckpt", str(tmp_path / "ckpt"),
+            "--tb_path", str(tmp_path / "tb"), "--date", "d", "--exp", "ddp"]
+    out = _torchrun(argv, data_env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    log = (tmp_path / "ckpt" / "d" / "ddp" / "train.log").read_text()
+    assert "2 process(es)" in log and "weights identical on all 2 ranks" in log
+    ckpt = load_checkpoint(tmp_path / "ckpt" / "d" / "ddp" / "last.pth")
+    assert ckpt["external_weights"]["source"] == str(path) and len(ckpt["rng"]) == 2
