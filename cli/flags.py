@@ -21,18 +21,19 @@ from transforms.presets import TRAIN_PRESETS
 # Script -> description of its parser (all three accept every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
            "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU). The model "
-                    "(--arch, --wt_layer, --norm_semantics) comes from the checkpoint when it "
-                    "records it.",
+                    "(--arch, --arch_options, --wt_layer, --norm_semantics) comes from the "
+                    "checkpoint when it records it.",
            "infer": "Write colourized predictions of a checkpoint. The model (--arch, "
-                    "--wt_layer, --norm_semantics) comes from the checkpoint when it records "
-                    "it."}
+                    "--arch_options, --wt_layer, --norm_semantics) comes from the "
+                    "checkpoint when it records it."}
 
 # The flags (dests) each evaluation script reads; its --help shows only these (plus every
 # dataset root flag). The three scripts still accept every flag, so one command line can be
 # shared, but a flag another script reads, set on valid.py / infer.py, warns that it has no
 # effect there. train.py reads (and shows) all of them.
-_EVAL_READS = ("val_dataset", "arch", "wt_layer", "norm_semantics", "snapshot",
-               "snapshot_partial", "date", "exp", "ckpt", "cache_dir", "device", "local_rank",
+_EVAL_READS = ("config", "val_dataset", "arch", "arch_options", "wt_layer", "norm_semantics",
+               "pretrained", "snapshot", "snapshot_partial", "date", "exp", "ckpt", "cache_dir",
+               "device", "local_rank",
                "dist_timeout", "max_val_images", "amp", "channels_last", "sliding_window",
                "crop_size", "stride", "eval_protocol", "gtav_mismatch", "foggy_beta",
                "eval_scales", "eval_flip")

@@ -90,7 +90,7 @@ def _same(field, given, recorded):
 
 def _text(field, value):
     if field == "arch_options":
-        return " ".join(f"{key}={item!r}" for key, item in sorted(value.items())) or "(none)"
+        return " ".join(f"{key}={item}" for key, item in sorted(value.items())) or "(none)"
     return " ".join(map(str, value)) if field == "wt_layer" else str(value)
 
 

@@ -75,9 +75,9 @@ def test_frozen_trunk_stays_the_files_is_left_out_resumes_exactly_and_evaluates(
     resumed = run_train(tmp_path, *common, "--resume", "auto", exp="split")
     for key, value in model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
-    # valid.py finds the recorded DINOv2 file by itself and refuses another trunk.
-    argv = ["--arch", "network.vfm.ReinDinov2SMask2Former", "--arch_options", *SIZES,
-            "--snapshot", str(snapshot), "--val_dataset", "cityscapes", "--max_val_images",
+    # valid.py builds the recorded model (arch and sizes), finds the recorded DINOv2 file
+    # by itself and refuses another trunk.
+    argv = ["--snapshot", str(snapshot), "--val_dataset", "cityscapes", "--max_val_images",
             "1", "--num_workers", "0", "--ckpt", str(tmp_path / "valid"), "--date", "d"]
     assert valid.main(argv)["cityscapes"]["images"] == 1
     with pytest.raises(SystemExit, match=f"pass --pretrained {path}"):
