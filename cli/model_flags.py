@@ -45,7 +45,8 @@ def resolve_model_flags(args, script):
         args.norm_semantics = settings["norm_semantics"]
         args.arch_options = [f"{key}={option_text(value)}"
                              for key, value in (settings["arch_options"] or {}).items()]
-        args.model_from_checkpoint = [f"--{field}" for field in taken if field != "num_classes"]
+        args.model_from_checkpoint = [f"--{field}" for field in taken if field != "num_classes"
+                                      and (field != "arch_options" or args.arch_options)]
     for key, default in MODEL_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, list(default) if isinstance(default, list) else default)
