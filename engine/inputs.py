@@ -10,7 +10,8 @@ in the requested memory format. Nothing here reads a value back to the host.
 import torch
 
 from transforms.device_photometric import apply_view
-from transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_images
+from transforms.normalization import (CONTENT_HW, IMAGENET_MEAN, IMAGENET_STD,
+                                      normalize_images, zero_padding)
 
 
 def to_device(tensor, device):
@@ -32,7 +33,8 @@ def training_inputs(batch, device, *, two_view, channels_last=False):
 
     Loader path: ``image`` (and ``image_aug``) already hold the views. Device path
     (``photometric`` in the batch): both views are made here from the one ``image`` crop,
-    each sample with its own parameters. Training views are ImageNet-normalised.
+    each sample with its own parameters. Training views are ImageNet-normalised; with
+    ``content_hw`` in the batch (the rein preset) their padding is 0 after normalisation.
     Labels stay uint8 ``(B, H, W)`` (the criterion takes them as they are).
     """
     images = to_device(batch["image"], device)
@@ -41,6 +43,11 @@ def training_inputs(batch, device, *, two_view, channels_last=False):
         views = [apply_view(images, params[:, view]) for view in range(1 + two_view)]
     else:
         views = [images] + ([to_device(batch["image_aug"], device)] if two_view else [])
-    views = [model_images(view, device, channels_last=channels_last) for view in views]
+    views = [model_images(view, device) for view in views]
+    if CONTENT_HW in batch:  # a crop padded after normalisation (the rein preset)
+        content_hw = to_device(batch[CONTENT_HW], device)
+        views = [zero_padding(view, content_hw) for view in views]
+    if channels_last:
+        views = [view.contiguous(memory_format=torch.channels_last) for view in views]
     labels = to_device(batch["label"], device)
     return views[0], (views[1] if two_view else None), labels

@@ -2,7 +2,8 @@
 for files that record nothing.
 
 Every checkpoint train.py writes records the settings that shape its model (``model``:
-``arch``, ``wt_layer``, ``num_classes``, ``norm_semantics``; older ones only in ``args``).
+``arch``, ``wt_layer``, ``num_classes``, ``norm_semantics``, ``arch_options``; older ones only
+in ``args``).
 ``valid.py``, ``infer.py`` and ``train.py --snapshot`` build the model from that record
 (:func:`resolve_model`): a flag left out takes the recorded value, a flag that contradicts it
 is refused naming both values (unless a partial load is asked for). Official checkpoints
@@ -21,9 +22,9 @@ from network.instance_norm import validate_wt_layer
 from utils.checkpoint import checkpoint_norm_semantics, extract_state_dict, strip_module_prefix
 from utils.labels import NUM_CLASSES
 
-MODEL_FIELDS = ("arch", "wt_layer", "num_classes", "norm_semantics")
+MODEL_FIELDS = ("arch", "wt_layer", "num_classes", "norm_semantics", "arch_options")
 FLAGS = {"arch": "--arch", "wt_layer": "--wt_layer", "num_classes": "the class count",
-         "norm_semantics": "--norm_semantics"}
+         "norm_semantics": "--norm_semantics", "arch_options": "--arch_options"}
 # Layouts tried when guessing a file's model; codes 1-3 leave no tensor, so one stands for all.
 GUESS_WT_LAYERS = ((0, 0, 1, 1, 1, 0, 0), (0, 0, 0, 0, 0, 0, 0), (0, 0, 4, 4, 4, 0, 0),
                    (0, 0, 5, 5, 5, 0, 0))
@@ -35,15 +36,19 @@ class ModelFlagError(ValueError):
 
 
 def canonical_arch(arch):
-    """``network.deepv3.DeepR50V3PlusD`` for any accepted spelling of a factory name."""
+    """``network.deepv3.DeepR50V3PlusD`` for any accepted spelling of a factory name (the
+    ``network.vfm.`` names have one spelling)."""
     name = str(arch)
+    if network.is_vfm_arch(name):
+        return name
     for prefix in network.ARCH_PREFIXES:
         name = name.removeprefix(prefix)
     return f"network.deepv3.{name}"
 
 
 def model_record(checkpoint):
-    """``{arch, wt_layer, num_classes, norm_semantics}`` a checkpoint records, or None.
+    """``{arch, wt_layer, num_classes, norm_semantics, arch_options}`` a checkpoint
+    records, or None.
 
     A field it does not record is None (older checkpoints of ours: ``num_classes``; a file
     with only ``norm_semantics``: the rest); official checkpoints and bare state dicts give
@@ -56,19 +61,23 @@ def model_record(checkpoint):
         return {"arch": canonical_arch(model["arch"]),
                 "wt_layer": [int(v) for v in model["wt_layer"]],
                 "num_classes": model.get("num_classes"),
-                "norm_semantics": model.get("norm_semantics")}
+                "norm_semantics": model.get("norm_semantics"),
+                "arch_options": dict(model.get("arch_options") or {})}
     flags = checkpoint.get("args")  # ours from before the "model" entry
     flags = flags if isinstance(flags, dict) else {}
     record = {"arch": canonical_arch(flags["arch"]) if flags.get("arch") else None,
               "wt_layer": [int(v) for v in flags["wt_layer"]] if flags.get("wt_layer") else None,
-              "num_classes": None, "norm_semantics": checkpoint_norm_semantics(checkpoint)}
+              "num_classes": None, "norm_semantics": checkpoint_norm_semantics(checkpoint),
+              "arch_options": None}
     return record if any(value is not None for value in record.values()) else None
 
 
-def model_entry(arch, wt_layer, norm_semantics, num_classes=NUM_CLASSES):
-    """The ``model`` entry a training checkpoint records."""
+def model_entry(arch, wt_layer, norm_semantics, num_classes=NUM_CLASSES, arch_options=None):
+    """The ``model`` entry a training checkpoint records (``arch_options``: the
+    ``--arch_options`` sizes as a dict)."""
     return {"arch": canonical_arch(arch), "wt_layer": [int(v) for v in wt_layer],
-            "num_classes": int(num_classes), "norm_semantics": norm_semantics}
+            "num_classes": int(num_classes), "norm_semantics": norm_semantics,
+            "arch_options": dict(arch_options or {})}
 
 
 def _same(field, given, recorded):
@@ -80,6 +89,8 @@ def _same(field, given, recorded):
 
 
 def _text(field, value):
+    if field == "arch_options":
+        return " ".join(f"{key}={item}" for key, item in sorted(value.items())) or "(none)"
     return " ".join(map(str, value)) if field == "wt_layer" else str(value)
 
 

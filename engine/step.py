@@ -57,8 +57,8 @@ def check_finite(values, iteration):
 
 def train_step(state, batch, criterion, *, device, two_view, with_embeddings, amp="off",
                channels_last=False):
-    """One iteration: forward/backward, rank-mean loss terms, finiteness check, SGD and LR
-    steps. Returns the terms as floats (``total`` last).
+    """One iteration: forward/backward, rank-mean loss terms, finiteness check, optimizer
+    and LR steps. Returns the terms as floats (``total`` last).
 
     fp32 / bf16: raises :class:`NonFiniteLossError` before the step, so the weights stay those
     of the last good iteration. fp16 (GradScaler on): see :func:`scaled_step`.

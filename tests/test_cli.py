@@ -174,8 +174,9 @@ def test_photometric_defaults_to_the_device_on_cuda_and_the_loader_on_the_cpu():
     args, _ = _parse_quiet("train", [])
     assert cli.dataset_options(args, "cuda")["photometric"] == "device"
     assert cli.dataset_options(args)["photometric"] == "loader"  # the official path, exactly
-    args, _ = _parse_quiet("train", ["--bblur"])  # bilateral blur exists on the loader only
-    assert cli.dataset_options(args, "cuda")["photometric"] == "loader"
+    for loader_only in (["--bblur"], ["--train_preset", "rein"]):  # no device path for these
+        args, _ = _parse_quiet("train", loader_only)
+        assert cli.dataset_options(args, "cuda")["photometric"] == "loader"
     for mode in ("loader", "device"):
         args, _ = _parse_quiet("train", ["--photometric", mode])
         assert {cli.dataset_options(args, d)["photometric"] for d in ("cpu", "cuda")} == {mode}

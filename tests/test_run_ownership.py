@@ -47,7 +47,7 @@ def _valid(tmp_path, snapshot, *flags):
 def test_checkpoints_record_the_model(trained):
     record = torch.load(trained[1], weights_only=True, mmap=True)["model"]
     assert record == {"arch": ARCH, "wt_layer": [0, 0, 1, 1, 1, 0, 0], "num_classes": 19,
-                      "norm_semantics": "modern"}
+                      "norm_semantics": "modern", "arch_options": {}}
 
 
 def test_valid_without_model_flags_equals_the_run_with_the_right_flags(data_env, trained,

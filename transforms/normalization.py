@@ -7,6 +7,10 @@ device. The engine normalises on the device (:func:`normalize_images`), with exa
 arithmetic of torchvision's ``ToDtype(float32, scale=True)`` + ``Normalize`` that the items
 used to go through on the CPU, so the numbers do not change.
 
+Rein's training preset (``transforms/rein_pipeline.py``) pads its crop after normalising, with
+the normalised mean (0): its items add ``content_hw`` (int64 ``(2,)``, the height and width
+before the uint8 padding) and :func:`zero_padding` restores that on the device.
+
 Training views are always normalised with ImageNet mean/std. At evaluation, only the
 official BlindNet protocol feeds Cityscapes unnormalised ([0, 1] RGB), as the official code
 does (DECISIONS.md D1, DATASETS.md §3.3).
@@ -22,7 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Identity normalisation: (x - 0) / 1 keeps [0, 1] RGB.
 NO_MEAN, NO_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 # The evaluation protocols (transforms/eval.py gives their resizing rules).
-EVAL_PROTOCOLS = ("robustnet", "blindnet", "clean")
+EVAL_PROTOCOLS = ("robustnet", "blindnet", "clean", "rein")
 
 
 def check_protocol(protocol):
@@ -32,6 +36,7 @@ def check_protocol(protocol):
 
 
 ITEM_IMAGE_DTYPE = torch.uint8   # items' images: (3, H, W) RGB 0..255
+CONTENT_HW = "content_hw"        # item key: (2,) int64 of a crop padded after normalising
 ITEM_LABEL_DTYPE = torch.uint8   # items' labels: (H, W) train ids, 255 = ignore
 _STATS_ON_DEVICE = {}            # (mean, std, device) -> (3, 1, 1) float32 tensors
 
@@ -70,6 +75,17 @@ def normalize_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
                         f"{images.dtype}")
     mean_t, std_t = _device_stats(mean, std, images.device)
     return TF.to_dtype(images, torch.float32, scale=True).sub_(mean_t).div_(std_t)
+
+
+def zero_padding(images, content_hw):
+    """Normalised ``(B, C, H, W)`` images with every pixel outside each sample's top-left
+    ``content_hw`` window (``(B, 2)`` int64: rows, columns) set to 0, as padding after
+    normalisation gives. Masks built on the images' device: nothing read back to the host."""
+    height, width = images.shape[-2:]
+    rows = torch.arange(height, device=images.device) < content_hw[:, :1]  # (B, H)
+    cols = torch.arange(width, device=images.device) < content_hw[:, 1:]   # (B, W)
+    outside = ~(rows[:, None, :, None] & cols[:, None, None, :])           # (B, 1, H, W)
+    return images.masked_fill(outside, 0.0)
 
 
 def to_normalized_tensor(mean=IMAGENET_MEAN, std=IMAGENET_STD):

@@ -7,7 +7,10 @@
   views' parameters as ``photometric`` (``transforms/photometric_params.py``); the engine
   makes the views on the device;
 * :class:`EvalPreset` - the evaluation transform of a protocol
-  (:class:`~transforms.eval.EvalTransform`).
+  (:class:`~transforms.eval.EvalTransform`);
+* :func:`build_train_preset` - the training preset by name: ``blindnet`` (the official
+  RobustNet/BlindNet pipeline above) or ``rein`` (Rein's mmseg pipeline,
+  :class:`~transforms.rein_pipeline.ReinTrainPreset`).
 
 Both return the item dict of ``datasets/base.py`` without ``name``, images and labels uint8
 (``transforms/normalization.py``): ``{"image": uint8[3, H, W], "label": uint8[H, W]}``
@@ -20,6 +23,9 @@ from transforms.joint import JointTransform
 from transforms.normalization import to_item_image, to_item_label
 from transforms.photometric import jittered_view_transform, original_view_transform
 from transforms.photometric_params import ItemParams, check_photometric
+from transforms.rein_pipeline import ReinTrainPreset
+
+TRAIN_PRESETS = ("blindnet", "rein")
 
 
 class TrainPreset:
@@ -59,6 +65,16 @@ class TrainPreset:
                 item["image_aug"] = self.aug_transform(image)
         item["label"] = to_item_label(mask)
         return item
+
+
+def build_train_preset(name, two_view=False, **options):
+    """The training preset ``name`` (:data:`TRAIN_PRESETS`). ``options``: those of
+    :class:`TrainPreset`; the ``rein`` preset reads only ``crop_size``."""
+    if name == "rein":
+        return ReinTrainPreset(options["crop_size"], two_view=two_view)
+    if name != "blindnet":
+        raise ValueError(f"train_preset must be one of {TRAIN_PRESETS}, got {name!r}")
+    return TrainPreset(**options, two_view=two_view)
 
 
 class EvalPreset:
