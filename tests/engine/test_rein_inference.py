@@ -50,12 +50,14 @@ def test_scores_are_resized_to_the_label_before_the_argmax():
                                                                         -1).permute(1, 0, 2)
             return scores[None].expand(images.shape[0], -1, -1, -1)
 
-    labels = torch.zeros(1, 96, 160, dtype=torch.long)  # the image at 64 x 80, labels at x2
+    labels = torch.zeros(1, 96, 160, dtype=torch.uint8)  # the image at 64 x 80, labels at x2
     labels[..., 80:] = 1
-    loader = [{"image": torch.zeros(1, 3, 64, 80), "label": labels, "name": ["a"]}]
+    loader = [{"image": torch.zeros(1, 3, 64, 80, dtype=torch.uint8), "label": labels,
+               "name": ["a"]}]
 
     class Loader(list):
         sampler, dataset = [0], None
 
-    result = evaluate(Halves(), Loader(loader), torch.device("cpu"), num_classes=2)
+    result = evaluate(Halves(), Loader(loader), torch.device("cpu"), num_classes=2,
+                      normalization=((0.5,) * 3, (0.25,) * 3))
     assert result["miou"] == 1.0 and sum(map(sum, result["hist"])) == 96 * 160
