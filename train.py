@@ -157,7 +157,8 @@ def check_flags(args, dist):
                               args.poly_exp)
         check_loss_weights({flag: getattr(args, flag) for flag in LOSS_WEIGHT_FLAGS})
         check_batch_size(args.bs_mult, dist.world_size, dist.device.type == "cuda")
-        check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size)
+        check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size,
+                         cli.model_norm_layers(args))
     except ValueError as exc:
         if dist.is_main:
             print(f"train.py: error: {exc}", file=sys.stderr)
@@ -169,7 +170,8 @@ def build_model(args, dist, logger):
     multi-GPU DDP, ``--channels_last``)."""
     try:
         model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, args.pretrained,
-                                norm_semantics=args.norm_semantics)
+                                norm_semantics=args.norm_semantics,
+                                **cli.model_norm_layers(args))
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
         raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
     if (args.use_ca or args.wt_reg_weight > 0) and collected_layer_count(model) == 0:

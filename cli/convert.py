@@ -98,6 +98,11 @@ def fit_config(args, argv):
                                                norm_semantics=args.norm_semantics))
 
 
+def model_norm_layers(args):
+    """``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords from the flags."""
+    return {"norm_layer": args.norm_layer, "head_norm_layer": args.head_norm_layer}
+
+
 def plain_flags(args):
     """Every flag whose value is a plain (JSON-like) value: the checkpoint's ``args`` entry."""
     return {key: value for key, value in vars(args).items() if _plain(value)}
@@ -121,6 +126,7 @@ def load_eval_model(args, device, logger, checkpoint=None):
     try:
         return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
                                 norm_semantics=args.norm_semantics,
+                                norm_layers=model_norm_layers(args),
                                 channels_last=args.channels_last, logger=logger,
                                 checkpoint=checkpoint)
     except SnapshotMismatchError as exc:

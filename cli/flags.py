@@ -10,7 +10,9 @@ import argparse
 
 import datasets
 from config import NORM_SEMANTICS
+from network.norms import DEFAULT_NORM_LAYER, REPLACEMENT_NORM_LAYERS
 from transforms.normalization import EVAL_PROTOCOLS
+from utils.wt_layer import WT_LAYER_CODES, as_wt_value
 
 # Script -> description of its parser (all three share every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
@@ -74,10 +76,12 @@ def add_official_flags(parser):
     g.add_argument("--bblur", action="store_true", help="bilateral instead of Gaussian blur")
     g.add_argument("--color_aug", type=float, default=0.0,
                    help="> 0 enables ColorJitter(0.4,0.4,0.4,0.1) with p 0.5 on view 1")
-    g.add_argument("--wt_layer", nargs=7, type=int, default=[0, 0, 0, 0, 0, 0, 0],
-                   metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0); "
-                                     "codes: 0 none, 1 IW/IRW, 2 ISW, 3 IN, 4 IN affine (IBN), "
-                                     "5 Switchable Whitening (ResNet trunks)")
+    g.add_argument("--wt_layer", nargs=7, type=as_wt_value, default=[0, 0, 0, 0, 0, 0, 0],
+                   metavar="W", help="norm layers placed at the 7 trunk positions (official "
+                                     "0 0 1 1 1 0 0); codes: " + ", ".join(
+                                         f"{code} {entry.method}"
+                                         for code, entry in WT_LAYER_CODES.items())
+                   + "; or a --norm_layer name (the layer, no RobustNet loss)")
     _official_method_flags(g)
     return g
 
@@ -185,6 +189,12 @@ def add_framework_flags(parser):
                         "training, BatchNorm weights frozen: how PyTorch 1.2 ran the official "
                         "code, DECISIONS.md D28). train.py default: modern; valid/infer "
                         "default: the checkpoint's mode")
+    g.add_argument("--norm_layer", default=DEFAULT_NORM_LAYER, choices=REPLACEMENT_NORM_LAYERS,
+                   help="the trunk's norm layer wherever --wt_layer places none "
+                        "(network/norms.py)")
+    g.add_argument("--head_norm_layer", default=DEFAULT_NORM_LAYER,
+                   choices=REPLACEMENT_NORM_LAYERS,
+                   help="the norm layer of ASPP, decoder and aux head")
     g.add_argument("--cwcl_negatives", default="reference", choices=["reference", "distinct"],
                    help="reference = official (own key among negatives); distinct = intent")
     g.add_argument("--cwcl_class_order", default="ascending", choices=["ascending", "random"],

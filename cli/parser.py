@@ -11,7 +11,8 @@ from cli.flags import (IGNORED_FLAGS, SCRIPTS, add_evaluation_flags, add_framewo
 from config import DEFAULT_NORM_SEMANTICS
 from engine.report import check_eval_settings
 from loss.whitening import check_whitening_flags, unread_whitening_flags
-from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES
+from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES  # noqa: F401 (cli API)
+from network.instance_norm import validate_wt_layer
 
 
 def build_parser(script="train"):
@@ -34,10 +35,8 @@ def validate_args(args, parser, script="train"):
 
     Raises ``parser.error`` (exit code 2 with a message naming the flag) on bad input.
     """
-    bad_wt = [v for v in args.wt_layer if v not in WT_LAYER_CHOICES]
-    if bad_wt:
-        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES}, got {args.wt_layer}")
     try:  # the dataset, evaluation and whitening options are validated where they are defined
+        validate_wt_layer(args.wt_layer)
         _check_dataset_names(args)
         datasets.check_options(dataset_options(args), flag_prefix="--")
         check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,

@@ -320,10 +320,12 @@ class SnapshotMismatchError(ValueError):
 
 
 def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
-                    channels_last=False, logger=None, checkpoint=None):
+                    channels_last=False, logger=None, checkpoint=None, norm_layers=None):
     """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
 
     ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
+    ``norm_layers``: ``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords (None:
+    BatchNorm, the default).
     Returns ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the
     checkpoint does not say). Raises :class:`SnapshotMismatchError` listing missing or
     mismatched weights (a partly random model would give meaningless numbers), and
@@ -335,7 +337,7 @@ def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
     trained = checkpoint_norm_semantics(checkpoint)
     norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
     model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,
-                            norm_semantics=norm_semantics)
+                            norm_semantics=norm_semantics, **(norm_layers or {}))
     report = load_state_dict_forgiving(model, extract_state_dict(checkpoint, snapshot))
     mismatch = snapshot_mismatch(report, "--snapshot", snapshot, arch, NUM_CLASSES, wt_layer)
     if mismatch:

@@ -8,12 +8,14 @@ from network.deepv3 import FACTORIES, DeepV3Plus, build_deepv3
 from network.instance_norm import OFFICIAL_WT_LAYER
 from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
                                     apply_norm_semantics, norm_semantics_of)
+from network.norms import DEFAULT_NORM_LAYER, NORM_LAYERS, REPLACEMENT_NORM_LAYERS
 from network.output import ModelOutput, ViewOutput
 from utils.labels import NUM_CLASSES
 
-__all__ = ["DEFAULT_NORM_SEMANTICS", "FACTORIES", "DeepV3Plus", "ModelOutput", "NORM_SEMANTICS",
-           "OFFICIAL_WT_LAYER", "ViewOutput", "apply_norm_semantics", "build_deepv3", "get_net",
-           "norm_semantics_of", "resolve_arch"]
+__all__ = ["DEFAULT_NORM_LAYER", "DEFAULT_NORM_SEMANTICS", "FACTORIES", "DeepV3Plus",
+           "ModelOutput", "NORM_LAYERS", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER",
+           "REPLACEMENT_NORM_LAYERS", "ViewOutput", "apply_norm_semantics", "build_deepv3",
+           "get_net", "norm_semantics_of", "resolve_arch"]
 
 ARCH_PREFIXES = ("network.deepv3.", "deepv3.")
 
@@ -32,20 +34,27 @@ def resolve_arch(arch):
 
 
 def get_net(arch, num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-            norm_semantics=DEFAULT_NORM_SEMANTICS):
+            norm_semantics=DEFAULT_NORM_SEMANTICS, norm_layer=DEFAULT_NORM_LAYER,
+            head_norm_layer=DEFAULT_NORM_LAYER):
     """Build the segmenter ``arch`` (an ``nn.Module``, in train mode).
 
     Args:
         arch: factory name, e.g. ``network.deepv3.DeepR50V3PlusD`` or ``DeepR50V3PlusD``.
         num_classes: output classes (``utils.labels.NUM_CLASSES`` = 19, the Cityscapes set).
-        wt_layer: 7 ints placing instance-normalisation layers (METHOD.md §1.3).
+        wt_layer: 7 values placing norm layers (METHOD.md §1.3): ``utils/wt_layer.py`` codes
+            or ``network.norms`` names.
         pretrained: trunk ImageNet weights: a torchvision-format file, ``None`` for the
             torch hub cache if present (random init with a warning otherwise), or ``False``
             for random init.
         norm_semantics: ``modern`` or ``torch1.2`` (instance norms use batch statistics in
             training, BatchNorm/affine-IN weights and biases are frozen; see
             :mod:`network.norm_semantics`). Applied after the weights are loaded.
+        norm_layer: the trunk's norm wherever ``wt_layer`` places none (``--norm_layer``): a
+            name of :data:`REPLACEMENT_NORM_LAYERS` or a timm-style callable
+            ``(channels, **kwargs) -> nn.Module``.
+        head_norm_layer: the same for ASPP, decoder and aux head (``--head_norm_layer``).
     """
     model = resolve_arch(arch)(num_classes=num_classes, wt_layer=wt_layer,
-                               pretrained=pretrained)
+                               pretrained=pretrained, norm_layer=norm_layer,
+                               head_norm_layer=head_norm_layer)
     return apply_norm_semantics(model, norm_semantics)

@@ -18,9 +18,10 @@ PROBE_BATCH = 2        # > 1, so BatchNorm's own batch check never fires here
 LARGEST_PROBED_CROP = 4096
 
 
-def _meta_model(arch, num_classes, wt_layer):
+def _meta_model(arch, num_classes, wt_layer, norm_layers):
     with torch.device("meta"):
-        return get_net(arch, num_classes, wt_layer, pretrained=False).train()
+        return get_net(arch, num_classes, wt_layer, pretrained=False,
+                       **(norm_layers or {})).train()
 
 
 def train_crop_error(model, crop_size):
@@ -49,16 +50,17 @@ def smallest_train_crop(model, start):
     return high
 
 
-def check_train_crop(arch, num_classes, wt_layer, crop_size):
+def check_train_crop(arch, num_classes, wt_layer, crop_size, norm_layers=None):
     """Raise ValueError naming ``--crop_size`` when ``arch`` cannot train on that crop.
 
     Args:
         arch: ``--arch`` factory name.
         num_classes: output classes.
-        wt_layer: the 7 ``--wt_layer`` ints.
+        wt_layer: the 7 ``--wt_layer`` values.
         crop_size: the square ``--crop_size``.
+        norm_layers: ``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords, or None.
     """
-    model = _meta_model(arch, num_classes, wt_layer)
+    model = _meta_model(arch, num_classes, wt_layer, norm_layers)
     error = train_crop_error(model, crop_size)
     if error is None:
         return

@@ -85,3 +85,67 @@ def test_the_check_itself_catches_an_upward_import(tmp_path, snippet, expected):
     (tmp_path / "datasets").mkdir()
     (tmp_path / "datasets" / "bad.py").write_text(snippet)
     assert len(upward_imports(Path("datasets/bad.py"), root=tmp_path)) == expected
+
+
+# The norm-layer registry (issue 22): network/norms.py and the layer files it discovers in
+# network/norm_layers/ sit below every trunk and head, and the --wt_layer code table sits at
+# the bottom (loss/ reads it and must not import network/).
+REGISTRY_IMPORTS = {
+    "network/norms.py": {"network.norm_layers"},
+    "network/norm_layers": {"network.norm_layers", "utils"},
+    "utils/wt_layer.py": set(),
+}
+# Norm classes whose special treatment must come from a declared property of
+# network/norms.py, not from a class test.
+NORM_CLASS_NAMES = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "_BatchNorm",
+                    "_NormBase", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+                    "_InstanceNorm", "GroupNorm", "LayerNorm", "InstanceWhitening",
+                    "SwitchWhiten2d"}
+
+
+def framework_imports(rel):
+    """Modules of the framework (a LAYER package) imported by ``rel``."""
+    tree = ast.parse((REPO / rel).read_text(encoding="utf-8"))
+    return {module for _, modules in imported_modules(tree) for module in modules
+            if module.split(".")[0] in LAYER}
+
+
+@pytest.mark.parametrize("home", sorted(REGISTRY_IMPORTS))
+def test_the_norm_registry_imports_nothing_above_it(home):
+    files = sorted((REPO / home).glob("*.py")) if (REPO / home).is_dir() else [REPO / home]
+    assert files, f"{home} is missing"
+    allowed = REGISTRY_IMPORTS[home]
+    problems = [f"{path.relative_to(REPO)} imports {module}"
+                for path in files for module in framework_imports(path.relative_to(REPO))
+                if not any(module == a or module.startswith(a + ".") for a in allowed)]
+    assert not problems, "\n".join(problems)
+
+
+def norm_class_tests(rel):
+    """``isinstance(x, <norm class>)`` / ``issubclass`` calls naming a norm class in ``rel``."""
+    tree = ast.parse((REPO / rel).read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2):
+            names = {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)
+                     for n in ast.walk(node.args[1])}
+            if names & NORM_CLASS_NAMES:
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_norm_layers_are_treated_by_declared_properties_not_by_class():
+    problems = [line for rel in source_files() for line in norm_class_tests(rel)]
+    assert not problems, ("declare the behaviour in network/norms.py (NormLayer) instead of "
+                          "testing the class:\n" + "\n".join(problems))
+
+
+def test_the_class_test_check_itself_catches_one(tmp_path, monkeypatch):
+    (tmp_path / "network").mkdir()
+    (tmp_path / "network" / "bad.py").write_text(
+        "from torch import nn\nok = isinstance(m, nn.Conv2d)\n"
+        "bad = isinstance(m, (nn.Conv2d, nn.InstanceNorm2d))\n")
+    monkeypatch.setitem(globals(), "REPO", tmp_path)
+    assert norm_class_tests(Path("network/bad.py")) == [
+        "network/bad.py:3: isinstance(m, (nn.Conv2d, nn.InstanceNorm2d))"]
