@@ -8,10 +8,12 @@ from torch.nn.modules.batchnorm import _NormBase
 
 from network import FACTORIES, get_net
 from network import norms
+from network.efficientnet import EfficientNetLite0, file_key
 from network.instance_norm import instance_norm_layer, validate_wt_layer
 from network.norm_layers import NormLayer
-from network.norm_semantics import Torch12InstanceNorm, apply_norm_semantics
 from network.norm_layers.switchable_whitening import SwitchWhiten2d
+from network.norm_semantics import Torch12InstanceNorm, apply_norm_semantics
+from network.pretrained import efficientnet_lite0_file, init_pretrained
 from utils.wt_layer import WT_LAYER_CODES, whitening_modes
 
 TRUNK_ARCHS = ("DeepR18V3PlusD", "DeepR101V3PlusD", "DeepMobileNetV3PlusD",
@@ -99,6 +101,24 @@ def test_norm_layer_replaces_every_trunk_batchnorm_and_head_norm_layer_the_heads
         {k: v.shape for k, v in default.named_parameters()}
     assert [n for n, m in model.named_modules() if norms.is_collected(m)] == \
         [n for n, m in default.named_modules() if norms.is_collected(m)]
+
+
+def test_strict_imagenet_loading_fills_a_replacing_layer_with_what_fits():
+    """EfficientNet-Lite0 loads its packaged file strictly: with every BatchNorm replaced by an
+    affine IN (imagenet="matching"), the IN affines come from the file, the file's running
+    statistics stay unused, and every other tensor is still required and loaded."""
+    state = torch.load(efficientnet_lite0_file(), map_location="cpu")
+    trunk = EfficientNetLite0((0, 0, 4, 0, 0, 0, 0), output_stride=32,
+                              norm_layer=norms.NORM_LAYERS["instancenorm_affine"])
+    report = init_pretrained(trunk, "efficientnet_lite0", file_key, None)
+    assert type(trunk.layer0[0]._bn0) is nn.InstanceNorm2d and trunk.layer0[0]._bn0.eps == 1e-3
+    torch.testing.assert_close(trunk.layer0[0]._bn0.weight, state["_bn0.weight"])
+    torch.testing.assert_close(trunk.layer3[0]._bn1.bias, state["_blocks.5._bn1.bias"])
+    torch.testing.assert_close(trunk.layer4[4]._project_conv.weight,
+                               state["_blocks.15._project_conv.weight"])
+    assert "layer0.0._bn0.running_mean" in report.unexpected
+    # The --wt_layer IN added after block 0 is new: it keeps its init.
+    assert torch.equal(trunk.layer0[1].instance_norm_layer.weight, torch.ones(16))
 
 
 def test_a_replaced_trunk_trains_and_collects_its_wt_layer_features():
