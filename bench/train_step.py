@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loss import BlindNetCriterion  # noqa: E402
-from network import get_net  # noqa: E402
+from network import OFFICIAL_WT_LAYER, get_net  # noqa: E402
 from utils.labels import IGNORE_LABEL, NUM_CLASSES  # noqa: E402
 
 HEADS = ("dsn", "ProjectionHead_cls_0", "ProjectionHead_cls_1", "ProjectionHead_cls_2")
@@ -118,7 +118,7 @@ def measure(args, modes):
     machine load (other processes on a shared CPU swing timings by several x)."""
     torch.manual_seed(304)
     generator = torch.Generator().manual_seed(304)
-    model = get_net(args.arch, pretrained=False).train()
+    model = get_net(args.arch, wt_layer=OFFICIAL_WT_LAYER, pretrained=False).train()
     criterion = BlindNetCriterion(use_ca=True, use_cwcl=True, use_sdcl=True, w1=0.2, w2=0.2,
                                   w3=0.3, w4=0.3, nce_T=0.07, contrast_max_classes=15,
                                   contrast_max_views=50, num_patch=20)

@@ -90,12 +90,16 @@ def step_config(args, two_view, with_embeddings):
 
 
 def fit_config(args, argv):
-    """The loop's settings; ``argv``: the real command line, recorded in every checkpoint."""
+    """The loop's settings; ``argv``: the real command line, recorded in every checkpoint with
+    the ``--config`` files it read (``args.config_files``) and the resolved flags."""
+    flags = plain_flags(args)
+    config_files = tuple(flags.pop("config_files", ()))
+    record = RunRecord(command=" ".join(argv), flags=flags, norm_semantics=args.norm_semantics,
+                       config_files=config_files)
     return FitConfig(
         run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
         log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
-        stop_at=args.stop_at, record=RunRecord(command=" ".join(argv), flags=plain_flags(args),
-                                               norm_semantics=args.norm_semantics))
+        stop_at=args.stop_at, record=record)
 
 
 def model_norm_layers(args):

@@ -2,9 +2,11 @@
 
 import argparse
 import os
+import sys
 import warnings
 
 import datasets
+from cli.config_files import ConfigError, add_config_flag, expand_argv
 from cli.convert import dataset_options
 from cli.flags import (IGNORED_FLAGS, SCRIPTS, add_evaluation_flags, add_framework_flags,
                        add_legacy_flags, add_official_flags, add_robustnet_flags)
@@ -22,6 +24,7 @@ def build_parser(script="train"):
     parser = argparse.ArgumentParser(
         prog=f"{script}.py", description=SCRIPTS[script],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_flag(parser)
     add_official_flags(parser)
     add_robustnet_flags(parser)
     add_framework_flags(parser)
@@ -118,12 +121,20 @@ def _check_dataset_names(args):
 def parse_args(script="train", argv=None):
     """Parse and validate ``argv`` (``sys.argv[1:]`` when None) for ``script``.
 
-    Bad values exit with code 2 and ``<script>.py: error: --flag ...`` (argparse's way).
-    For ``train`` the derived defaults are filled in (:func:`_train_defaults`).
+    ``--config FILE`` settings come first and the command line wins (cli/config_files.py);
+    ``args.config_files`` lists every file read, bases included (recorded in args.json and
+    the checkpoints). Bad values exit with code 2 and ``<script>.py: error: --flag ...``
+    (argparse's way; a config file's bad key or value is named with its file). For
+    ``train`` the derived defaults are filled in (:func:`_train_defaults`).
     """
     parser = build_parser(script)
+    try:
+        argv, files = expand_argv(parser, sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        parser.error(str(exc))
     args = parser.parse_args(argv)
     args.script = script
+    args.config_files = files
     validate_args(args, parser, script)
     if script == "train":
         _train_defaults(args)

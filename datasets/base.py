@@ -51,8 +51,10 @@ from utils.logging import printable
 GTAV_MISMATCH_MODES = ("drop", "resize")
 DEFAULT_CACHE_DIR = REPO_ROOT / "logs" / "ckpt" / "cache"
 # Every option of build_dataset and its default (the official values, DATASETS.md §8-9).
+# Each default is its flag's (the official argparse's, docs/METHOD.md §7); recipe values such
+# as the official scripts' 768 crop live in configs/ (tests/test_default_homes.py).
 DEFAULT_OPTIONS = {
-    "crop_size": 768, "scale_min": 0.5, "scale_max": 2.0, "pre_size": None,
+    "crop_size": 720, "scale_min": 0.5, "scale_max": 2.0, "pre_size": None,
     "crop_nopad": False, "rrotate": 0, "color_aug": 0.0, "gblur": False, "bblur": False,
     "class_uniform_pct": 0.0, "class_uniform_tile": 1024, "max_cu_epoch": 100000,
     "cache_dir": None, "eval_protocol": "robustnet", "gtav_mismatch": "drop", "seed": 304,

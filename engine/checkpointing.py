@@ -43,6 +43,7 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         "epoch": state.epoch,
         "mean_iu": float(mean_iu),
         "command": record.command,
+        "config_files": list(record.config_files),  # the recipe files the command named
         "version": CHECKPOINT_VERSION,
         "iteration": state.iteration,
         "epoch_iter": state.epoch_iter,

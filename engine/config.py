@@ -32,6 +32,7 @@ class RunRecord:
     command: str = ""                          # the real command line (argv of train.main)
     flags: dict = field(default_factory=dict)  # plain flag values: checkpoint["args"]
     norm_semantics: str = "modern"             # which normalisation semantics trains
+    config_files: tuple = ()                   # --config files read, bases first (configs/)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 import network
+from datasets import DEFAULT_OPTIONS
 from config import DEFAULT_NORM_SEMANTICS
 from engine.report import add_fields, extra_markdown, percent_text
 from engine.tta import SINGLE_SCALE, tta_logits
@@ -28,6 +29,9 @@ from utils.labels import IGNORE_LABEL, NUM_CLASSES
 from utils.logging import get_logger, printable
 from utils.metrics import ConfusionMatrix
 from utils.precision import autocast
+
+# Side of a sliding window by default: --crop_size's default (its one home).
+DEFAULT_WINDOW = DEFAULT_OPTIONS["crop_size"]
 
 
 class ShardSampler(Sampler):
@@ -107,7 +111,7 @@ def inference_description(sliding_window, crop_size, stride=None):
 
 
 @torch.no_grad()
-def predict_logits(model, images, sliding_window=False, crop_size=768, stride=None):
+def predict_logits(model, images, sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None):
     """Logits (B, C, H, W) of an eval-mode model for normalised images (B, 3, H, W).
 
     With ``sliding_window`` the image is covered by ``crop_size`` windows every ``stride``
@@ -136,8 +140,8 @@ def predict_logits(model, images, sliding_window=False, crop_size=768, stride=No
 
 @torch.no_grad()
 def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
-             sliding_window=False, crop_size=768, stride=None, desc="eval", on_batch=None,
-             scales=SINGLE_SCALE, flip=False):
+             sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None, desc="eval",
+             on_batch=None, scales=SINGLE_SCALE, flip=False):
     """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
 
     Args:

@@ -5,15 +5,15 @@
 """
 
 from network.deepv3 import FACTORIES, DeepV3Plus, build_deepv3
-from network.instance_norm import OFFICIAL_WT_LAYER
+from network.instance_norm import DEFAULT_WT_LAYER, OFFICIAL_WT_LAYER
 from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
                                     apply_norm_semantics, norm_semantics_of)
 from network.norms import DEFAULT_NORM_LAYER, NORM_LAYERS, REPLACEMENT_NORM_LAYERS
 from network.output import ModelOutput, ViewOutput
 from utils.labels import NUM_CLASSES
 
-__all__ = ["DEFAULT_NORM_LAYER", "DEFAULT_NORM_SEMANTICS", "FACTORIES", "DeepV3Plus",
-           "ModelOutput", "NORM_LAYERS", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER",
+__all__ = ["DEFAULT_NORM_LAYER", "DEFAULT_NORM_SEMANTICS", "DEFAULT_WT_LAYER", "FACTORIES",
+           "DeepV3Plus", "ModelOutput", "NORM_LAYERS", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER",
            "REPLACEMENT_NORM_LAYERS", "ViewOutput", "apply_norm_semantics", "build_deepv3",
            "get_net", "norm_semantics_of", "resolve_arch"]
 
@@ -33,7 +33,7 @@ def resolve_arch(arch):
     return FACTORIES[name]
 
 
-def get_net(arch, num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
+def get_net(arch, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None,
             norm_semantics=DEFAULT_NORM_SEMANTICS, norm_layer=DEFAULT_NORM_LAYER,
             head_norm_layer=DEFAULT_NORM_LAYER):
     """Build the segmenter ``arch`` (an ``nn.Module``, in train mode).
@@ -42,7 +42,8 @@ def get_net(arch, num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretraine
         arch: factory name, e.g. ``network.deepv3.DeepR50V3PlusD`` or ``DeepR50V3PlusD``.
         num_classes: output classes (``utils.labels.NUM_CLASSES`` = 19, the Cityscapes set).
         wt_layer: 7 values placing norm layers (METHOD.md §1.3): ``utils/wt_layer.py`` codes
-            or ``network.norms`` names.
+            or ``network.norms`` names; by default none, as ``--wt_layer``'s default
+            (BlindNet's ``OFFICIAL_WT_LAYER`` is a recipe).
         pretrained: trunk ImageNet weights: a torchvision-format file, ``None`` for the
             torch hub cache if present (random init with a warning otherwise), or ``False``
             for random init.

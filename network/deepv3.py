@@ -19,7 +19,7 @@ from torch import nn
 from network import efficientnet, mobilenet, resnet, shufflenet
 from network.heads import (ASPP, FINE_CHANNELS, ProjectionHead, aux_head, classifier_1x1,
                            conv_bn_relu, decoder_final1, init_head_weights)
-from network.instance_norm import OFFICIAL_WT_LAYER, run_stage, validate_wt_layer
+from network.instance_norm import DEFAULT_WT_LAYER, run_stage, validate_wt_layer
 from network.layers import STAGE_NAMES
 from network.norms import DEFAULT_NORM_LAYER, resolve_norm_layer
 from network.output import ModelOutput, ViewOutput
@@ -175,7 +175,7 @@ TRUNKS = {
 }
 
 
-def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER,
+def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER,
                  pretrained=None, norm_layer=DEFAULT_NORM_LAYER,
                  head_norm_layer=DEFAULT_NORM_LAYER):
     """Build a :class:`DeepV3Plus` on any trunk of :data:`TRUNKS` at any supported stride.
@@ -198,7 +198,7 @@ def official_factory(name, trunk_name, output_stride, doc):
     """The factory ``name(num_classes, wt_layer, pretrained, **options)`` of one official
     ``--arch`` name: :func:`build_deepv3` on ``trunk_name`` at ``output_stride`` (``options``:
     its ``norm_layer`` / ``head_norm_layer`` keywords)."""
-    def factory(num_classes=NUM_CLASSES, wt_layer=OFFICIAL_WT_LAYER, pretrained=None,
+    def factory(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None,
                 **options):
         return build_deepv3(trunk_name, output_stride, num_classes, wt_layer, pretrained,
                             **options)

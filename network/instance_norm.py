@@ -26,13 +26,13 @@ from torch import nn
 
 from network.norm_layers.instance_whitening import InstanceWhitening
 from network.norms import NORM_LAYERS, is_collected
-from utils.wt_layer import (OFFICIAL_WT_LAYER, WT_LAYER_CODES, WT_LAYER_LENGTH,
-                            WT_LAYER_VALUES, as_wt_value)
+from utils.wt_layer import (DEFAULT_WT_LAYER, OFFICIAL_WT_LAYER, WT_LAYER_CODES,
+                            WT_LAYER_LENGTH, WT_LAYER_VALUES, as_wt_value)
 
-__all__ = ["OFFICIAL_WT_LAYER", "SW_TRUNKS", "WT_LAYER_LENGTH", "WT_LAYER_VALUES",
-           "BlockWithInstanceNorm", "InstanceWhitening", "collected_layer_count",
-           "instance_norm_layer", "relu_after", "run_stage", "stem_norm", "validate_wt_layer",
-           "wt_layer_name"]
+__all__ = ["DEFAULT_WT_LAYER", "OFFICIAL_WT_LAYER", "SW_TRUNKS", "WT_LAYER_LENGTH",
+           "WT_LAYER_VALUES", "BlockWithInstanceNorm", "InstanceWhitening",
+           "collected_layer_count", "instance_norm_layer", "relu_after", "run_stage",
+           "stem_norm", "validate_wt_layer", "wt_layer_name"]
 
 SWITCHABLE_WHITENING = "switchable_whitening"
 # Trunks built with Switchable Whitening (RobustNet has it in its ResNet files only).

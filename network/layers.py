@@ -18,7 +18,8 @@ class FeatureInfo:
 
     module: str     # attribute name of the stage in the trunk (kept by the segmenter)
     channels: int
-    stride: int     # input pixels per output pixel, dilation taken into account
+    stride: int     # input pixels per output pixel, dilation taken into account (a ViT's
+    #                 rescaled pyramid may hold a fractional one, e.g. patch 14 / 4 = 3.5)
 
 
 class StagedTrunk(nn.Module):

@@ -4,7 +4,9 @@
 #   NODE_RANK    rank of this node (default 0)
 #   MASTER_ADDR  address of node 0 (default 127.0.0.1)
 #   MASTER_PORT  rendezvous port (default given by the calling script)
-# Every script runs from the repository root, wherever it is called from.
+# Every script runs from the repository root, wherever it is called from; the recipes it
+# passes with --config are $CONFIGS/<recipe>.toml (docs/CONFIGS.md).
+CONFIGS="$(cd "$(dirname "${BASH_SOURCE[0]}")/../configs" && pwd)"
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 launch() {
     local nproc="${NGPU:-$1}" port="${MASTER_PORT:-$2}"

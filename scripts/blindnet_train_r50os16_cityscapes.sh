@@ -1,19 +1,7 @@
 #!/usr/bin/env bash
 # BlindNet, ResNet-50 OS16, trained on Cityscapes (train split), validated on BDD-100K,
 # Mapillary and GTAV. Same recipe as the GTAV script.
+# NGPU processes (default 2). The recipe is configs/blindnet_r50os16_cityscapes.toml; extra arguments
+# override it, e.g. --max_iter 100.
 source "$(dirname "$0")/_launch.sh"
-launch 2 29403 train.py \
-    --dataset cityscapes_jitter \
-    --city_mode train \
-    --val_dataset bdd100k mapillary gtav \
-    --arch network.deepv3.DeepR50V3PlusD \
-    --lr 0.01 --poly_exp 0.9 --max_cu_epoch 10000 \
-    --class_uniform_pct 0.5 --class_uniform_tile 1024 \
-    --crop_size 768 --scale_min 0.5 --scale_max 2.0 --rrotate 0 \
-    --max_iter 40000 --bs_mult 4 --gblur --color_aug 0.5 \
-    --wt_layer 0 0 1 1 1 0 0 \
-    --use_ca --use_cwcl --use_sdcl --nce_T 0.07 \
-    --contrast_max_classes 15 --contrast_max_views 50 --num_patch 20 \
-    --w1 0.2 --w2 0.2 --w3 0.3 --w4 0.3 \
-    --date 0326 --exp BlindNet_r50os16_cityscapes --ckpt ./logs/ --tb_path ./logs/ \
-    "$@"
+launch 2 29403 train.py --config "$CONFIGS/blindnet_r50os16_cityscapes.toml" "$@"

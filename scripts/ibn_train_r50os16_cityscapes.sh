@@ -1,18 +1,7 @@
 #!/usr/bin/env bash
-# IBN-Net: affine IN in the stem (ImageNet BN gamma/beta loaded) and after the residual add of the last block of layer1, layer2.
-# ResNet-50 OS16 trained on Cityscapes (train split): RobustNet's flag set (ROBUSTNET_METHODS.md §2.4, §2.6; the shared part is in _robustnet_r50.sh),
-# NGPU processes (default 2, as RobustNet) x --bs_mult 4 images. Extra arguments are
-# appended and override the flags below, e.g. --max_iter 100. The doc lists only what the
-# Cityscapes scripts change (GPUs, datasets, the method constants); the rest is the GTAV set.
-source "$(dirname "$0")/_robustnet_r50.sh"
-launch 2 29413 train.py \
-    --dataset cityscapes \
-    --covstat_val_dataset cityscapes \
-    --val_dataset bdd100k gtav synthia mapillary \
-    "${ROBUSTNET_R50_FLAGS[@]}" \
-    --wt_reg_weight 0.0 \
-    --relax_denom 0.0 \
-    --cov_stat_epoch 0 \
-    --wt_layer 0 0 4 4 4 0 0 \
-    --exp r50os16_cty_ibn \
-    "$@"
+# IBN-Net: affine IN in the stem and after the last block of layer1, layer2.
+# ResNet-50 OS16 trained on Cityscapes (train split) with RobustNet's flag set; NGPU processes (default
+# 2, as RobustNet). The recipe is configs/ibn_r50os16_cityscapes.toml; extra arguments
+# override it, e.g. --max_iter 100.
+source "$(dirname "$0")/_launch.sh"
+launch 2 29413 train.py --config "$CONFIGS/ibn_r50os16_cityscapes.toml" "$@"

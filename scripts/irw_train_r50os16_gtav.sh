@@ -1,19 +1,7 @@
 #!/usr/bin/env bash
 # IRW: instance relaxed whitening (IW with the margin floor(N / relax_denom)).
-# ResNet-50 OS16 trained on GTAV: RobustNet's flag set (ROBUSTNET_METHODS.md §2.4, §2.6; the shared part is in _robustnet_r50.sh),
-# NGPU processes (default 4, as RobustNet) x --bs_mult 4 images. Extra arguments are
-# appended and override the flags below, e.g. --max_iter 100.
-source "$(dirname "$0")/_robustnet_r50.sh"
-launch 4 29416 train.py \
-    --dataset gtav \
-    --covstat_val_dataset gtav \
-    --val_dataset bdd100k cityscapes synthia mapillary \
-    "${ROBUSTNET_R50_FLAGS[@]}" \
-    --wt_reg_weight 0.6 \
-    --relax_denom 64.0 \
-    --clusters 0 \
-    --cov_stat_epoch 0 \
-    --trials 0 \
-    --wt_layer 0 0 1 1 1 0 0 \
-    --exp r50os16_gtav_irw \
-    "$@"
+# ResNet-50 OS16 trained on GTAV with RobustNet's flag set; NGPU processes (default
+# 4, as RobustNet). The recipe is configs/irw_r50os16_gtav.toml; extra arguments
+# override it, e.g. --max_iter 100.
+source "$(dirname "$0")/_launch.sh"
+launch 4 29416 train.py --config "$CONFIGS/irw_r50os16_gtav.toml" "$@"

@@ -3,4 +3,4 @@
 # BDD-100K, Mapillary, SYNTHIA and GTAV (override with --val_dataset ...).
 # Usage: scripts/isw_valid_r50os16.sh <weights.pth> [extra valid.py flags]
 source "$(dirname "$0")/_robustnet_valid.sh"
-robustnet_valid isw "0 0 2 2 2 0 0" "$@"
+robustnet_valid isw "$@"

@@ -1,15 +1,7 @@
 #!/usr/bin/env bash
 # Switchable Whitening in the stem and at the end of layer1, layer2 (no loss).
-# ResNet-50 OS16 trained on Cityscapes (train split): RobustNet's flag set (ROBUSTNET_METHODS.md §2.4, §2.6; the shared part is in _robustnet_r50.sh),
-# NGPU processes (default 2, as RobustNet) x --bs_mult 4 images. Extra arguments are
-# appended and override the flags below, e.g. --max_iter 100. The doc lists only what the
-# Cityscapes scripts change (GPUs, datasets, the method constants); the rest is the GTAV set.
-source "$(dirname "$0")/_robustnet_r50.sh"
-launch 2 29421 train.py \
-    --dataset cityscapes \
-    --covstat_val_dataset cityscapes \
-    --val_dataset bdd100k gtav synthia mapillary \
-    "${ROBUSTNET_R50_FLAGS[@]}" \
-    --wt_layer 0 0 5 5 5 0 0 \
-    --exp r50os16_cty_switchable \
-    "$@"
+# ResNet-50 OS16 trained on Cityscapes (train split) with RobustNet's flag set; NGPU processes (default
+# 2, as RobustNet). The recipe is configs/sw_r50os16_cityscapes.toml; extra arguments
+# override it, e.g. --max_iter 100.
+source "$(dirname "$0")/_launch.sh"
+launch 2 29421 train.py --config "$CONFIGS/sw_r50os16_cityscapes.toml" "$@"

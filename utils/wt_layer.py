@@ -10,7 +10,9 @@ builds the layers) and ``loss/`` (which picks the whitening loss) read it.
 from dataclasses import dataclass
 
 WT_LAYER_LENGTH = 7
-OFFICIAL_WT_LAYER = (0, 0, 1, 1, 1, 0, 0)
+OFFICIAL_WT_LAYER = (0, 0, 1, 1, 1, 0, 0)  # the official BlindNet recipe's (configs/)
+# A library caller's default, as --wt_layer's (the official argparse's): no norm layer placed.
+DEFAULT_WT_LAYER = (0,) * WT_LAYER_LENGTH
 
 
 @dataclass(frozen=True)

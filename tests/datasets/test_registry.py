@@ -87,7 +87,7 @@ def test_build_eval_dataset_plain_arguments(synthetic, cache_dir, monkeypatch):
 
 
 def test_option_validation_names_options_or_flags():
-    assert check_options({})["crop_size"] == 768
+    assert check_options({})["crop_size"] == 720  # --crop_size's default
     cases = [({"class_uniform_pct": 2}, "class_uniform_pct must be in \\[0, 1\\], got 2"),
              ({"scale_min": 2.0, "scale_max": 1.0}, "need 0 < scale_min <= scale_max"),
              ({"crop_size": 0}, "crop_size must be positive, got 0"),

@@ -5,7 +5,7 @@ import torch
 
 import cli
 from loss import BlindNetCriterion, SegmentationCrossEntropy
-from network import ModelOutput, ViewOutput, get_net
+from network import OFFICIAL_WT_LAYER, ModelOutput, ViewOutput, get_net
 
 OFFICIAL_FLAGS = ["--dataset", "gtav_jitter", "--wt_layer", "0", "0", "1", "1", "1", "0", "0",
                   "--use_ca", "--use_cwcl", "--use_sdcl", "--w1", "0.2", "--w2", "0.2",
@@ -83,7 +83,7 @@ def test_bad_settings_raise():
 def test_full_training_step(arch, size):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    model = get_net(arch, num_classes=5, pretrained=False)
+    model = get_net(arch, wt_layer=OFFICIAL_WT_LAYER, num_classes=5, pretrained=False)
     criterion = BlindNetCriterion(use_ca=True, use_cwcl=True, use_sdcl=True, w1=0.2, w2=0.2,
                                   w3=0.3, w4=0.3, contrast_max_classes=3, contrast_max_views=6,
                                   num_patch=3)

@@ -8,7 +8,7 @@ from torch import nn
 from skimage import data, transform
 
 from loss import BlindNetCriterion
-from network import get_net
+from network import OFFICIAL_WT_LAYER, get_net
 from network.efficientnet import (BN_EPS, IN_POSITIONS, STAGE_BLOCKS, STAGE_CHANNELS,
                                   Conv2dSame, EfficientNetLite0, file_key)
 from network.pretrained import efficientnet_lite0_file, init_pretrained
@@ -70,13 +70,13 @@ def test_packaged_weights_classify_imagenet_photos():
 
 def test_factory_loads_the_packaged_file_by_default_and_not_with_false():
     state = torch.load(efficientnet_lite0_file(), map_location="cpu")
-    model = get_net("network.deepv3.DeepEffLite0V3PlusD")
+    model = get_net("network.deepv3.DeepEffLite0V3PlusD", wt_layer=OFFICIAL_WT_LAYER)
     torch.testing.assert_close(model.layer0[0]._conv_stem.weight, state["_conv_stem.weight"])
     torch.testing.assert_close(model.layer4[4]._project_conv.weight,
                                state["_blocks.15._project_conv.weight"])
     torch.testing.assert_close(model.layer3[0]._bn1.running_var,
                                state["_blocks.5._bn1.running_var"])
-    random = get_net("DeepEffLite0V3PlusD", pretrained=False)
+    random = get_net("DeepEffLite0V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     assert not torch.equal(random.layer0[0]._conv_stem.weight, state["_conv_stem.weight"])
 
 
@@ -96,7 +96,7 @@ def test_strict_loading_names_every_mismatch(tmp_path):
     path = tmp_path / "broken.pth"
     torch.save(state, path)
     with pytest.raises(ValueError, match="strict") as info:
-        get_net("DeepEffLite0V3PlusD", pretrained=str(path))
+        get_net("DeepEffLite0V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=str(path))
     assert "layer2.0._bn1.weight" in str(info.value)
     assert "layer3.2._project_conv.weight" in str(info.value)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
@@ -104,10 +104,10 @@ def test_strict_loading_names_every_mismatch(tmp_path):
 
 
 def test_our_checkpoint_loads_as_pretrained(tmp_path):
-    source = get_net("DeepEffLite0V3PlusD", pretrained=False)
+    source = get_net("DeepEffLite0V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     path = tmp_path / "ours.pth"
     torch.save(source.state_dict(), path)
-    model = get_net("DeepEffLite0V3PlusD", pretrained=str(path))
+    model = get_net("DeepEffLite0V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=str(path))
     torch.testing.assert_close(model.layer2[1]._depthwise_conv.weight,
                                source.layer2[1]._depthwise_conv.weight)
 

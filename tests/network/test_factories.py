@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import network
-from network import ModelOutput, ViewOutput, get_net
+from network import OFFICIAL_WT_LAYER, ModelOutput, ViewOutput, get_net
 
 # name -> (decoder stride, layer3 (aux) stride, layer4 stride, collected IN channels)
 EXPECTED = {
@@ -31,7 +31,8 @@ def test_every_factory_is_tested():
 def test_factory_shapes(arch):
     torch.manual_seed(0)
     dec_stride, aux_stride, out_stride, in_channels = EXPECTED[arch]
-    model = get_net(f"network.deepv3.{arch}", num_classes=7, pretrained=False)
+    model = get_net(f"network.deepv3.{arch}", wt_layer=OFFICIAL_WT_LAYER, num_classes=7,
+                    pretrained=False)
     assert model.output_stride == out_stride
     images = torch.randn(2, 3, SIZE, SIZE)
 
@@ -59,7 +60,7 @@ def test_factory_shapes(arch):
 
 
 def test_batch_of_two_is_not_a_pair():
-    model = get_net("DeepMobileNetV3PlusD", pretrained=False)
+    model = get_net("DeepMobileNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     output = model(torch.randn(2, 3, 32, 32))
     assert isinstance(output, ModelOutput)
     assert output.original.logits.shape[0] == 2
@@ -68,7 +69,7 @@ def test_batch_of_two_is_not_a_pair():
 
 
 def test_without_embeddings_heads_are_not_run():
-    model = get_net("DeepShuffleNetV3PlusD", pretrained=False)
+    model = get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     output = model(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32), with_embeddings=False)
     assert output.original.embeddings is None and output.augmented.embeddings is None
     assert output.augmented.logits is not None
@@ -89,7 +90,7 @@ def test_bad_inputs_raise_clear_errors():
         get_net("DeepR18V3PlusD", wt_layer=(0, 0, 6, 0, 0, 0, 0), pretrained=False)
     with pytest.raises(ValueError, match="--wt_layer code 5"):
         get_net("DeepShuffleNetV3PlusD", wt_layer=(0, 0, 5, 0, 0, 0, 0), pretrained=False)
-    model = get_net("DeepShuffleNetV3PlusD", pretrained=False)
+    model = get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     with pytest.raises(ValueError, match="images_aug must have the shape"):
         model(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 64, 64))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):

@@ -2,7 +2,7 @@
 
 import torch
 
-from network import get_net
+from network import OFFICIAL_WT_LAYER, get_net
 from network.instance_norm import InstanceWhitening
 
 
@@ -14,7 +14,7 @@ def _standardised(feature):
 
 
 def test_official_wt_layer_collects_three_standardised_features():
-    model = get_net("DeepR50V3PlusD", pretrained=False)
+    model = get_net("DeepR50V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     whitening = [name for name, m in model.named_modules() if isinstance(m, InstanceWhitening)]
     assert whitening == ["layer0.1", "layer1.2.instance_norm_layer",
                          "layer2.3.instance_norm_layer"]
@@ -56,7 +56,7 @@ def test_light_trunk_positions():
 
 def test_each_view_is_normalised_by_its_own_batch():
     torch.manual_seed(0)
-    model = get_net("DeepR18V3PlusD", pretrained=False)
+    model = get_net("DeepR18V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     images, images_aug = torch.randn(2, 3, 64, 64), 3 * torch.randn(2, 3, 64, 64) + 1
     tracked = model.layer1[0].bn1.num_batches_tracked.item()
     pair = model(images, images_aug)
@@ -69,7 +69,7 @@ def test_each_view_is_normalised_by_its_own_batch():
 
 
 def test_eval_uses_running_stats_and_per_image_instance_norm():
-    model = get_net("DeepMobileNetV3PlusD", pretrained=False).eval()
+    model = get_net("DeepMobileNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False).eval()
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         both = model(images)

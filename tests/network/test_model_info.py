@@ -8,14 +8,14 @@ import pytest
 
 from config import REPO_ROOT
 
-from network import get_net
+from network import OFFICIAL_WT_LAYER, get_net
 from network.model_info import main, model_info
 
 
 def test_counts_params_and_flops_that_scale_with_area():
     small = model_info("DeepShuffleNetV3PlusD", crop=(64, 64))
     large = model_info("network.deepv3.DeepShuffleNetV3PlusD", crop=(128, 128))
-    model = get_net("DeepShuffleNetV3PlusD", pretrained=False)
+    model = get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     assert small["params"] == sum(p.numel() for p in model.parameters())
     heads = sum(p.numel() for name in ("dsn", "ProjectionHead_cls_0", "ProjectionHead_cls_1",
                                         "ProjectionHead_cls_2")
@@ -40,7 +40,7 @@ def test_runs_as_a_module():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     (row,) = json.loads(out.stdout)
-    model = get_net("DeepR18V3PlusD", pretrained=False)
+    model = get_net("DeepR18V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     assert row["crop"] == [32, 32]
     assert row["params"] == sum(p.numel() for p in model.parameters())
 

@@ -123,7 +123,8 @@ def test_strict_imagenet_loading_fills_a_replacing_layer_with_what_fits():
 
 def test_a_replaced_trunk_trains_and_collects_its_wt_layer_features():
     torch.manual_seed(0)
-    model = get_net("DeepR18V3PlusD", pretrained=False, norm_layer="instancenorm")
+    model = get_net("DeepR18V3PlusD", wt_layer=(0, 0, 1, 1, 1, 0, 0), pretrained=False,
+                    norm_layer="instancenorm")
     output = model(torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64))
     assert [f.shape[1] for f in output.augmented.in_feats] == [64, 64, 128]
     output.original.logits.mean().backward()

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from network import get_net
+from network import OFFICIAL_WT_LAYER, get_net
 from network.deepv3 import TRUNKS
 from network.pretrained import cached_weight_files, load_trunk_weights
 from utils.logging import LOGGER_NAME
@@ -77,7 +77,8 @@ def test_pretrained_path_loads_trunk_and_lists_skipped(tmp_path, log_records):
     reference = torchvision.models.resnet18(weights=None)
     path = tmp_path / "r18.pth"
     torch.save({"state_dict": reference.state_dict()}, path)
-    model = get_net("DeepR18V3PlusD", pretrained=str(path))  # official wt_layer: bn1 -> IN
+    model = get_net("DeepR18V3PlusD", wt_layer=OFFICIAL_WT_LAYER,  # bn1 -> IN
+                    pretrained=str(path))
     torch.testing.assert_close(model.layer3[1].conv2.weight, reference.layer3[1].conv2.weight)
     torch.testing.assert_close(model.layer0[0].weight, reference.conv1.weight)
     text = log_records.text
@@ -90,7 +91,7 @@ def test_pretrained_errors(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"classifier.weight": torch.zeros(3, 3)}, path)
     with pytest.raises(ValueError, match="no tensor matches"):
-        get_net("DeepR18V3PlusD", pretrained=str(path))
+        get_net("DeepR18V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=str(path))
 
 
 def test_hub_cache_is_used_only_when_the_file_exists(tmp_path, monkeypatch, log_records):
@@ -98,7 +99,7 @@ def test_hub_cache_is_used_only_when_the_file_exists(tmp_path, monkeypatch, log_
     torch.manual_seed(0)
     cached = cached_weight_files("shufflenet_v2_x1_0")[0]
     assert cached.parent == tmp_path / "checkpoints" and cached.name.startswith("shufflenetv2")
-    model = get_net("DeepShuffleNetV3PlusD")
+    model = get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER)
     assert "randomly initialised" in log_records.text
     assert cached.name in log_records.text
 
@@ -106,7 +107,7 @@ def test_hub_cache_is_used_only_when_the_file_exists(tmp_path, monkeypatch, log_
     cached.parent.mkdir()
     torch.save(reference.state_dict(), cached)
     log_records.clear()
-    model = get_net("DeepShuffleNetV3PlusD")
+    model = get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER)
     torch.testing.assert_close(model.layer2[3].branch2[0].weight,
                                reference.stage3[3].branch2[0].weight)
     assert "randomly initialised" not in log_records.text
@@ -116,7 +117,7 @@ def test_deep_stem_never_uses_the_torchvision_cache(tmp_path, monkeypatch, log_r
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "resnet101-63fe2227.pth").write_bytes(b"not a checkpoint")
-    get_net("DeepR101V3PlusD")
+    get_net("DeepR101V3PlusD", wt_layer=OFFICIAL_WT_LAYER)
     assert "randomly initialised" in log_records.text
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from network import get_net
+from network import OFFICIAL_WT_LAYER, get_net
 from utils.checkpoint import load_state_dict_forgiving
 
 BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -59,7 +59,7 @@ def official_r50_keys(num_classes=19):
 @pytest.fixture(scope="module")
 def r50():
     torch.manual_seed(0)
-    return get_net("network.deepv3.DeepR50V3PlusD", pretrained=False)
+    return get_net("network.deepv3.DeepR50V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
 
 
 def test_keys_and_shapes_equal_the_official_table(r50):
@@ -102,7 +102,7 @@ def test_official_checkpoint_loads_with_no_missing_keys_and_same_logits(r50):
             state[f"module.{key}"] = torch.rand(shape, generator=generator) + 0.5
         else:
             state[f"module.{key}"] = torch.randn(shape, generator=generator) * 0.05
-    source = get_net("DeepR50V3PlusD", pretrained=False)
+    source = get_net("DeepR50V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=False)
     source.load_state_dict({k[len("module."):]: v for k, v in state.items()}, strict=True)
 
     report = load_state_dict_forgiving(r50, state, log=False)
