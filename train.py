@@ -23,14 +23,13 @@ from engine import checkpointing
 from engine.data import build_train_data, build_val_sets
 from engine.isw import ISWMaskSchedule
 from engine.trainer import NonFiniteLossError, Preempted, fit, new_train_state
-from loss import BlindNetCriterion
+from loss import IN_FEATURES, TWO_VIEWS, BlindNetCriterion, weight_flags
 from network.input_size import check_train_crop
 from network.instance_norm import collected_layer_count
 from network.norm_semantics import describe as describe_norm_semantics
 from utils import dist as dist_utils
 from utils.checkpoint import CheckpointError
-from utils.flag_checks import LOSS_WEIGHT_FLAGS, check_batch_size, check_loss_weights, \
-    check_optimizer_flags
+from utils.flag_checks import check_batch_size, check_loss_weights, check_optimizer_flags
 from utils.labels import NUM_CLASSES
 from utils.logging import setup_logging
 from utils.preemption import EXIT_PREEMPTED
@@ -67,9 +66,9 @@ def main(argv=None, *, before_step=None):
     device = dist.device
     criterion = BlindNetCriterion(**cli.criterion_kwargs(args)).to(device)
     roots = cli.root_overrides(args)
-    data, val_sets = build_data(args, roots, dist, criterion.needs_two_views, logger)
+    data, val_sets = build_data(args, roots, dist, criterion, logger)
 
-    model = build_model(args, dist, logger)
+    model = build_model(args, dist, logger, criterion)
     state = new_train_state(model, cli.optim_config(args), device=device, amp=args.amp,
                             seed=args.seed, rank=dist.rank)
     try:
@@ -120,8 +119,9 @@ def open_run(args, argv, dist):
     return config, logger
 
 
-def build_data(args, roots, dist, needs_two_views, logger):
-    """The training data (``engine.data.TrainData``) and the validation sets.
+def build_data(args, roots, dist, criterion, logger):
+    """The training data (``engine.data.TrainData``) and the validation sets (two-view data
+    when a term of ``criterion`` needs it).
 
     The validation sets come first, so that a missing root of either kind stops the run
     (one ``train.py: error:`` line with the expected folder tree) before the training set's
@@ -141,8 +141,8 @@ def build_data(args, roots, dist, needs_two_views, logger):
         raise SystemExit(f"train.py: error: {exc}") from None
     except ValueError as exc:  # a mix of one- and two-view sets, fewer images than a batch
         raise SystemExit(str(exc)) from None
-    if needs_two_views and not data.two_view:
-        raise SystemExit("--use_ca/--use_cwcl/--use_sdcl need two views: train on a *_jitter "
+    if criterion.needs_two_views and not data.two_view:
+        raise SystemExit(f"{criterion.requirement(TWO_VIEWS)} two views: train on a *_jitter "
                          f"dataset (got --dataset {' '.join(args.dataset)})")
     return data, val_sets
 
@@ -155,7 +155,7 @@ def check_flags(args, dist):
     try:
         check_optimizer_flags(args.lr, args.weight_decay, args.momentum, args.max_iter,
                               args.poly_exp)
-        check_loss_weights({flag: getattr(args, flag) for flag in LOSS_WEIGHT_FLAGS})
+        check_loss_weights({flag: getattr(args, flag) for flag in weight_flags()})
         check_batch_size(args.bs_mult, dist.world_size, dist.device.type == "cuda")
         check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size,
                          cli.model_norm_layers(args))
@@ -165,22 +165,23 @@ def check_flags(args, dist):
         raise SystemExit(EXIT_BAD_FLAG) from None
 
 
-def build_model(args, dist, logger):
+def build_model(args, dist, logger, criterion):
     """``--arch`` with ``--pretrained`` trunk weights, on the device (SyncBatchNorm under
-    multi-GPU DDP, ``--channels_last``)."""
+    multi-GPU DDP, ``--channels_last``); it must collect IN features when a term of
+    ``criterion`` needs them."""
     try:
         model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, args.pretrained,
                                 norm_semantics=args.norm_semantics,
                                 **cli.model_norm_layers(args))
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
         raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
-    if (args.use_ca or args.wt_reg_weight > 0) and collected_layer_count(model) == 0:
+    if criterion.needs_in_features and collected_layer_count(model) == 0:
         # Otherwise the first step fails inside the loss with no word about the trunk.
         raise SystemExit(f"train.py: error: --wt_layer {' '.join(map(str, args.wt_layer))} "
                          f"gives the {args.arch} trunk no collected instance-norm layer (code "
                          f"1/2 at positions 0-1 takes effect on ResNet-101 only), but "
-                         f"{'--use_ca' if args.use_ca else '--wt_reg_weight'} needs one: put "
-                         f"the codes at positions 2-4, e.g. --wt_layer 0 0 1 1 1 0 0")
+                         f"{criterion.requirement(IN_FEATURES)} one: put the codes at "
+                         f"positions 2-4, e.g. --wt_layer 0 0 1 1 1 0 0")
     logger.info(describe_norm_semantics(model))
     model.to(dist.device)
     if dist.distributed and dist.device.type == "cuda":

@@ -13,15 +13,15 @@ plain values and dataclasses the library and ``engine`` take; nothing below ever
 namespace.
 """
 
-from cli.convert import (CRITERION_FLAGS, TRAIN_DATASET_OPTIONS, cache_dir, criterion_kwargs,
-                         dataset_options, eval_dataset_options, fit_config, isw_settings,
-                         load_eval_model, model_norm_layers, optim_config, plain_flags,
-                         root_overrides, run_dir, step_config, tb_logdir)
+from cli.convert import (TRAIN_DATASET_OPTIONS, cache_dir, criterion_kwargs, dataset_options,
+                         eval_dataset_options, fit_config, isw_settings, load_eval_model,
+                         model_norm_layers, optim_config, plain_flags, root_overrides, run_dir,
+                         step_config, tb_logdir)
 from cli.flags import IGNORED_FLAGS, SCRIPTS
 from cli.parser import WT_LAYER_CHOICES, build_parser, parse_args, validate_args
 
 __all__ = [
-    "CRITERION_FLAGS", "IGNORED_FLAGS", "SCRIPTS", "TRAIN_DATASET_OPTIONS", "WT_LAYER_CHOICES",
+    "IGNORED_FLAGS", "SCRIPTS", "TRAIN_DATASET_OPTIONS", "WT_LAYER_CHOICES",
     "build_parser", "cache_dir", "criterion_kwargs", "dataset_options", "eval_dataset_options",
     "fit_config", "isw_settings", "load_eval_model", "model_norm_layers", "optim_config",
     "parse_args", "plain_flags",

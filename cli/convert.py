@@ -10,6 +10,7 @@ import datasets
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
+from loss import criterion_options
 from loss.whitening import whitening_mode
 from utils.checkpoint import CheckpointError
 
@@ -19,9 +20,6 @@ TRAIN_DATASET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "cro
                          "rrotate", "color_aug", "gblur", "bblur", "class_uniform_pct",
                          "class_uniform_tile", "max_cu_epoch", "eval_protocol",
                          "gtav_mismatch", "seed")
-CRITERION_FLAGS = ("use_ca", "use_cwcl", "use_sdcl", "w1", "w2", "w3", "w4", "nce_T",
-                   "contrast_max_classes", "contrast_max_views", "num_patch", "cwcl_negatives",
-                   "cwcl_class_order")
 
 
 def root_overrides(args):
@@ -50,13 +48,11 @@ def eval_dataset_options(args):
             "cache_dir": cache_dir(args), "foggy_beta": args.foggy_beta}
 
 
-
 def criterion_kwargs(args):
-    """Keyword arguments of ``loss.BlindNetCriterion`` (``--use_ca``, ``--w1`` ...,
-    ``--wt_reg_weight``: the whitening loss is built only when its weight is > 0)."""
-    whitening = whitening_mode(args.wt_layer) if args.wt_reg_weight > 0 else None
-    return {**{name: getattr(args, name) for name in CRITERION_FLAGS}, "whitening": whitening,
-            "wt_reg_weight": args.wt_reg_weight, "relax_denom": args.relax_denom}
+    """Keyword arguments of ``loss.BlindNetCriterion``: every loss flag and every flag of
+    another home a loss term reads (``--use_ca``, ``--w1`` ..., ``--wt_reg_weight`` with
+    ``--wt_layer``), as the terms declare them (``loss.criterion_options()``)."""
+    return {name: getattr(args, name) for name in criterion_options()}
 
 
 def isw_settings(args):

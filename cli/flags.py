@@ -3,13 +3,17 @@
 Official BlindNet flags (METHOD.md §7) keep their official meaning; official flags we do not
 implement are accepted and listed in :data:`IGNORED_FLAGS` with the reason (a non-default value
 warns); our additions are grouped under "BlindNet framework". The ``--<name>_dir`` root flags
-come from the dataset registry (``datasets.root_flags()``).
+come from the dataset registry (``datasets.root_flags()``), the loss flags (``--use_ca``,
+``--w1``, ``--wt_reg_weight``, ...) from the loss terms (``loss.loss_flags()``), each in the
+group its declaration names.
 """
 
 import argparse
 
 import datasets
+import loss
 from config import NORM_SEMANTICS
+from loss.terms import FRAMEWORK, OFFICIAL, ROBUSTNET
 from network.norms import DEFAULT_NORM_LAYER, REPLACEMENT_NORM_LAYERS
 from transforms.normalization import EVAL_PROTOCOLS
 from utils.wt_layer import WT_LAYER_CODES, as_wt_value
@@ -86,23 +90,23 @@ def add_official_flags(parser):
     return g
 
 
+def add_loss_flags(g, group):
+    """The flags of the loss terms (``loss.loss_flags()``) whose declaration names ``group``."""
+    for flag in loss.loss_flags():
+        if flag.group != group:
+            continue
+        names = (f"--{flag.name}", *flag.aliases)
+        if flag.type is bool:
+            g.add_argument(*names, dest=flag.name, action="store_true", help=flag.help)
+        else:
+            g.add_argument(*names, dest=flag.name, type=flag.type, default=flag.initial,
+                           choices=flag.choices, nargs=flag.nargs, help=flag.help)
+
+
 def _official_method_flags(g):
     """The official BlindNet loss flags and the run / output flags (same group)."""
-    g.add_argument("--use_ca", action="store_true", help="covariance alignment (CML + CCL)")
-    g.add_argument("--use_cwcl", action="store_true", help="class-wise contrastive loss")
-    g.add_argument("--use_sdcl", action="store_true",
-                   help="semantic disentanglement contrastive loss")
-    g.add_argument("--nce_T", type=float, default=0.07,
-                   help="temperature of CWCL and SDCL (the reference's default 0.0 gives NaN)")
-    g.add_argument("--contrast_max_classes", type=int, default=10, help="K_max of CWCL")
-    g.add_argument("--contrast_max_views", "--contrast_max_view", dest="contrast_max_views",
-                   type=int, default=10, help="V, anchors per class of CWCL")
+    add_loss_flags(g, OFFICIAL)
     g.add_argument("--jit_only", action="store_true", help="accepted; implied by *_jitter")
-    g.add_argument("--w1", type=float, default=0.0, help="CML weight")
-    g.add_argument("--w2", type=float, default=0.0, help="CCL weight")
-    g.add_argument("--w3", type=float, default=0.3, help="CWCL weight")
-    g.add_argument("--w4", type=float, default=0.0, help="SDCL weight")
-    g.add_argument("--num_patch", type=int, default=20, help="SDCL negatives per anchor")
     g.add_argument("--date", default="default", help="output sub-directory")
     g.add_argument("--exp", default="default", help="output sub-directory")
     g.add_argument("--ckpt", default="logs/ckpt", help="checkpoint and log root")
@@ -149,25 +153,13 @@ def add_legacy_flags(parser):
 def add_robustnet_flags(parser):
     g = parser.add_argument_group("RobustNet methods: IW / IRW (--wt_layer 1), ISW (2), IBN (4), "
                                   "SW (5) (ROBUSTNET_METHODS.md, DECISIONS.md D32-D39)")
-    g.add_argument("--wt_reg_weight", type=float, default=0.0,
-                   help="whitening loss weight, codes 1/2 (IW 0.8, IRW/ISW 0.6); 0 = off")
-    g.add_argument("--relax_denom", type=float, default=2.0,
-                   help="code 1: 0 = IW, > 0 = IRW with margin floor(C(C-1)/2 / relax_denom)")
-    g.add_argument("--clusters", type=int, default=50, help="ISW: k of the 1-D k-means")
-    g.add_argument("--trials", type=int, default=10, help="ISW: statistics passes, ANDed")
-    g.add_argument("--cov_stat_epoch", type=int, default=5,
-                   help="ISW: the mask is computed at the end of this epoch; loss on after it")
-    g.add_argument("--covstat_val_dataset", nargs="*", default=["cityscapes"],
-                   help="ISW: dataset whose training images feed the statistics passes")
-    g.add_argument("--covstat_images", type=int, default=500,
-                   help="ISW: images per statistics pass (RobustNet 500)")
-    g.add_argument("--use_wtloss", action="store_true", help="derived from --wt_layer (1 or 2)")
-    g.add_argument("--use_isw", action="store_true", help="derived from --wt_layer (2)")
+    add_loss_flags(g, ROBUSTNET)
     return g
 
 
 def pretrained_source(value):
-    """``--pretrained`` value: ``'none'`` -> ``False`` (a deliberate random trunk), else the path."""
+    """``--pretrained`` value: ``'none'`` -> ``False`` (a deliberate random trunk), else the
+    path."""
     return False if value.lower() == "none" else value
 
 
@@ -195,10 +187,7 @@ def add_framework_flags(parser):
     g.add_argument("--head_norm_layer", default=DEFAULT_NORM_LAYER,
                    choices=REPLACEMENT_NORM_LAYERS,
                    help="the norm layer of ASPP, decoder and aux head")
-    g.add_argument("--cwcl_negatives", default="reference", choices=["reference", "distinct"],
-                   help="reference = official (own key among negatives); distinct = intent")
-    g.add_argument("--cwcl_class_order", default="ascending", choices=["ascending", "random"],
-                   help="which K_max classes become CWCL anchors in crowded images")
+    add_loss_flags(g, FRAMEWORK)
     g.add_argument("--gtav_mismatch", default="drop", choices=["drop", "resize"],
                    help="GTAV pairs whose image and label sizes differ")
     g.add_argument("--cache_dir", default=None, help="class-uniform cache (default <ckpt>/cache)")

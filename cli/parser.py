@@ -7,12 +7,13 @@ import warnings
 
 import datasets
 from cli.config_files import ConfigError, add_config_flag, expand_argv
-from cli.convert import dataset_options
+from cli.convert import criterion_kwargs, dataset_options
 from cli.flags import (IGNORED_FLAGS, SCRIPTS, add_evaluation_flags, add_framework_flags,
                        add_legacy_flags, add_official_flags, add_robustnet_flags)
 from config import DEFAULT_NORM_SEMANTICS
 from engine.report import check_eval_settings
-from loss.whitening import check_whitening_flags, unread_whitening_flags
+from loss import check_options as check_loss_options
+from loss import unread_flags as unread_loss_flags
 from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES  # noqa: F401 (cli API)
 from network.instance_norm import validate_wt_layer
 
@@ -38,28 +39,18 @@ def validate_args(args, parser, script="train"):
 
     Raises ``parser.error`` (exit code 2 with a message naming the flag) on bad input.
     """
-    try:  # the dataset, evaluation and whitening options are validated where they are defined
+    try:  # the dataset, evaluation and loss options are validated where they are defined
         validate_wt_layer(args.wt_layer)
         _check_dataset_names(args)
         datasets.check_options(dataset_options(args), flag_prefix="--")
         check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
                             args.severities, script)
-        check_whitening_flags(
-            args.wt_layer, args.wt_reg_weight, args.relax_denom, use_wtloss=args.use_wtloss,
-            use_isw=args.use_isw, clusters=args.clusters, trials=args.trials,
-            cov_stat_epoch=args.cov_stat_epoch, covstat_images=args.covstat_images,
-            covstat_datasets=args.covstat_val_dataset)
+        check_loss_options(criterion_kwargs(args))  # every loss term's own checks
     except ValueError as exc:
         parser.error(str(exc))
     _check_counts(args, parser)
     if not args.dist_timeout > 0:
         parser.error(f"--dist_timeout must be > 0 minutes, got {args.dist_timeout}")
-    if (args.use_cwcl or args.use_sdcl) and args.nce_T <= 0:
-        parser.error(f"--nce_T must be > 0 with --use_cwcl/--use_sdcl, got {args.nce_T}")
-    if args.use_sdcl and args.num_patch < 2:
-        parser.error(f"--num_patch must be >= 2 with --use_sdcl, got {args.num_patch}")
-    if args.use_cwcl and (args.contrast_max_classes < 1 or args.contrast_max_views < 2):
-        parser.error("--contrast_max_classes must be >= 1 and --contrast_max_views >= 2")
     if args.lr_schedule == "scl-poly":
         parser.error("--lr_schedule scl-poly is not supported (the official scripts use poly)")
     if script == "infer" and args.images is None and not args.val_dataset:
@@ -71,12 +62,10 @@ def validate_args(args, parser, script="train"):
     for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
         warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
                       f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
-    for name in unread_whitening_flags(args.wt_layer, args.wt_reg_weight):
-        if getattr(args, name) == parser.get_default(name):
-            continue
-        warnings.warn(f"--{name} has no effect in this run: only the RobustNet whitening loss "
-                      f"reads it (--wt_reg_weight > 0 with a --wt_layer code 1 for relax_denom, "
-                      f"2 for the ISW flags)", UserWarning, stacklevel=2)
+    for name, why in unread_loss_flags(criterion_kwargs(args)).items():
+        if getattr(args, name) != parser.get_default(name):
+            warnings.warn(f"--{name} has no effect in this run: {why}", UserWarning,
+                          stacklevel=2)
     return args
 
 

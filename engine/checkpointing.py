@@ -3,8 +3,10 @@ D16).
 
 A checkpoint holds the official keys (METHOD.md §4.2: ``state_dict`` with ``module.``
 prefixes, ``optimizer``, ``scheduler``, ``epoch``, ``mean_iu``, ``command``) plus what an exact
-resume needs (iteration, position in the epoch, scaler, every rank's RNG states, best mIoUs).
-File I/O (atomic writes, safe reads, forgiving loads) is :mod:`utils.checkpoint`'s job.
+resume needs (iteration, position in the epoch, scaler, every rank's RNG states, best mIoUs),
+and the state the loss terms keep (``TrainState.loss_state``, under the keys the terms declare:
+``loss.state_keys()``, e.g. ``isw_mask``). File I/O (atomic writes, safe reads, forgiving
+loads) is :mod:`utils.checkpoint`'s job.
 """
 
 import json
@@ -14,6 +16,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from engine.evaluation import nan_to_none
+from loss import state_keys as loss_state_keys
 from utils import dist as dist_utils
 from utils.checkpoint import (MODULE_PREFIX, atomic_save, checkpoint_norm_semantics,
                               extract_state_dict, load_checkpoint, load_state_dict_forgiving,
@@ -53,9 +56,15 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         "args": dict(record.flags),
         # Which normalisation semantics trained these weights (network/norm_semantics.py).
         "norm_semantics": record.norm_semantics,
-        # RobustNet ISW: one (C, C) bool mask per collected layer (DECISIONS.md D33).
-        **({} if state.isw_masks is None else {"isw_mask": list(state.isw_masks)}),
+        # State of the loss terms, e.g. RobustNet ISW's "isw_mask": one (C, C) bool mask per
+        # collected layer (DECISIONS.md D33).
+        **{key: value for key, value in state.loss_state.items() if value is not None},
     }
+
+
+def saved_loss_state(checkpoint):
+    """The loss terms' state a checkpoint holds (key -> value; keys ``loss.state_keys()``)."""
+    return {key: checkpoint[key] for key in loss_state_keys() if key in checkpoint}
 
 
 def save(state, path, record, mean_iu=0.0):
@@ -240,7 +249,7 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
     state.iteration, state.epoch, state.epoch_iter = (position.iteration, position.epoch,
                                                       position.epoch_iter)
     state.best = position.best
-    state.isw_masks = ckpt.get("isw_mask")
+    state.loss_state = saved_loss_state(ckpt)
 
 
 def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger):
@@ -288,5 +297,5 @@ def start_from_snapshot(state, path, *, arch, wt_layer, partial, restore_optimiz
         # Ours may be mid-epoch: continue after its last batch, as --resume does (official
         # files have no position and re-run their epoch, METHOD.md §4.3).
         state.epoch_iter = int(ckpt.get("epoch_iter", 0)) if "iteration" in ckpt else 0
-        state.isw_masks = ckpt.get("isw_mask")
+        state.loss_state = saved_loss_state(ckpt)
     logger.info(f"initialised from --snapshot {path} (iteration {state.iteration})")

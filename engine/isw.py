@@ -4,7 +4,8 @@ Once per run, at the end of epoch ``--cov_stat_epoch``: ``--trials`` statistics 
 bare model (eval mode, no grad) over ``ISW_STAT_IMAGES`` photometric pairs of
 ``--covstat_val_dataset`` each, all-reduced over the ranks, clustered and intersected
 (:func:`loss.isw_mask.compute_isw_masks`). The whitening loss is on from the next epoch.
-The mask lives in the training state, so checkpoints carry it and ``--resume`` restores it.
+The mask is the whitening term's state: it lives in ``TrainState.loss_state`` under the key
+the term declares (``isw_mask``), so checkpoints carry it and ``--resume`` restores it.
 """
 
 import torch
@@ -12,6 +13,7 @@ import torch
 import datasets
 from datasets.covstat import ISW_STAT_IMAGES, photometric_pair_loader
 from loss.isw_mask import compute_isw_masks, mask_summary
+from loss.whitening import WT
 from utils import dist as dist_utils
 
 
@@ -50,21 +52,22 @@ class ISWMaskSchedule:
         """Before training: give the criterion's ISW loss the state's mask (a resumed run's),
         or compute a mask a resumed run past ``cov_stat_epoch`` lacks (DECISIONS.md D33)."""
         self.whitening_loss, self.logger = whitening_loss, logger
-        if state.isw_masks is None and state.epoch > self.cov_stat_epoch:
+        masks = state.loss_state.get(WT.state)
+        if masks is None and state.epoch > self.cov_stat_epoch:
             logger.warning(f"resuming at epoch {state.epoch}, after --cov_stat_epoch "
                            f"{self.cov_stat_epoch}, without an ISW mask in the checkpoint: "
                            f"computing it now")
-            state.isw_masks = self.compute(state.model, logger)
-        elif state.isw_masks is not None:
-            logger.info(mask_summary(state.isw_masks) + " (from the checkpoint)")
-        whitening_loss.set_masks(state.isw_masks)
+            masks = state.loss_state[WT.state] = self.compute(state.model, logger)
+        elif masks is not None:
+            logger.info(mask_summary(masks) + " (from the checkpoint)")
+        whitening_loss.set_masks(masks)
         return self
 
     def __call__(self, state):
         """``fit``'s epoch-end hook: compute the mask once, when due, and switch the loss on."""
-        if self.due(state.epoch, state.isw_masks):
-            state.isw_masks = self.compute(state.model, self.logger)
-            self.whitening_loss.set_masks(state.isw_masks)
+        if self.due(state.epoch, state.loss_state.get(WT.state)):
+            state.loss_state[WT.state] = self.compute(state.model, self.logger)
+            self.whitening_loss.set_masks(state.loss_state[WT.state])
 
     def due(self, finished_epoch, masks):
         """Whether the mask must be computed now that ``finished_epoch`` has ended."""

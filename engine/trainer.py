@@ -51,7 +51,9 @@ class TrainState:
     epoch: int = 0
     epoch_iter: int = 0              # batches of ``epoch`` already done
     best: dict = field(default_factory=dict)  # dataset -> best mIoU
-    isw_masks: list | None = None    # RobustNet ISW mask, once computed (engine/isw.py)
+    # State the loss terms keep, by checkpoint key (loss.state_keys(); RobustNet ISW's
+    # "isw_mask" once engine/isw.py computed it); checkpoints save and restore it.
+    loss_state: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.net = self.model if self.net is None else self.net

@@ -1,4 +1,5 @@
-"""BlindNet losses: cross-entropy, covariance alignment (CML, CCL), contrastive (CWCL, SDCL)."""
+"""BlindNet losses: cross-entropy, covariance alignment (CML, CCL), contrastive (CWCL, SDCL),
+RobustNet's whitening loss; each a self-describing term of :mod:`loss.terms`."""
 
 from loss.contrastive import (ClassWiseContrastiveLoss, SemanticDisentanglementContrastiveLoss,
                               class_wise_contrastive_loss, semantic_disentanglement_loss)
@@ -7,11 +8,16 @@ from loss.covariance import (CovarianceMatchingLoss, CrossCovarianceLoss,
 from loss.criterion import BlindNetCriterion
 from loss.sampling import sample_cwcl_anchors, sample_sdcl_pairs
 from loss.segmentation import AuxCrossEntropy, SegmentationCrossEntropy, resize_labels
+from loss.terms import (EMBEDDINGS, IN_FEATURES, TWO_VIEWS, LossFlag, LossTerm, TermInputs,
+                        check_options, criterion_options, loss_flags, loss_terms,
+                        register_term, state_keys, unread_flags, weight_flags)
 
 __all__ = [
-    "AuxCrossEntropy", "BlindNetCriterion", "ClassWiseContrastiveLoss",
-    "CovarianceMatchingLoss", "CrossCovarianceLoss", "SegmentationCrossEntropy",
-    "SemanticDisentanglementContrastiveLoss", "class_wise_contrastive_loss",
-    "covariance_matching_loss", "cross_covariance_loss", "resize_labels",
-    "sample_cwcl_anchors", "sample_sdcl_pairs", "semantic_disentanglement_loss",
+    "EMBEDDINGS", "IN_FEATURES", "TWO_VIEWS", "AuxCrossEntropy", "BlindNetCriterion",
+    "ClassWiseContrastiveLoss", "CovarianceMatchingLoss", "CrossCovarianceLoss", "LossFlag",
+    "LossTerm", "SegmentationCrossEntropy", "SemanticDisentanglementContrastiveLoss",
+    "TermInputs", "check_options", "class_wise_contrastive_loss", "covariance_matching_loss",
+    "criterion_options", "cross_covariance_loss", "loss_flags", "loss_terms", "register_term",
+    "resize_labels", "sample_cwcl_anchors", "sample_sdcl_pairs",
+    "semantic_disentanglement_loss", "state_keys", "unread_flags", "weight_flags",
 ]

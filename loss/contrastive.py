@@ -4,6 +4,10 @@ Both act on the three projected embedding levels (``layer4``, ``dec0``, ``dec1``
 averaged over them. Queries are the augmented view's embeddings (with gradient), keys the
 original view's (detached). Both are InfoNCE losses with the positive in column 0:
 ``-log(exp(q.k+ / t) / (exp(q.k+ / t) + sum_j exp(q.n_j / t)))``, computed in float32.
+Loss terms ``cwcl`` (``--use_cwcl``, weight ``--w3``) and ``sdcl`` (``--use_sdcl``, ``--w4``).
+The flags below are the defaults' one home: the official scripts pass their own values
+(``--contrast_max_classes 15 --contrast_max_view 50``), the argparse defaults are those of
+the official ``train.py`` (10 and 10; METHOD.md §7, DECISIONS.md D75).
 """
 
 import torch
@@ -11,11 +15,29 @@ from torch import nn
 
 from loss.sampling import sample_cwcl_anchors, sample_sdcl_pairs
 from loss.segmentation import resize_labels
+from loss.terms import EMBEDDINGS, FRAMEWORK, TWO_VIEWS, LossFlag, LossTerm, register_term
 from utils.labels import IGNORE_LABEL
 from utils.precision import float32_region
 
 CWCL_NEGATIVES = ("reference", "distinct")
 CWCL_CLASS_ORDERS = ("ascending", "random")
+
+USE_CWCL = LossFlag("use_cwcl", False, "class-wise contrastive loss", type=bool)
+USE_SDCL = LossFlag("use_sdcl", False, "semantic disentanglement contrastive loss", type=bool)
+W3 = LossFlag("w3", 0.3, "CWCL weight")
+W4 = LossFlag("w4", 0.0, "SDCL weight")
+NCE_T = LossFlag("nce_T", 0.07,
+                 "temperature of CWCL and SDCL (the reference's default 0.0 gives NaN)")
+MAX_CLASSES = LossFlag("contrast_max_classes", 10, "K_max of CWCL", type=int)
+MAX_VIEWS = LossFlag("contrast_max_views", 10, "V, anchors per class of CWCL", type=int,
+                     aliases=("--contrast_max_view",))
+NUM_PATCH = LossFlag("num_patch", 20, "SDCL negatives per anchor", type=int)
+NEGATIVES = LossFlag("cwcl_negatives", "reference",
+                     "reference = official (own key among negatives); distinct = intent",
+                     type=str, choices=CWCL_NEGATIVES, group=FRAMEWORK)
+CLASS_ORDER = LossFlag("cwcl_class_order", "ascending",
+                       "which K_max classes become CWCL anchors in crowded images", type=str,
+                       choices=CWCL_CLASS_ORDERS, group=FRAMEWORK)
 
 
 def _info_nce(positive, negative, temperature):
@@ -96,9 +118,9 @@ class ClassWiseContrastiveLoss(nn.Module):
     """CWCL averaged over the embedding levels.
 
     Args:
-        temperature: tau (``--nce_T``, official 0.07).
-        max_classes: K (``--contrast_max_classes``, official 15).
-        max_views: V (``--contrast_max_views``, official 50).
+        temperature: tau (``--nce_T``; official scripts 0.07).
+        max_classes: K (``--contrast_max_classes``; official scripts 15).
+        max_views: V (``--contrast_max_views``; official scripts 50).
         negatives: ``reference`` (official: all K*V keys of the image are negatives) or
             ``distinct`` (same-slot keys and reused pixels excluded), DECISIONS.md D2.
         class_order: ``ascending`` (official) or ``random`` choice of the K classes (D21).
@@ -110,8 +132,9 @@ class ClassWiseContrastiveLoss(nn.Module):
     level. Returns a scalar.
     """
 
-    def __init__(self, temperature=0.07, max_classes=15, max_views=50, negatives="reference",
-                 class_order="ascending", ignore_index=IGNORE_LABEL):
+    def __init__(self, temperature=NCE_T.default, max_classes=MAX_CLASSES.default,
+                 max_views=MAX_VIEWS.default, negatives=NEGATIVES.default,
+                 class_order=CLASS_ORDER.default, ignore_index=IGNORE_LABEL):
         super().__init__()
         if negatives not in CWCL_NEGATIVES:
             raise ValueError(f"--cwcl_negatives must be one of {CWCL_NEGATIVES}, got "
@@ -147,8 +170,8 @@ class SemanticDisentanglementContrastiveLoss(nn.Module):
     """SDCL averaged over the embedding levels.
 
     Args:
-        temperature: tau (``--nce_T``, official 0.07).
-        num_patch: negatives per anchor (``--num_patch``, official 20; at least 2).
+        temperature: tau (``--nce_T``; official scripts 0.07).
+        num_patch: negatives per anchor (``--num_patch``; official scripts 20; at least 2).
         max_samples: anchors kept per image (1000 in the official code).
         ignore_index: label value that is never an anchor.
 
@@ -158,7 +181,8 @@ class SemanticDisentanglementContrastiveLoss(nn.Module):
     Returns a scalar.
     """
 
-    def __init__(self, temperature=0.07, num_patch=20, max_samples=1000, ignore_index=IGNORE_LABEL):
+    def __init__(self, temperature=NCE_T.default, num_patch=NUM_PATCH.default, max_samples=1000,
+                 ignore_index=IGNORE_LABEL):
         super().__init__()
         if temperature <= 0 or num_patch < 2 or max_samples < 1:
             raise ValueError(f"SDCL needs --nce_T > 0 and --num_patch >= 2, got {temperature}, "
@@ -177,3 +201,28 @@ class SemanticDisentanglementContrastiveLoss(nn.Module):
                 ignore_index=self.ignore_index, generator=generator)
             losses.append(semantic_disentanglement_loss(query, key, pairs, self.temperature))
         return sum(losses) / len(losses)
+
+
+def _cwcl(module, inputs):
+    output = inputs.output
+    return module(output.augmented.embeddings, output.original.embeddings, inputs.labels,
+                  inputs.preds, inputs.generator)
+
+
+def _sdcl(module, inputs):
+    output = inputs.output
+    return module(output.augmented.embeddings, output.original.embeddings, inputs.labels,
+                  inputs.preds, inputs.preds_aug, inputs.generator)
+
+
+CWCL = register_term(LossTerm(
+    "cwcl", order=40, weight=W3, switch=USE_CWCL, needs=frozenset({TWO_VIEWS, EMBEDDINGS}),
+    flags=(NCE_T, MAX_CLASSES, MAX_VIEWS, NEGATIVES, CLASS_ORDER), compute=_cwcl,
+    build=lambda o: ClassWiseContrastiveLoss(
+        o["nce_T"], o["contrast_max_classes"], o["contrast_max_views"], o["cwcl_negatives"],
+        o["cwcl_class_order"], o["ignore_index"])))
+SDCL = register_term(LossTerm(
+    "sdcl", order=50, weight=W4, switch=USE_SDCL, needs=frozenset({TWO_VIEWS, EMBEDDINGS}),
+    flags=(NCE_T, NUM_PATCH), compute=_sdcl,
+    build=lambda o: SemanticDisentanglementContrastiveLoss(
+        o["nce_T"], o["num_patch"], ignore_index=o["ignore_index"])))

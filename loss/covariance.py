@@ -10,14 +10,20 @@ view (``N = H * W``) and ``F^a_b`` that of the augmented view. With ``eps = 1e-5
   ``S(F, G) = F G^T / (N - 1) + eps I`` (diagonal only);
 
 each averaged over the levels. The original view is detached: gradients reach only the
-augmented view. Both run in float32 whatever the autocast dtype of the features.
+augmented view. Both run in float32 whatever the autocast dtype of the features. Loss terms
+``cml`` (weight ``--w1``) and ``ccl`` (``--w2``), both switched on by ``--use_ca``.
 """
 
 from torch import nn
 
+from loss.terms import IN_FEATURES, TWO_VIEWS, LossFlag, LossTerm, register_term
 from utils.precision import float32_region
 
 COVARIANCE_EPS = 1e-5
+
+USE_CA = LossFlag("use_ca", False, "covariance alignment (CML + CCL)", type=bool)
+W1 = LossFlag("w1", 0.0, "CML weight")
+W2 = LossFlag("w2", 0.0, "CCL weight")
 
 
 def _flatten_pair(feat, feat_aug):
@@ -93,3 +99,15 @@ class CrossCovarianceLoss(nn.Module):
 
     def forward(self, feats, feats_aug):
         return cross_covariance_loss(feats, feats_aug)
+
+
+def _of_both_views(module, inputs):
+    return module(inputs.output.original.in_feats, inputs.output.augmented.in_feats)
+
+
+CML = register_term(LossTerm(
+    "cml", order=20, weight=W1, switch=USE_CA, needs=frozenset({TWO_VIEWS, IN_FEATURES}),
+    build=lambda o: CovarianceMatchingLoss(), compute=_of_both_views))
+CCL = register_term(LossTerm(
+    "ccl", order=30, weight=W2, switch=USE_CA, needs=frozenset({TWO_VIEWS, IN_FEATURES}),
+    build=lambda o: CrossCovarianceLoss(), compute=_of_both_views))

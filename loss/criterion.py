@@ -1,115 +1,76 @@
-"""The BlindNet objective (METHOD.md §3.6).
+"""The BlindNet objective (METHOD.md §3.6): the weighted sum of the enabled loss terms.
 
-``total = main + 0.4 * aux + w1 * CML + w2 * CCL + w3 * CWCL + w4 * SDCL``, where ``main`` is
-the cross-entropy of both views (averaged) and ``aux`` that of the original view's aux head.
-Terms whose switch is off are neither computed nor returned. RobustNet's whitening loss
-(IW / IRW / ISW, :mod:`loss.whitening`) is the optional term ``wt`` (weight
-``wt_reg_weight``) on the original view's collected IN features.
+``total = main + 0.4 * aux + w1 * CML + w2 * CCL + w3 * CWCL + w4 * SDCL [+ wt_reg_weight *
+wt]``, where ``main`` is the cross-entropy of both views (averaged) and ``aux`` that of the
+original view's aux head; ``wt`` is RobustNet's whitening loss (IW / IRW / ISW,
+:mod:`loss.whitening`). Each term declares itself (:mod:`loss.terms`); this module only sums
+the enabled ones. Terms that are off are neither computed nor returned.
 """
 
-import torch
 from torch import nn
 
-from loss.contrastive import ClassWiseContrastiveLoss, SemanticDisentanglementContrastiveLoss
-from loss.covariance import CovarianceMatchingLoss, CrossCovarianceLoss
-from loss.segmentation import AuxCrossEntropy, SegmentationCrossEntropy
-from loss.whitening import WhiteningLoss
-from utils.labels import IGNORE_LABEL
+from loss.terms import (EMBEDDINGS, IN_FEATURES, TWO_VIEWS, TermInputs, loss_terms,
+                        requirement, resolve_options)
 
 
 class BlindNetCriterion(nn.Module):
-    """All BlindNet loss terms and their weighted sum.
+    """All enabled loss terms and their weighted sum.
 
-    Args:
-        use_ca: add CML (weight ``w1``) and CCL (``w2``) (``--use_ca``).
-        use_cwcl: add CWCL (weight ``w3``) (``--use_cwcl``).
-        use_sdcl: add SDCL (weight ``w4``) (``--use_sdcl``).
-        w1, w2, w3, w4: term weights (``--w1..--w4``; official 0.2, 0.2, 0.3, 0.3).
-        aux_weight: weight of the aux cross-entropy (0.4, hard-coded in the official code).
-        nce_T: contrastive temperature (``--nce_T``).
-        contrast_max_classes, contrast_max_views: K and V of CWCL.
-        num_patch: SDCL negatives per anchor.
-        cwcl_negatives: ``reference`` or ``distinct`` (DECISIONS.md D2).
-        cwcl_class_order: ``ascending`` or ``random`` (D21).
-        ignore_index: ignored label value (255).
-        class_weights: optional ``(C,)`` cross-entropy class weights.
-        whitening: RobustNet's whitening loss: ``None`` (off), ``iw`` (IW / IRW, ``--wt_layer``
-            code 1) or ``isw`` (code 2; zero until :attr:`whitening_loss` gets its masks).
-        wt_reg_weight: its weight (``--wt_reg_weight``).
-        relax_denom: the IRW margin denominator (``--relax_denom``; 0 = IW).
+    Keywords (each at the default of its flag when not given, :mod:`loss.terms`): every loss
+    flag (``use_ca``, ``use_cwcl``, ``use_sdcl``, ``w1``..``w4``, ``nce_T``,
+    ``contrast_max_classes``, ``contrast_max_views``, ``num_patch``, ``cwcl_negatives``,
+    ``cwcl_class_order``, ``wt_reg_weight``, ``relax_denom``, ...), the flags of other homes
+    a term reads (``wt_layer``: the whitening loss is IW/IRW for a code 1, ISW for a code 2),
+    ``ignore_index`` (255) and ``class_weights`` (optional ``(C,)`` cross-entropy weights).
+    An unknown keyword raises TypeError; a bad value ValueError naming its flag.
 
     ``forward(output, labels, generator=None)`` takes a :class:`network.ModelOutput` and
-    ``labels (B, H, W)`` long; returns a dict of scalar tensors with ``main``, ``aux``, the
-    enabled ones of ``cml``, ``ccl``, ``cwcl``, ``sdcl``, ``wt`` and ``total``. A two-view term on a
-    single-view output raises ValueError.
+    ``labels (B, H, W)`` long; returns a dict of scalar tensors: the enabled terms in order
+    (``main``, ``aux``, ``cml``, ``ccl``, ``cwcl``, ``sdcl``, ``wt``, ...), then ``total``. A
+    two-view term on a single-view output raises ValueError.
     """
 
-    def __init__(self, use_ca=False, use_cwcl=False, use_sdcl=False, w1=0.0, w2=0.0, w3=0.3,
-                 w4=0.0, aux_weight=0.4, nce_T=0.07, contrast_max_classes=15,
-                 contrast_max_views=50, num_patch=20, cwcl_negatives="reference",
-                 cwcl_class_order="ascending", ignore_index=IGNORE_LABEL, class_weights=None,
-                 whitening=None, wt_reg_weight=0.0, relax_denom=0.0):
+    def __init__(self, **options):
         super().__init__()
-        self.use_ca, self.use_cwcl, self.use_sdcl = use_ca, use_cwcl, use_sdcl
-        self.weights = {"aux": aux_weight, "cml": w1, "ccl": w2, "cwcl": w3, "sdcl": w4}
-        self.whitening_loss = None
-        if whitening is not None:
-            self.whitening_loss = WhiteningLoss(whitening, relax_denom)
-            self.weights["wt"] = wt_reg_weight
-        self.segmentation = SegmentationCrossEntropy(ignore_index, class_weights)
-        self.aux = AuxCrossEntropy(ignore_index, class_weights)
-        self.cml = CovarianceMatchingLoss() if use_ca else None
-        self.ccl = CrossCovarianceLoss() if use_ca else None
-        self.cwcl = ClassWiseContrastiveLoss(
-            nce_T, contrast_max_classes, contrast_max_views, cwcl_negatives, cwcl_class_order,
-            ignore_index) if use_cwcl else None
-        self.sdcl = SemanticDisentanglementContrastiveLoss(
-            nce_T, num_patch, ignore_index=ignore_index) if use_sdcl else None
+        self.options = resolve_options(options)
+        self.terms = tuple(t for t in loss_terms() if t.enabled(self.options))
+        self.weights = {t.name: t.weight_in(self.options) for t in self.terms}
+        self.losses = nn.ModuleDict({t.name: t.build(self.options) for t in self.terms})
+
+    def term(self, name):
+        """The module of the enabled term ``name``, or None when it is off."""
+        return self.losses[name] if name in self.losses else None
+
+    @property
+    def whitening_loss(self):
+        """RobustNet's whitening loss (term ``wt``; the ISW schedule sets its masks) or None."""
+        return self.term("wt")
+
+    def requirement(self, need):
+        """``"--use_cwcl needs"``: the enabled terms with ``need``, for messages ('' if none)."""
+        return requirement(self.terms, need)
 
     @property
     def needs_embeddings(self):
         """Whether the model must run its projection heads (``with_embeddings``)."""
-        return self.use_cwcl or self.use_sdcl
+        return any(EMBEDDINGS in t.needs for t in self.terms)
 
     @property
     def needs_two_views(self):
-        return self.use_ca or self.use_cwcl or self.use_sdcl
+        return any(TWO_VIEWS in t.needs for t in self.terms)
+
+    @property
+    def needs_in_features(self):
+        """Whether the model must collect instance-norm outputs (a --wt_layer code 1 or 2)."""
+        return any(IN_FEATURES in t.needs for t in self.terms)
 
     def forward(self, output, labels, generator=None):
         """``output``: :class:`network.ModelOutput`; ``labels``: ``(B, H, W)`` train ids."""
-        labels = labels.long()
         if self.needs_two_views and not output.two_view:
-            raise ValueError("--use_ca/--use_cwcl/--use_sdcl need two views: call the model "
-                             "with images_aug (a *_jitter training dataset)")
-        original, augmented = output.original, output.augmented
-        losses = {}
-        if output.two_view:
-            losses["main"] = 0.5 * (self.segmentation(original.logits, labels)
-                                    + self.segmentation(augmented.logits, labels))
-        else:
-            losses["main"] = self.segmentation(original.logits, labels)
-        if output.aux_logits is None:
-            raise ValueError("the aux loss needs output.aux_logits (the model's training forward)")
-        losses["aux"] = self.aux(output.aux_logits, labels)
-
-        if self.use_ca:
-            losses["cml"] = self.cml(original.in_feats, augmented.in_feats)
-            losses["ccl"] = self.ccl(original.in_feats, augmented.in_feats)
-        if self.needs_embeddings:
-            with torch.no_grad():
-                preds = original.dec_logits.argmax(dim=1)
-            if self.use_cwcl:
-                losses["cwcl"] = self.cwcl(augmented.embeddings, original.embeddings, labels,
-                                           preds, generator)
-            if self.use_sdcl:
-                with torch.no_grad():
-                    preds_aug = augmented.dec_logits.argmax(dim=1)
-                losses["sdcl"] = self.sdcl(augmented.embeddings, original.embeddings, labels,
-                                           preds, preds_aug, generator)
-        if self.whitening_loss is not None:
-            losses["wt"] = self.whitening_loss(original.in_feats)
-
-        losses["total"] = losses["main"] + sum(self.weights[name] * value
-                                               for name, value in losses.items()
-                                               if name != "main")
+            raise ValueError(f"{self.requirement(TWO_VIEWS)} two views: call the model with "
+                             f"images_aug (a *_jitter training dataset)")
+        inputs = TermInputs(output, labels.long(), generator)
+        losses = {t.name: t.compute(self.losses[t.name], inputs) for t in self.terms}
+        base, *rest = losses  # the first term has weight 1 (loss.terms.loss_terms)
+        losses["total"] = losses[base] + sum(self.weights[name] * losses[name] for name in rest)
         return losses

@@ -1,10 +1,13 @@
-"""Cross-entropy losses of the segmenter (METHOD.md §3.1, §3.2)."""
+"""Cross-entropy losses of the segmenter (METHOD.md §3.1, §3.2): loss terms ``main``, ``aux``."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from loss.terms import LossTerm, register_term
 from utils.labels import IGNORE_LABEL
+
+AUX_WEIGHT = 0.4  # weight of the aux cross-entropy, hard-coded in the official code (§3.6)
 
 
 def resize_labels(labels, size):
@@ -65,3 +68,26 @@ class AuxCrossEntropy(SegmentationCrossEntropy):
 
     def forward(self, logits, labels):
         return super().forward(logits, resize_labels(labels, logits.shape[-2:]))
+
+
+def _main_loss(module, inputs):
+    """The cross-entropy of the original view, averaged with the augmented view's if any."""
+    output, labels = inputs.output, inputs.labels
+    if output.two_view:
+        return 0.5 * (module(output.original.logits, labels)
+                      + module(output.augmented.logits, labels))
+    return module(output.original.logits, labels)
+
+
+def _aux_loss(module, inputs):
+    if inputs.output.aux_logits is None:
+        raise ValueError("the aux loss needs output.aux_logits (the model's training forward)")
+    return module(inputs.output.aux_logits, inputs.labels)
+
+
+MAIN = register_term(LossTerm(
+    "main", order=0, compute=_main_loss,
+    build=lambda o: SegmentationCrossEntropy(o["ignore_index"], o["class_weights"])))
+AUX = register_term(LossTerm(
+    "aux", order=10, weight=AUX_WEIGHT, compute=_aux_loss,
+    build=lambda o: AuxCrossEntropy(o["ignore_index"], o["class_weights"])))

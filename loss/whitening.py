@@ -16,6 +16,10 @@ The three methods differ only in ``M``, ``m`` and ``N``:
 * ISW (code 2): ``M`` = the style-sensitive mask of the statistics pass
   (:mod:`loss.isw_mask`), ``N = sum(M)``, ``m = 0``. Until the mask exists (the first
   ``--cov_stat_epoch + 1`` epochs) the loss is zero.
+
+Loss term ``wt`` (weight ``--wt_reg_weight``, on when it is > 0): it needs the collected IN
+features, and in ISW mode a schedule that computes the mask (``engine/isw.py``); the mask is
+its state, kept in checkpoints as ``isw_mask``.
 """
 
 import math
@@ -24,10 +28,29 @@ import torch
 from torch import nn
 
 from loss.covariance import COVARIANCE_EPS
+from loss.terms import IN_FEATURES, ROBUSTNET, LossFlag, LossTerm, register_term
 from utils.precision import float32_region
 from utils.wt_layer import whitening_modes
 
 WHITENING_MODES = ("iw", "isw")
+ISW_MASK_STATE = "isw_mask"  # checkpoint key of the ISW mask (DECISIONS.md D33)
+
+WT_REG_WEIGHT = LossFlag("wt_reg_weight", 0.0, "whitening loss weight, codes 1/2 (IW 0.8, "
+                         "IRW/ISW 0.6); 0 = off", group=ROBUSTNET)
+RELAX_DENOM = LossFlag("relax_denom", 2.0, "code 1: 0 = IW, > 0 = IRW with margin "
+                       "floor(C(C-1)/2 / relax_denom)", group=ROBUSTNET)
+CLUSTERS = LossFlag("clusters", 50, "ISW: k of the 1-D k-means", type=int, group=ROBUSTNET)
+TRIALS = LossFlag("trials", 10, "ISW: statistics passes, ANDed", type=int, group=ROBUSTNET)
+COV_STAT_EPOCH = LossFlag("cov_stat_epoch", 5, "ISW: the mask is computed at the end of this "
+                          "epoch; loss on after it", type=int, group=ROBUSTNET)
+COVSTAT_VAL_DATASET = LossFlag("covstat_val_dataset", ("cityscapes",), "ISW: dataset whose "
+                               "training images feed the statistics passes", type=str,
+                               nargs="*", group=ROBUSTNET)
+COVSTAT_IMAGES = LossFlag("covstat_images", 500, "ISW: images per statistics pass (RobustNet "
+                          "500)", type=int, group=ROBUSTNET)
+USE_WTLOSS = LossFlag("use_wtloss", False, "derived from --wt_layer (1 or 2)", type=bool,
+                      group=ROBUSTNET)
+USE_ISW = LossFlag("use_isw", False, "derived from --wt_layer (2)", type=bool, group=ROBUSTNET)
 
 
 def whitening_mode(wt_layer):
@@ -40,31 +63,35 @@ def whitening_mode(wt_layer):
     return next(iter(modes), None)
 
 
-def check_whitening_flags(wt_layer, wt_reg_weight, relax_denom, *, use_wtloss=False,
-                          use_isw=False, clusters=3, trials=10, cov_stat_epoch=5,
-                          covstat_images=500, covstat_datasets=("gtav",)):
-    """Raise ValueError naming the flag when the RobustNet whitening flags do not fit together
-    (the flag names are those of ``train.py``)."""
+def check_whitening_flags(options):
+    """Raise ValueError naming the flag when the RobustNet whitening flags do not fit together.
+
+    ``options``: the loss options (``loss.terms.resolve_options``: flag name -> value, with
+    ``wt_layer``); the flag names are those of ``train.py``.
+    """
+    wt_layer, weight, relax_denom = options["wt_layer"] or (), options["wt_reg_weight"], \
+        options["relax_denom"]
     modes = whitening_modes(wt_layer)
-    if wt_reg_weight < 0 or relax_denom < 0:
+    if weight < 0 or relax_denom < 0:
         raise ValueError(f"--wt_reg_weight and --relax_denom must be >= 0, got "
-                         f"{wt_reg_weight} and {relax_denom}")
-    if use_wtloss and not modes:
+                         f"{weight} and {relax_denom}")
+    if options["use_wtloss"] and not modes:
         raise ValueError("--use_wtloss needs a --wt_layer code 1 (IW/IRW) or 2 (ISW)")
-    if use_isw and "isw" not in modes:
+    if options["use_isw"] and "isw" not in modes:
         raise ValueError("--use_isw needs a --wt_layer code 2 (ISW)")
-    if wt_reg_weight == 0:
+    if weight == 0:
         return
     mode = whitening_mode(wt_layer)
     if mode is None:
-        raise ValueError(f"--wt_reg_weight {wt_reg_weight} needs a --wt_layer code 1 (IW/IRW) "
+        raise ValueError(f"--wt_reg_weight {weight} needs a --wt_layer code 1 (IW/IRW) "
                          f"or 2 (ISW), got {' '.join(map(str, wt_layer))}")
-    if mode == "isw" and (clusters < 2 or trials < 1 or cov_stat_epoch < 0
-                          or covstat_images < 1 or len(covstat_datasets) != 1):
+    isw = [options[f.name] for f in (CLUSTERS, TRIALS, COV_STAT_EPOCH, COVSTAT_IMAGES)]
+    datasets = list(options["covstat_val_dataset"])
+    if mode == "isw" and (isw[0] < 2 or isw[1] < 1 or isw[2] < 0 or isw[3] < 1
+                          or len(datasets) != 1):
         raise ValueError(f"ISW needs --clusters >= 2, --trials >= 1, --cov_stat_epoch >= 0, "
                          f"--covstat_images >= 1 and one --covstat_val_dataset, got "
-                         f"{clusters}, {trials}, {cov_stat_epoch}, {covstat_images}, "
-                         f"{list(covstat_datasets)}")
+                         f"{', '.join(map(str, isw))}, {datasets}")
 
 
 def unread_whitening_flags(wt_layer, wt_reg_weight):
@@ -134,7 +161,8 @@ class WhiteningLoss(nn.Module):
 
     Args:
         mode: ``iw`` (code 1; IRW when ``relax_denom > 0``) or ``isw`` (code 2).
-        relax_denom: ``--relax_denom`` (IW/IRW only; ISW always uses margin 0).
+        relax_denom: ``--relax_denom`` (IW/IRW only; ISW always uses margin 0); its default
+            is the flag's (2.0, RobustNet's argparse default): pass 0 for IW.
 
     ``forward(feats)`` takes the list of collected IN outputs ``(B, C_l, H_l, W_l)`` and
     returns the mean over layers of :func:`masked_whitening_loss`. In ``isw`` mode the masks
@@ -142,7 +170,7 @@ class WhiteningLoss(nn.Module):
     order); before that the loss is a zero tensor (the loss is not switched on yet).
     """
 
-    def __init__(self, mode="iw", relax_denom=0.0):
+    def __init__(self, mode="iw", relax_denom=RELAX_DENOM.default):
         super().__init__()
         if mode not in WHITENING_MODES:
             raise ValueError(f"whitening mode must be one of {WHITENING_MODES}, got {mode!r}")
@@ -192,3 +220,27 @@ class WhiteningLoss(nn.Module):
                 per_layer.append(masked_whitening_loss(
                     feat, self.masks[index], 0.0, self.mask_counts[index]))
         return sum(per_layer) / len(per_layer)
+
+
+def _build(options):
+    mode = whitening_mode(options["wt_layer"] or ())
+    if mode is None:
+        raise ValueError(f"--wt_reg_weight {options['wt_reg_weight']} needs a --wt_layer code "
+                         f"1 (IW/IRW) or 2 (ISW), got {options['wt_layer']}")
+    return WhiteningLoss(mode, options["relax_denom"])
+
+
+def _unread(options):
+    why = ("only the RobustNet whitening loss reads it (--wt_reg_weight > 0 with a --wt_layer "
+           "code 1 for relax_denom, 2 for the ISW flags)")
+    return dict.fromkeys(unread_whitening_flags(options["wt_layer"] or (),
+                                                options["wt_reg_weight"]), why)
+
+
+WT = register_term(LossTerm(
+    "wt", order=60, weight=WT_REG_WEIGHT, needs=frozenset({IN_FEATURES}),
+    flags=(RELAX_DENOM, CLUSTERS, TRIALS, COV_STAT_EPOCH, COVSTAT_VAL_DATASET, COVSTAT_IMAGES,
+           USE_WTLOSS, USE_ISW),
+    reads=("wt_layer",), state=ISW_MASK_STATE, build=_build,
+    compute=lambda module, inputs: module(inputs.output.original.in_feats),
+    check=check_whitening_flags, unread=_unread))

@@ -90,7 +90,7 @@ def test_a_config_cannot_bypass_the_flag_checks(tmp_path, capsys):
     config = write(tmp_path, "r.toml", "class_uniform_pct = 1.5\n")
     assert "--class_uniform_pct" in fails("train", ["--config", config], capsys)
     config = write(tmp_path, "s.toml", 'use_sdcl = true\nnum_patch = 1\n')
-    assert "--num_patch must be >= 2" in fails("train", ["--config", config], capsys)
+    assert "--num_patch >= 2, got 0.07, 1" in fails("train", ["--config", config], capsys)
 
 
 @pytest.mark.parametrize("text, message", [

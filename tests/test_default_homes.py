@@ -22,6 +22,7 @@ import engine.evaluation
 import engine.isw
 import engine.trainer
 import loss
+import loss.contrastive
 import loss.whitening
 import network
 import network.deepv3
@@ -34,7 +35,8 @@ FLAG_HOMES = [
     engine.evaluation.evaluate, engine.evaluation.predict_logits,
     engine.evaluation.load_eval_model, engine.trainer.new_train_state,
     engine.isw.ISWMaskSchedule, datasets.build_eval_dataset, dist_utils.init_distributed,
-    loss.BlindNetCriterion, loss.whitening.WhiteningLoss, loss.whitening.check_whitening_flags,
+    loss.whitening.WhiteningLoss, loss.contrastive.ClassWiseContrastiveLoss,
+    loss.contrastive.SemanticDisentanglementContrastiveLoss,
 ]
 # Homes of valid.py / infer.py settings, compared with valid.py's defaults (train.py derives
 # some of its own, e.g. --norm_semantics modern; valid.py's None means "the checkpoint's").
@@ -46,15 +48,15 @@ RENAMED = {
     (dist_utils.init_distributed, "timeout_minutes"): "dist_timeout",
     # the statistics loader's own workers (train.py passes min(2, --num_workers))
     (engine.isw.ISWMaskSchedule, "num_workers"): None,
+    (loss.contrastive.ClassWiseContrastiveLoss, "temperature"): "nce_T",
+    (loss.contrastive.ClassWiseContrastiveLoss, "max_classes"): "contrast_max_classes",
+    (loss.contrastive.ClassWiseContrastiveLoss, "max_views"): "contrast_max_views",
+    (loss.contrastive.ClassWiseContrastiveLoss, "negatives"): "cwcl_negatives",
+    (loss.contrastive.ClassWiseContrastiveLoss, "class_order"): "cwcl_class_order",
+    (loss.contrastive.SemanticDisentanglementContrastiveLoss, "temperature"): "nce_T",
 }
-# Loss-flag defaults that still disagree: the loss-term registry (issue 22) gives each term's
-# flag its one default; strict, so this list must shrink when they agree.
-PENDING_LOSS = {
-    (loss.BlindNetCriterion, "contrast_max_classes"),
-    (loss.BlindNetCriterion, "contrast_max_views"), (loss.BlindNetCriterion, "relax_denom"),
-    (loss.whitening.WhiteningLoss, "relax_denom"),
-    (loss.whitening.check_whitening_flags, "clusters"),
-}
+# BlindNetCriterion takes **options: its defaults are the loss terms' flag declarations
+# (tests/loss/test_terms.py compares those with the parser).
 
 
 def script_defaults(script="train"):
@@ -98,12 +100,8 @@ def _id(home, name):
 PAIRS = list(pairs())
 
 
-@pytest.mark.parametrize("home, name, flag", [
-    pytest.param(h, n, f, id=_id(h, n),
-                 marks=[pytest.mark.xfail(strict=True, raises=AssertionError,
-                                          reason="loss flags: the loss-term registry's")]
-                 if (h, n) in PENDING_LOSS else [])
-    for h, n, f in PAIRS])
+@pytest.mark.parametrize("home, name, flag", [pytest.param(h, n, f, id=_id(h, n))
+                                              for h, n, f in PAIRS])
 def test_a_library_default_equals_its_flag_default(home, name, flag):
     library, cli_default = library_defaults(home)[name], flag_defaults(home)[flag]
     assert _plain(library) == _plain(cli_default), (
@@ -116,7 +114,7 @@ def test_every_listed_home_has_a_flag_default_to_compare():
     compared = {home for home, _, _ in PAIRS}
     assert [_id(h, "") for h in FLAG_HOMES if h not in compared] == []
     renamed = {key for key, flag in RENAMED.items() if flag is not None}
-    assert {(h, n) for h, n, _ in PAIRS} >= renamed | PENDING_LOSS
+    assert {(h, n) for h, n, _ in PAIRS} >= renamed
 
 
 @pytest.mark.parametrize("name", sorted(set(datasets.DEFAULT_OPTIONS) & set(script_defaults())))

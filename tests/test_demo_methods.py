@@ -4,6 +4,7 @@ import pytest
 
 import cli
 import demo
+from loss import BlindNetCriterion
 
 
 def _manifest():
@@ -28,8 +29,11 @@ def test_each_method_parses_with_its_robustnet_flags(tmp_path, method, expected)
     assert parsed.dataset == ["gtav"] and parsed.gblur and parsed.color_aug == 0.5
     for key, value in expected.items():
         assert getattr(parsed, key) == value, key
-    criterion = cli.criterion_kwargs(parsed)
-    assert criterion["whitening"] == {"ibn": None, "iw": "iw", "irw": "iw", "isw": "isw"}[method]
+    whitening = BlindNetCriterion(**cli.criterion_kwargs(parsed)).whitening_loss
+    mode = {"ibn": None, "iw": "iw", "irw": "iw", "isw": "isw"}[method]
+    assert (whitening and whitening.mode) == mode
+    if mode == "iw":
+        assert whitening.relax_denom == expected["relax_denom"]
 
 
 def test_sw_needs_a_resnet_and_methods_are_not_repeated(tmp_path, capsys):

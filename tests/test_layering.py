@@ -16,6 +16,9 @@ BOTTOM = {"config", "utils"}
 LIBRARY_LAYERS = 2  # network, loss, datasets, transforms, utils: no `args` parameter
 # demo.py drives training through train.main (an entry point calling an entry point).
 ALLOWED = {("demo", "train")}
+# Registries: the call that adds an entry -> the one package whose modules may call it (the
+# registry discovers its entries there, and anything above would import upward to reach it).
+REGISTRATIONS = {"register_term": "loss", "NormLayer": "network"}
 
 
 def source_files():
@@ -58,6 +61,20 @@ def args_parameters(rel):
             and "args" in [a.arg for a in node.args.args + node.args.kwonlyargs]]
 
 
+def registrations_outside_their_package(rel, root=REPO):
+    """``rel:line: register_x(...) outside <package>/`` for each misplaced registration."""
+    top = rel.parts[0].removesuffix(".py")
+    tree = ast.parse((root / rel).read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name in REGISTRATIONS and REGISTRATIONS[name] != top:
+            found.append(f"{rel}:{node.lineno}: {name}(...) outside {REGISTRATIONS[name]}/")
+    return found
+
+
 def test_the_layer_table_covers_every_package():
     packages = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
     assert packages - {"tests", "bench", "tools"} <= set(LAYER), \
@@ -85,6 +102,20 @@ def test_the_check_itself_catches_an_upward_import(tmp_path, snippet, expected):
     (tmp_path / "datasets").mkdir()
     (tmp_path / "datasets" / "bad.py").write_text(snippet)
     assert len(upward_imports(Path("datasets/bad.py"), root=tmp_path)) == expected
+
+
+def test_registries_stay_in_their_layers():
+    problems = [line for rel in source_files() for line in registrations_outside_their_package(rel)]
+    assert not problems, "registrations outside their package:\n" + "\n".join(problems)
+
+
+def test_the_check_itself_catches_a_misplaced_registration(tmp_path):
+    for package in ("engine", "loss"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "term.py").write_text("from loss import register_term\n"
+                                                    "register_term(TERM)\n")
+    assert len(registrations_outside_their_package(Path("engine/term.py"), tmp_path)) == 1
+    assert registrations_outside_their_package(Path("loss/term.py"), tmp_path) == []
 
 
 # The norm-layer registry (issue 22): network/norms.py and the layer files it discovers in

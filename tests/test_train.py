@@ -151,7 +151,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_env, tmp_path
 
 
 def test_blindnet_losses_need_two_view_data(data_env, tmp_path):
-    with pytest.raises(SystemExit, match="need two views"):
+    with pytest.raises(SystemExit, match="--use_cwcl needs two views"):
         train.main(TINY + ["--dataset", "gtav", "--use_cwcl", "--max_iter", "1",
                            "--val_dataset", "--ckpt", str(tmp_path)])
 

@@ -304,10 +304,11 @@ def test_val_history_writes_null_for_nan(data_env, tmp_path):
 def test_blindnet_flags_still_build_the_tiny_run():
     # The shared TINY / BLINDNET lists stay valid for the start-up checks.
     from cli import parse_args
-    from utils.flag_checks import LOSS_WEIGHT_FLAGS, check_loss_weights
+    from loss import weight_flags
+    from utils.flag_checks import check_loss_weights
 
     args = parse_args("train", TINY + BLINDNET)
-    check_loss_weights({flag: getattr(args, flag) for flag in LOSS_WEIGHT_FLAGS})
+    check_loss_weights({flag: getattr(args, flag) for flag in weight_flags()})
 
 
 def test_snapshot_with_restore_optimizer_continues_after_the_last_batch_of_ours(data_env,

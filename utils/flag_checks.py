@@ -7,9 +7,6 @@ Each check raises ValueError whose message starts with the flag and gives the al
 
 import math
 
-# Loss-weight flags (the BlindNet criterion multiplies each term by its weight).
-LOSS_WEIGHT_FLAGS = ("w1", "w2", "w3", "w4")
-
 
 def _number(flag, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
@@ -37,7 +34,8 @@ def check_optimizer_flags(lr, weight_decay, momentum, max_iter, poly_exp):
 
 
 def check_loss_weights(weights):
-    """Every loss weight (``{"w1": 0.2, ...}``) finite and >= 0."""
+    """Every loss weight (``{"w1": 0.2, ...}``; the weight flags: ``loss.weight_flags()``)
+    finite and >= 0."""
     for flag, value in weights.items():
         _number(flag, value)
         if not 0 <= value < math.inf:

@@ -23,11 +23,13 @@ def _blocky_labels(batch, size, generator):
 
 def test_the_official_flags_build_the_official_criterion():
     criterion = BlindNetCriterion(**cli.criterion_kwargs(cli.parse_args("train", OFFICIAL_FLAGS)))
-    assert (criterion.use_ca, criterion.use_cwcl, criterion.use_sdcl) == (True, True, True)
-    assert criterion.weights == {"aux": 0.4, "cml": 0.2, "ccl": 0.2, "cwcl": 0.3, "sdcl": 0.3}
-    assert (criterion.cwcl.max_classes, criterion.cwcl.max_views) == (15, 50)
-    assert criterion.sdcl.num_patch == 20 and criterion.cwcl.temperature == 0.07
+    assert criterion.weights == {"main": 1.0, "aux": 0.4, "cml": 0.2, "ccl": 0.2, "cwcl": 0.3,
+                                 "sdcl": 0.3}
+    cwcl, sdcl = criterion.term("cwcl"), criterion.term("sdcl")
+    assert (cwcl.max_classes, cwcl.max_views) == (15, 50)
+    assert sdcl.num_patch == 20 and cwcl.temperature == 0.07
     assert criterion.needs_embeddings and criterion.needs_two_views
+    assert criterion.needs_in_features and criterion.whitening_loss is None
 
 
 def _fake_output(generator, two_view=True, classes=5, size=16):
@@ -68,7 +70,7 @@ def test_single_view():
     assert set(losses) == {"main", "aux", "total"}
     torch.testing.assert_close(losses["main"], SegmentationCrossEntropy()(output.original.logits,
                                                                           labels))
-    with pytest.raises(ValueError, match="two views"):
+    with pytest.raises(ValueError, match="--use_cwcl needs two views"):
         BlindNetCriterion(use_cwcl=True)(output, labels)
 
 
