@@ -5,7 +5,7 @@
 PYTHON ?= python
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow test-all demo bench help
+.PHONY: install test test-slow test-all demo bench gpu-check help
 
 help:
 	@echo "make demo      install if needed, then run the style-shift benchmark (baseline vs BlindNet)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test-slow only the slow end-to-end tests (torchrun, official scripts)"
 	@echo "make test-all  the test suite including slow end-to-end tests"
 	@echo "make bench     run the benchmarks in bench/ and print their tables"
+	@echo "make gpu-check the one-shot GPU check (bench/gpu_check.py; installs nothing)"
 
 install:
 	$(PYTHON) tools/ensure_requirements.py requirements.txt --no-deps requirements-nodeps.txt
@@ -34,3 +35,11 @@ bench: install
 	$(PYTHON) bench/train_step.py --official-style
 	$(PYTHON) bench/data_pipeline.py
 	$(PYTHON) bench/demo_seeds.py
+
+# The one-shot GPU check (docs/GPU.md). No install step: the GPU machine reaches no package
+# registry; tools/gpu_wheels.sh prepares what it lacks. GPU_CHECK_ARGS="--device cpu --quick"
+# runs the same sections on the CPU at tiny sizes.
+GPU_CHECK_OUT ?= logs/gpu_check
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(PYTHON) bench/gpu_check.py --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)

@@ -14,14 +14,15 @@ import sys
 from dataclasses import dataclass
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 import cli
 import network
 from datasets import DatasetLayoutError
 from engine import checkpointing
 from engine.data import build_train_data, build_val_sets
+from engine.ddp import wrap_ddp
 from engine.isw import ISWMaskSchedule
+from engine.run_folder import open_run_dir
 from engine.trainer import NonFiniteLossError, Preempted, fit, new_train_state
 from loss import IN_FEATURES, TWO_VIEWS, BlindNetCriterion, weight_flags
 from network.input_size import check_train_crop
@@ -32,7 +33,9 @@ from utils.checkpoint import CheckpointError
 from utils.flag_checks import check_batch_size, check_loss_weights, check_optimizer_flags
 from utils.labels import NUM_CLASSES
 from utils.logging import setup_logging
-from utils.preemption import EXIT_PREEMPTED
+from utils.precision import check_amp_support
+from utils.output import write_text, writing
+from utils.preemption import EXIT_PREEMPTED, exit_on_second_signal
 from utils.seed import set_seed
 from utils.tensorboard import TrainWriter
 
@@ -56,14 +59,24 @@ def main(argv=None, *, before_step=None):
     ``before_step``: optional ``callable(state)`` that ``fit`` runs before every training step
     (an :class:`engine.trainer.TrainState`; for progress hooks and fault-injection tests).
     Returns a :class:`TrainResult`; exits with :data:`EXIT_BAD_FLAG`, :data:`EXIT_NON_FINITE`,
-    :data:`EXIT_DIST_FAILURE`, ``EXIT_PREEMPTED`` or a one-line ``train.py: error: ...``.
+    :data:`EXIT_DIST_FAILURE`, ``EXIT_PREEMPTED`` or a one-line ``train.py: error: ...``
+    (docs/FAILURES.md).
     """
     argv = list(sys.argv[1:] if argv is None else argv)  # the command that really runs
     args = cli.parse_args("train", argv)
-    dist = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
-    check_flags(args, dist)
-    config, logger = open_run(args, argv, dist)
-    device = dist.device
+    with exit_on_second_signal(), cli.one_line_errors("train"):
+        dist = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
+        check_flags(args, dist)
+        run = open_run(args, argv, dist)
+        try:
+            return train(args, dist, run, before_step)
+        finally:
+            run.close()
+
+
+def train(args, dist, run, before_step):
+    """Data, model, criterion, optimizer, resume, ``fit``; returns a :class:`TrainResult`."""
+    config, logger, device = run.config, run.logger, dist.device
     criterion = BlindNetCriterion(**cli.criterion_kwargs(args)).to(device)
     roots = cli.root_overrides(args)
     data, val_sets = build_data(args, roots, dist, criterion, logger)
@@ -76,47 +89,77 @@ def main(argv=None, *, before_step=None):
         isw = start_isw(args, roots, state, criterion, device, logger)  # None unless ISW
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"train.py: error: {exc}") from None
-    state.net = wrap_model(model, args, dist)
+    state.net = wrap_model(model, args, dist, criterion.needs_embeddings, logger)
 
-    writer = TrainWriter(cli.tb_logdir(args), dist.is_main)
     try:
         step = cli.step_config(args, data.two_view, criterion.needs_embeddings)
         finished = fit(state, data, criterion, val_sets, config=config, step=step, device=device,
-                       logger=logger, writer=writer, before_step=before_step, epoch_end=isw)
+                       logger=logger, writer=run.writer, before_step=before_step,
+                       epoch_end=isw)
     except NonFiniteLossError as exc:
         logger.error(str(exc))
         raise SystemExit(EXIT_NON_FINITE) from exc
     except Preempted as exc:
         stopped(exc, dist, config.run_dir)
-    except CheckpointError as exc:  # e.g. disk full: one line naming the path and the reason
-        logger.error(str(exc))
-        raise SystemExit(f"train.py: error: {exc}") from None
     except RuntimeError as exc:
         collective_failure(exc, dist, args.dist_timeout, logger)
         raise
-    finally:
-        writer.close()
     if finished:
-        logger.info(f"done after {state.iteration} iterations; best mIoU: " + ", ".join(
-            f"{k} {100 * v:.2f}" for k, v in state.best.items()))
+        best = ", ".join(f"{k} {100 * v:.2f}" for k, v in state.best.items())
+        logger.info(f"done after {state.iteration} iterations; best mIoU (%): "
+                    f"{best or 'none (no --val_dataset)'}")
     dist_utils.cleanup()
     return TrainResult(best=state.best, iteration=state.iteration, model=model)
 
 
+@dataclass
+class OpenRun:
+    """A claimed run folder: settings, logger, TensorBoard writer and rank 0's lock."""
+
+    config: object   # engine.config.FitConfig
+    logger: object
+    writer: TrainWriter
+    lock: object     # utils.run_lock.RunLock on rank 0, else None
+
+    def close(self):
+        self.writer.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
 def open_run(args, argv, dist):
-    """Create the run folder, logging and seeds; returns ``(FitConfig, logger)``."""
+    """Claim the run folder (one run per folder: engine/run_folder.py), then logging,
+    ``args.json``, TensorBoard and seeds; returns an :class:`OpenRun`.
+
+    Every output destination is created here, so a read-only or missing one fails in seconds.
+    """
     config = cli.fit_config(args, argv)  # the checkpoints record this argv as their command
-    stale = checkpointing.prepare_run_dir(config.run_dir, dist.is_main)
-    logger = setup_logging(dist.rank, config.run_dir / "train.log")
-    for path in stale:
-        logger.info(f"removed {path}, left by a save that was interrupted")
+    takeovers = []
+    lock, stale = open_run_dir(config.run_dir, is_main=dist.is_main, resume=args.resume,
+                               on_takeover=takeovers.append)
+    try:
+        with writing(config.run_dir / "train.log", "--ckpt"):
+            logger = setup_logging(dist.rank, config.run_dir / "train.log")
+        for message in takeovers:
+            logger.warning(message)
+        for path in stale:
+            logger.info(f"removed {path}, left by a save that was interrupted")
+        if dist.is_main:
+            write_text(config.run_dir / "args.json",
+                       json.dumps(vars(args), indent=2, default=str), "--ckpt")
+        writer = TrainWriter(cli.tb_logdir(args), dist.is_main)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     set_seed(args.seed, dist.rank, args.deterministic)
     torch.autograd.set_detect_anomaly(args.detect_anomaly)
     logger.info(f"run folder {config.run_dir}; {dist.world_size} process(es), device "
                 f"{dist.device}, backend {dist.backend}")
-    if dist.is_main:
-        (config.run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, default=str))
-    return config, logger
+    if args.model_from_checkpoint:
+        logger.info(f"model from --snapshot {args.snapshot}: {' '.join(args.model_from_checkpoint)}"
+                    f" ({args.arch}, --wt_layer {' '.join(map(str, args.wt_layer))})")
+    return OpenRun(config, logger, writer, lock)
 
 
 def build_data(args, roots, dist, criterion, logger):
@@ -140,7 +183,7 @@ def build_data(args, roots, dist, criterion, logger):
     except DatasetLayoutError as exc:  # names the dataset, its root flag and the layout
         raise SystemExit(f"train.py: error: {exc}") from None
     except ValueError as exc:  # a mix of one- and two-view sets, fewer images than a batch
-        raise SystemExit(str(exc)) from None
+        raise SystemExit(f"train.py: error: {exc}") from None
     if criterion.needs_two_views and not data.two_view:
         raise SystemExit(f"{criterion.requirement(TWO_VIEWS)} two views: train on a *_jitter "
                          f"dataset (got --dataset {' '.join(args.dataset)})")
@@ -159,6 +202,7 @@ def check_flags(args, dist):
         check_batch_size(args.bs_mult, dist.world_size, dist.device.type == "cuda")
         check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size,
                          cli.model_norm_layers(args))
+        check_amp_support(dist.device, args.amp)  # e.g. bf16 on a pre-Ampere GPU
     except ValueError as exc:
         if dist.is_main:
             print(f"train.py: error: {exc}", file=sys.stderr)
@@ -173,6 +217,8 @@ def build_model(args, dist, logger, criterion):
         model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, args.pretrained,
                                 norm_semantics=args.norm_semantics,
                                 **cli.model_norm_layers(args))
+    except network.MissingImageNetWeights as exc:  # no --pretrained and nothing in the hub cache
+        raise SystemExit(f"train.py: error: {exc}") from None
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
         raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
     if criterion.needs_in_features and collected_layer_count(model) == 0:
@@ -221,14 +267,14 @@ def start_isw(args, roots, state, criterion, device, logger):
     return schedule.start(state, criterion.whitening_loss, logger)
 
 
-def wrap_model(model, args, dist):
-    """What the training step calls: DDP (several processes) and/or ``torch.compile``."""
+def wrap_model(model, args, dist, with_embeddings, logger):
+    """What the training step calls: DDP (several processes; its options decided from the
+    model and criterion, engine/ddp.py) and/or ``torch.compile``."""
     net = model
     if dist.distributed:
-        # Unused parameters: projection heads in the baseline, or when a batch has no anchors.
-        net = DistributedDataParallel(model, device_ids=[dist.device.index]
-                                      if dist.device.type == "cuda" else None,
-                                      find_unused_parameters=True)
+        net, options = wrap_ddp(model, dist.device, with_embeddings)
+        logger.info("DistributedDataParallel: " + ", ".join(f"{k}={v}"
+                                                          for k, v in options.items()))
     return torch.compile(net) if args.compile else net
 
 

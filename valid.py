@@ -1,15 +1,21 @@
 """Evaluate a checkpoint on every ``--val_dataset`` (mIoU, per-class IoU, pixel accuracy).
 
     python valid.py --snapshot logs/ckpt/0326/exp/best_cityscapes.pth \\
-        --arch network.deepv3.DeepR50V3PlusD --wt_layer 0 0 1 1 1 0 0 \\
         --val_dataset cityscapes bdd100k mapillary acdc dark_zurich foggy_cityscapes
+    python valid.py --snapshot official.pth --arch network.deepv3.DeepR50V3PlusD \\
+        --wt_layer 0 0 1 1 1 0 0 --val_dataset cityscapes      # files that record no model
     python valid.py ... --eval_scales 0.5 0.75 1.0 1.25 1.5 1.75 --eval_flip   # TTA
     python valid.py ... --corruptions all --severities 1 2 3 4 5              # Cityscapes-C
     torchrun --nproc_per_node 2 valid.py ...        # each rank evaluates a shard
 
 Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
-``<ckpt>/<date>/<exp>/`` (DECISIONS.md D19). Official checkpoints load too (D15).
+``<ckpt>/<date>/<exp>/`` (DECISIONS.md D19). The model is the one the checkpoint records
+(``--arch``, ``--wt_layer``, ``--norm_semantics``, ``--norm_layer``, ``--head_norm_layer``; a
+contradicting flag is refused); official
+checkpoints, which record none, load too with the flags (D15).
 """
+
+import torch
 
 import cli
 import datasets
@@ -21,14 +27,28 @@ from utils import dist as dist_utils
 from utils.checkpoint import CheckpointError, load_checkpoint
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.logging import setup_logging
+from utils.output import ensure_writable_dir, writing
+from utils.preemption import exit_on_second_signal
 from utils.viz import confusion_matrix_png
 
 
 def main(argv=None):
+    """``python valid.py ARGV`` in-process; returns {dataset: result}. Failures exit with one
+    ``valid.py: error: ...`` line (docs/FAILURES.md)."""
     args = cli.parse_args("valid", argv)
+    with exit_on_second_signal(), cli.one_line_errors("valid"):
+        return evaluate_checkpoint(args)
+
+
+def evaluate_checkpoint(args):
+    """Evaluate ``--snapshot`` on every ``--val_dataset``; write the results (rank 0)."""
     state = dist_utils.init_distributed(args.device, args.local_rank, args.dist_timeout)
+    torch.backends.cudnn.benchmark = True  # few input shapes: cuDNN times its kernels once each
     out_dir = cli.run_dir(args)
-    logger = setup_logging(state.rank, out_dir / "valid.log")
+    if state.is_main:  # a results folder that cannot be written fails now, not at the end
+        ensure_writable_dir(out_dir, "--ckpt")
+    with writing(out_dir / "valid.log", "--ckpt"):
+        logger = setup_logging(state.rank, out_dir / "valid.log")
     if not args.val_dataset:
         raise SystemExit("valid.py needs at least one --val_dataset name")
     # Loaded once here: the model and results.json's training_run both come from it.

@@ -2,7 +2,7 @@
 seeds: mean and spread.
 
     python bench/demo_seeds.py                      # 3 seeds, the demo's defaults (~25 min CPU)
-    python bench/demo_seeds.py --seeds 1 2 3 4 5 -- --iters 1000 --arch ...
+    python bench/demo_seeds.py --seeds 1 2 3 4 5 -- --iters 1000 --arch ... --pretrained ...
     python bench/demo_seeds.py -- --methods baseline ibn iw irw isw blindnet   # every row
 
 Every method given to ``demo.py --methods`` gets a column (mean ± std and the per-seed

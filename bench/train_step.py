@@ -2,6 +2,7 @@
 
     python bench/train_step.py --arch network.deepv3.DeepR50V3PlusD --batch 2 --crop 256
     python bench/train_step.py --official-style --out logs/bench_train_step.json
+    python bench/train_step.py --device cuda --crop 768 --batch 4      # a GPU's step
 
 One step = forward of both views (BatchNorm per view) -> CE + aux CE + CML + CCL + CWCL + SDCL
 (official weights) -> backward -> SGD step, on random images and blocky random labels.
@@ -15,7 +16,10 @@ anomaly detection on (DECISIONS.md D9), interleaved step by step with ours so th
 the same machine load. The official Python-loop samplers are not reproduced, so that number
 is a lower bound for the official step.
 
-Prints JSON and a Markdown table (medians over ``--iters`` steps after ``--warmup``).
+Prints JSON and a Markdown table (medians over ``--iters`` steps after ``--warmup``). On
+``--device cuda`` every phase boundary and hook synchronizes first, so each phase is charged
+with its own kernels (which also makes the whole step a little slower than an unprobed one;
+bench/gpu_check.py's ``step`` section times unprobed steps).
 """
 
 import argparse
@@ -42,10 +46,21 @@ PHASES = ("encoder_forward", "decoder_forward", "heads_forward", "ce_main", "ce_
           "ccl", "cwcl", "sdcl", "loss_other", "backward", "optimizer", "step")
 
 
-class Timer:
-    """Accumulates the wall time spent inside chosen modules (forward hooks) and methods."""
+def make_clock(device):
+    """``clock()``: ``time.perf_counter()`` after the device's queued work is done."""
+    def clock():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return clock
 
-    def __init__(self, modules=None, methods=None):
+
+class Timer:
+    """Accumulates the wall time spent inside chosen modules (forward hooks) and methods;
+    ``clock`` synchronizes the device first (:func:`make_clock`)."""
+
+    def __init__(self, modules=None, methods=None, clock=time.perf_counter):
+        self.clock = clock
         self.seconds = defaultdict(float)
         self._started = {}
         for name, module in (modules or {}).items():
@@ -57,19 +72,19 @@ class Timer:
 
     def _pre_hook(self, name):
         def hook(module, inputs):
-            self._started[name] = time.perf_counter()
+            self._started[name] = self.clock()
         return hook
 
     def _post_hook(self, name):
         def hook(module, inputs, output):
-            self.seconds[name] += time.perf_counter() - self._started.pop(name)
+            self.seconds[name] += self.clock() - self._started.pop(name)
         return hook
 
     def _timed(self, name, method):
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start = self.clock()
             result = method(*args, **kwargs)
-            self.seconds[name] += time.perf_counter() - start
+            self.seconds[name] += self.clock() - start
             return result
         return timed
 
@@ -87,18 +102,19 @@ def blocky_labels(batch, crop, generator, num_classes=NUM_CLASSES, block=64):
 def run_step(model, criterion, optimizer, images, images_aug, labels, generator, timers):
     """One training step; returns the phase -> seconds dict."""
     model_timer, loss_timer = timers
+    clock = model_timer.clock
     model_timer.seconds.clear()
     loss_timer.seconds.clear()
-    start = time.perf_counter()
+    start = clock()
     output = model(images, images_aug, with_embeddings=criterion.needs_embeddings)
-    forward_done = time.perf_counter()
+    forward_done = clock()
     losses = criterion(output, labels, generator)
-    loss_done = time.perf_counter()
+    loss_done = clock()
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
-    backward_done = time.perf_counter()
+    backward_done = clock()
     optimizer.step()
-    end = time.perf_counter()
+    end = clock()
 
     encoder = model_timer.seconds["encode"]
     heads = sum(model_timer.seconds[name] for name in HEADS)
@@ -117,19 +133,21 @@ def measure(args, modes):
     """Median phase times per mode; the modes' steps are interleaved so that both see the same
     machine load (other processes on a shared CPU swing timings by several x)."""
     torch.manual_seed(304)
-    generator = torch.Generator().manual_seed(304)
-    model = get_net(args.arch, wt_layer=OFFICIAL_WT_LAYER, pretrained=False).train()
+    device = torch.device(args.device)
+    generator = torch.Generator().manual_seed(304)  # the samplers' generator stays on the CPU
+    model = get_net(args.arch, wt_layer=OFFICIAL_WT_LAYER, pretrained=False).train().to(device)
     criterion = BlindNetCriterion(use_ca=True, use_cwcl=True, use_sdcl=True, w1=0.2, w2=0.2,
                                   w3=0.3, w4=0.3, nce_T=0.07, contrast_max_classes=15,
                                   contrast_max_views=50, num_patch=20)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     images = torch.randn(args.batch, 3, args.crop, args.crop, generator=generator)
-    images_aug = images + 0.3 * torch.randn(images.shape, generator=generator)
-    labels = blocky_labels(args.batch, args.crop, generator)
+    images_aug = (images + 0.3 * torch.randn(images.shape, generator=generator)).to(device)
+    images, labels = images.to(device), blocky_labels(args.batch, args.crop, generator).to(device)
+    clock = make_clock(device)
     timers = (Timer(modules={name: getattr(model, name) for name in HEADS},
-                    methods=[(model, "encode")]),
+                    methods=[(model, "encode")], clock=clock),
               Timer(modules={name: module for name, module in criterion.named_children()
-                             if name in LOSS_TERMS}))
+                             if name in LOSS_TERMS}, clock=clock))
     runs = {mode: [] for mode in modes}
     for iteration in range(args.warmup + args.iters):
         for mode in modes:
@@ -167,12 +185,16 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=3, help="measured steps")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="where the step runs (cuda: synchronized timings)")
     parser.add_argument("--official-style", action="store_true",
                         help="also time the step with autograd anomaly detection on")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     if args.batch < 2 or args.crop < 32 or args.iters < 1 or args.warmup < 0:
         parser.error("need --batch >= 2 (BatchNorm), --crop >= 32, --iters >= 1, --warmup >= 0")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -182,7 +204,8 @@ def main(argv=None):
         "config": {"arch": args.arch, "crop": args.crop, "batch": args.batch,
                    "iters": args.iters, "warmup": args.warmup,
                    "threads": torch.get_num_threads(), "torch": torch.__version__,
-                   "device": "cpu"},
+                   "device": args.device if args.device == "cpu"
+                   else torch.cuda.get_device_name()},
         "modes": modes,
         "blindnet_losses_fraction": sum(ours[t] for t in BLINDNET_LOSSES) / ours["step"],
     }

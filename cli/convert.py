@@ -10,6 +10,7 @@ import datasets
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
+from engine.model_spec import model_entry
 from loss import criterion_options
 from loss.whitening import whitening_mode
 from utils.checkpoint import CheckpointError
@@ -91,7 +92,9 @@ def fit_config(args, argv):
     flags = plain_flags(args)
     config_files = tuple(flags.pop("config_files", ()))
     record = RunRecord(command=" ".join(argv), flags=flags, norm_semantics=args.norm_semantics,
-                       config_files=config_files)
+                       config_files=config_files,
+                       model=model_entry(args.arch, args.wt_layer, args.norm_semantics,
+                                         **model_norm_layers(args)))
     return FitConfig(
         run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
         log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
@@ -115,21 +118,28 @@ def _plain(value):
 
 
 def load_eval_model(args, device, logger, checkpoint=None):
-    """valid.py / infer.py: ``--snapshot`` into ``--arch``; exits naming what does not fit.
+    """valid.py / infer.py: ``--snapshot`` into the model it records (or the flags describe);
+    exits naming what does not fit.
 
     ``checkpoint``: the file's content when the caller has loaded it already.
-    A missing, unreadable or foreign file exits with ``<script>.py: error: ...`` naming it.
+    A missing, unreadable or foreign file exits with ``<script>.py: error: ...`` naming it; a
+    file whose tensors do not fit exits with one line (the tensor list goes to the log file).
     Returns ``(model, norm_semantics, trained_norm_semantics)``.
     """
     if not args.snapshot:
         raise SystemExit(f"{args.script}.py needs --snapshot PATH (a checkpoint to evaluate)")
+    if args.model_from_checkpoint:
+        logger.info(f"model from the checkpoint: {' '.join(args.model_from_checkpoint)}")
     try:
         return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
                                 norm_semantics=args.norm_semantics,
                                 norm_layers=model_norm_layers(args),
+                                partial=args.snapshot_partial,
                                 channels_last=args.channels_last, logger=logger,
                                 checkpoint=checkpoint)
     except SnapshotMismatchError as exc:
-        raise SystemExit(str(exc)) from None
+        log = run_dir(args) / f"{args.script}.log"
+        raise SystemExit(f"{args.script}.py: error: {exc} (the tensor list is in {log})") \
+            from None
     except (CheckpointError, FileNotFoundError, ValueError) as exc:  # names the file
         raise SystemExit(f"{args.script}.py: error: {exc}") from None

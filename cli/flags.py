@@ -18,10 +18,45 @@ from network.norms import DEFAULT_NORM_LAYER, REPLACEMENT_NORM_LAYERS
 from transforms.normalization import EVAL_PROTOCOLS
 from utils.wt_layer import WT_LAYER_CODES, as_wt_value
 
-# Script -> description of its parser (all three share every flag).
+# Script -> description of its parser (all three accept every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
-           "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU).",
-           "infer": "Write colourized predictions of a checkpoint."}
+           "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU). The model "
+                    "(--arch, --wt_layer, --norm_semantics, --norm_layer, --head_norm_layer) "
+                    "comes from the checkpoint when it records it.",
+           "infer": "Write colourized predictions of a checkpoint. The model (--arch, "
+                    "--wt_layer, --norm_semantics, --norm_layer, --head_norm_layer) comes "
+                    "from the checkpoint when it records it."}
+
+# The flags (dests) each evaluation script reads; its --help shows only these (plus every
+# dataset root flag). The three scripts still accept every flag, so one command line can be
+# shared, but a flag another script reads, set on valid.py / infer.py, warns that it has no
+# effect there. train.py reads (and shows) all of them.
+_EVAL_READS = ("val_dataset", "arch", "wt_layer", "norm_semantics", "norm_layer",
+               "head_norm_layer", "snapshot", "snapshot_partial", "date", "exp", "ckpt",
+               "cache_dir", "device", "local_rank", "dist_timeout", "max_val_images", "amp",
+               "channels_last", "sliding_window", "crop_size", "stride", "eval_protocol",
+               "gtav_mismatch", "foggy_beta", "eval_scales", "eval_flip")
+SCRIPT_FLAGS = {
+    "valid": frozenset(_EVAL_READS + ("num_workers", "bs_mult_val", "corruptions",
+                                      "severities")),
+    "infer": frozenset(_EVAL_READS + ("images", "overlay", "mod", "results")),
+}
+# Flags whose default depends on the checkpoint (valid.py, infer.py, train.py --snapshot).
+MODEL_DEFAULTS = {"arch": "network.deepv3.DeepR50V3PlusD", "wt_layer": [0, 0, 0, 0, 0, 0, 0],
+                  "norm_layer": DEFAULT_NORM_LAYER, "head_norm_layer": DEFAULT_NORM_LAYER}
+
+
+def reads_flag(script, dest):
+    """Whether ``script`` reads the flag ``dest`` (every root flag is read by all three)."""
+    return script not in SCRIPT_FLAGS or dest in SCRIPT_FLAGS[script] or \
+        dest in {datasets.root_flag_dest(flag) for flag, _, _ in datasets.root_flags()}
+
+
+def hide_unread_flags(parser, script):
+    """Hide from ``--help`` the flags ``script`` does not read (they stay accepted)."""
+    for action in parser._actions:  # argparse prints no heading for a group left empty
+        if action.dest != "help" and not reads_flag(script, action.dest):
+            action.help = argparse.SUPPRESS
 
 # Official flags without effect here (dest -> why); a non-default value triggers a warning.
 _UNUSED, _SGD = "unused by BlindNet", "SGD is always used, as in the reference"
@@ -57,8 +92,9 @@ def add_official_flags(parser):
                    help="training dataset(s); *_jitter names give two-view (BlindNet) data")
     g.add_argument("--val_dataset", nargs="*", default=["bdd100k"],
                    help="datasets to evaluate (cityscapes bdd100k mapillary gtav synthia)")
-    g.add_argument("--arch", default="network.deepv3.DeepR50V3PlusD",
-                   help="model factory, e.g. network.deepv3.DeepR50V3PlusD")
+    g.add_argument("--arch", default=None,
+                   help="model factory, e.g. network.deepv3.DeepR50V3PlusD; left out: the "
+                        "--snapshot checkpoint's, else network.deepv3.DeepR50V3PlusD")
     g.add_argument("--city_mode", default="train", choices=["train", "trainval"],
                    help="Cityscapes training split")
     g.add_argument("--lr_schedule", default="poly", choices=["poly", "scl-poly"])
@@ -69,7 +105,8 @@ def add_official_flags(parser):
     g.add_argument("--class_uniform_pct", type=float, default=0.0,
                    help="fraction of class-centred samples per epoch (official 0.5)")
     g.add_argument("--class_uniform_tile", type=int, default=1024)
-    g.add_argument("--crop_size", type=int, default=720, help="square training crop")
+    g.add_argument("--crop_size", type=int, default=720,
+                   help="square training crop; valid/infer: the --sliding_window size")
     g.add_argument("--scale_min", type=float, default=0.5)
     g.add_argument("--scale_max", type=float, default=2.0)
     g.add_argument("--rrotate", type=int, default=0, help="max rotation in degrees (0 = off)")
@@ -80,12 +117,13 @@ def add_official_flags(parser):
     g.add_argument("--bblur", action="store_true", help="bilateral instead of Gaussian blur")
     g.add_argument("--color_aug", type=float, default=0.0,
                    help="> 0 enables ColorJitter(0.4,0.4,0.4,0.1) with p 0.5 on view 1")
-    g.add_argument("--wt_layer", nargs=7, type=as_wt_value, default=[0, 0, 0, 0, 0, 0, 0],
+    g.add_argument("--wt_layer", nargs=7, type=as_wt_value, default=None,
                    metavar="W", help="norm layers placed at the 7 trunk positions (official "
                                      "0 0 1 1 1 0 0); codes: " + ", ".join(
                                          f"{code} {entry.method}"
                                          for code, entry in WT_LAYER_CODES.items())
-                   + "; or a --norm_layer name (the layer, no RobustNet loss)")
+                   + "; or a --norm_layer name (the layer, no RobustNet loss); left out: the "
+                     "--snapshot checkpoint's, else all 0")
     _official_method_flags(g)
     return g
 
@@ -113,7 +151,9 @@ def _official_method_flags(g):
     g.add_argument("--tb_path", default="logs/tb", help="TensorBoard root")
     g.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=None,
                    help="set by the legacy launcher; torchrun's LOCAL_RANK takes precedence")
-    g.add_argument("--snapshot", default=None, help="checkpoint to load (official ones too)")
+    g.add_argument("--snapshot", default=None,
+                   help="checkpoint to load (official ones too); its recorded --arch, "
+                        "--wt_layer and --norm_semantics define the model")
     g.add_argument("--restore_optimizer", action="store_true",
                    help="with --snapshot: also restore optimizer and scheduler")
     g.add_argument("--mod", default=None, help="infer.py: output sub-folder")
@@ -181,12 +221,13 @@ def add_framework_flags(parser):
                         "training, BatchNorm weights frozen: how PyTorch 1.2 ran the official "
                         "code, DECISIONS.md D28). train.py default: modern; valid/infer "
                         "default: the checkpoint's mode")
-    g.add_argument("--norm_layer", default=DEFAULT_NORM_LAYER, choices=REPLACEMENT_NORM_LAYERS,
-                   help="the trunk's norm layer wherever --wt_layer places none "
-                        "(network/norms.py)")
-    g.add_argument("--head_norm_layer", default=DEFAULT_NORM_LAYER,
-                   choices=REPLACEMENT_NORM_LAYERS,
-                   help="the norm layer of ASPP, decoder and aux head")
+    g.add_argument("--norm_layer", default=None, choices=REPLACEMENT_NORM_LAYERS,
+                   help=f"the trunk's norm layer wherever --wt_layer places none "
+                        f"(network/norms.py); left out: the --snapshot checkpoint's, else "
+                        f"{DEFAULT_NORM_LAYER}")
+    g.add_argument("--head_norm_layer", default=None, choices=REPLACEMENT_NORM_LAYERS,
+                   help=f"the norm layer of ASPP, decoder and aux head; left out: the "
+                        f"--snapshot checkpoint's, else {DEFAULT_NORM_LAYER}")
     add_loss_flags(g, FRAMEWORK)
     g.add_argument("--gtav_mismatch", default="drop", choices=["drop", "resize"],
                    help="GTAV pairs whose image and label sizes differ")
@@ -199,8 +240,9 @@ def add_framework_flags(parser):
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--resume", default=None, help="checkpoint path or 'auto' (latest last.pth)")
     g.add_argument("--snapshot_partial", action="store_true",
-                   help="train.py: let --snapshot load only the tensors that fit (the rest "
-                        "stays random; every other tensor is listed) instead of refusing")
+                   help="let --snapshot load only the tensors that fit into the model the "
+                        "flags describe (the rest stays random; the list goes to the log) "
+                        "instead of refusing; flags may then differ from the checkpoint's")
     g.add_argument("--dist_timeout", type=float, default=30.0, metavar="MINUTES",
                    help="process-group timeout: a collective waiting longer on a frozen or "
                         "dead rank fails with an error instead of hanging")

@@ -9,8 +9,11 @@ import datasets
 from cli.config_files import ConfigError, add_config_flag, expand_argv
 from cli.convert import criterion_kwargs, dataset_options
 from cli.flags import (IGNORED_FLAGS, SCRIPTS, add_evaluation_flags, add_framework_flags,
-                       add_legacy_flags, add_official_flags, add_robustnet_flags)
+                       add_legacy_flags, add_official_flags, add_robustnet_flags,
+                       hide_unread_flags, reads_flag)
+from cli.model_flags import resolve_model_flags
 from config import DEFAULT_NORM_SEMANTICS
+from engine.model_spec import ModelFlagError
 from engine.report import check_eval_settings
 from loss import check_options as check_loss_options
 from loss import unread_flags as unread_loss_flags
@@ -18,8 +21,17 @@ from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES  # noqa: F
 from network.instance_norm import validate_wt_layer
 
 
+# Set by scripts/_launch.sh: how many leading arguments are the shell script's own flags
+# (the rest are the user's). Only flags the user sets warn that they have no effect.
+SCRIPT_ARGC_ENV = "BLINDNET_SCRIPT_ARGC"
+
+
 def build_parser(script="train"):
-    """The parser of ``train.py`` / ``valid.py`` / ``infer.py`` (all share every flag)."""
+    """The parser of ``train.py`` / ``valid.py`` / ``infer.py``.
+
+    All three accept every flag; ``valid.py`` / ``infer.py`` list only the flags they read
+    in ``--help`` (``cli.flags.SCRIPT_FLAGS``).
+    """
     if script not in SCRIPTS:
         raise ValueError(f"script must be one of {tuple(SCRIPTS)}, got {script!r}")
     parser = argparse.ArgumentParser(
@@ -31,16 +43,28 @@ def build_parser(script="train"):
     add_framework_flags(parser)
     add_evaluation_flags(parser)
     add_legacy_flags(parser)
+    hide_unread_flags(parser, script)
     return parser
 
 
-def validate_args(args, parser, script="train"):
-    """Check values the parser cannot check alone; warn about ignored flags.
+def validate_args(args, parser, script="train", user_flags=None):
+    """Check values the parser cannot check alone; take the model flags from ``--snapshot``
+    (:func:`cli.model_flags.resolve_model_flags`); warn about ignored flags among
+    ``user_flags`` (dests; None: all).
 
-    Raises ``parser.error`` (exit code 2 with a message naming the flag) on bad input.
+    Raises ``parser.error`` (exit code 2 with a message naming the flag) on bad input, and
+    exits 2 with one ``<script>.py: error:`` line when a model flag contradicts the checkpoint.
     """
+    if args.wt_layer is not None:  # as given; the checkpoint's is checked where it is read
+        try:
+            validate_wt_layer(args.wt_layer)
+        except ValueError as exc:
+            parser.error(str(exc))
+    try:
+        resolve_model_flags(args, script)
+    except ModelFlagError as exc:
+        parser.exit(2, f"{script}.py: error: {exc}\n")
     try:  # the dataset, evaluation and loss options are validated where they are defined
-        validate_wt_layer(args.wt_layer)
         _check_dataset_names(args)
         datasets.check_options(dataset_options(args), flag_prefix="--")
         check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
@@ -59,14 +83,53 @@ def validate_args(args, parser, script="train"):
         parser.error(f"--images is only read by infer.py (predictions for unlabelled images); "
                      f"{script}.py would ignore it. Use: python infer.py --snapshot CKPT "
                      f"--images {args.images}")
-    for name in [n for n in IGNORED_FLAGS if getattr(args, n) != parser.get_default(n)]:
-        warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
-                      f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=2)
-    for name, why in unread_loss_flags(criterion_kwargs(args)).items():
-        if getattr(args, name) != parser.get_default(name):
-            warnings.warn(f"--{name} has no effect in this run: {why}", UserWarning,
-                          stacklevel=2)
+    _warn_unread(args, parser, script, user_flags)
     return args
+
+
+def _warn_unread(args, parser, script, user_flags):
+    """Warn (on rank 0 only) about each flag set away from its default that this run does
+    not read; ``user_flags``: the dests the user gave (a launcher script's own are quiet)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+
+    def set_by_user(name):
+        return getattr(args, name) != parser.get_default(name) and \
+            (user_flags is None or name in user_flags)
+
+    for name in [n for n in IGNORED_FLAGS if set_by_user(n)]:
+        warnings.warn(f"--{name} is accepted for compatibility but has no effect: "
+                      f"{IGNORED_FLAGS[name]}", UserWarning, stacklevel=3)
+    if script != "train":
+        for action in parser._actions:
+            if action.dest not in IGNORED_FLAGS and not reads_flag(script, action.dest) \
+                    and action.dest != "help" and set_by_user(action.dest):
+                readers = [f"{s}.py" for s in SCRIPTS if reads_flag(s, action.dest)]
+                warnings.warn(f"{action.option_strings[0]} has no effect in {script}.py: "
+                              f"{' and '.join(readers)} read(s) it", UserWarning, stacklevel=3)
+        return
+    for name, why in unread_loss_flags(criterion_kwargs(args)).items():
+        if set_by_user(name):
+            warnings.warn(f"--{name} has no effect in this run: {why}", UserWarning,
+                          stacklevel=3)
+
+
+def user_given_flags(parser, argv, environ=None):
+    """The dests ``argv`` sets after the launcher script's own leading arguments
+    (``$BLINDNET_SCRIPT_ARGC`` of them); None when no launcher said so."""
+    environ = os.environ if environ is None else environ
+    try:
+        own = int(environ.get(SCRIPT_ARGC_ENV, ""))
+    except ValueError:
+        return None
+    if own < 0 or own > len(argv):
+        return None
+    dests = set()
+    for token in argv[own:]:
+        action = parser._option_string_actions.get(token.split("=", 1)[0])
+        if action is not None:
+            dests.add(action.dest)
+    return dests
 
 
 def _check_counts(args, parser):
@@ -117,14 +180,17 @@ def parse_args(script="train", argv=None):
     ``train`` the derived defaults are filled in (:func:`_train_defaults`).
     """
     parser = build_parser(script)
+    raw = sys.argv[1:] if argv is None else list(argv)
     try:
-        argv, files = expand_argv(parser, sys.argv[1:] if argv is None else argv)
+        argv, files = expand_argv(parser, raw)
     except ConfigError as exc:
         parser.error(str(exc))
     args = parser.parse_args(argv)
     args.script = script
     args.config_files = files
-    validate_args(args, parser, script)
+    # The launcher's count describes the command line of this process only.
+    user_flags = user_given_flags(parser, raw) if raw == sys.argv[1:] else None
+    validate_args(args, parser, script, user_flags)
     if script == "train":
         _train_defaults(args)
     return args

@@ -16,9 +16,9 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
 
 from utils.dist import is_main_process
+from utils.progress import progress
 
 # 2: centroid caches also list the labels without a valid pixel (a new format gives new
 # fingerprints, so files of the old one are simply not found and recomputed).
@@ -89,13 +89,21 @@ def parallel_map(function, items, workers, desc):
 
     ``function`` must be a module-level function (it is pickled by name). With
     ``workers <= 1`` or a single item everything runs in this process. The bar shows on
-    rank 0 when stderr is a terminal.
+    rank 0 (plain lines when stderr is not a terminal). The first failure is raised at once:
+    the work still queued is cancelled.
     """
     items = list(items)
     bar = dict(total=len(items), desc=desc, unit="file", leave=False,
-               disable=None if is_main_process() else True)
+               disable=not is_main_process())
     if workers <= 1 or len(items) <= 1:
-        return [function(item) for item in tqdm(items, **bar)]
+        return [function(item) for item in progress(items, **bar)]
     chunksize = max(1, min(64, len(items) // (workers * 4)))
-    with ProcessPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(tqdm(pool.map(function, items, chunksize=chunksize), **bar))
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(items)))
+    try:
+        results = list(progress(pool.map(function, items, chunksize=chunksize), **bar))
+    except BaseException:
+        # An unreadable file: drop the queued work and report now, not after the last file.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results

@@ -38,7 +38,7 @@ def decode_gtav_label(path):
 def pair_sizes(sample_paths):
     """Pool worker: (image path, label path) -> ((W, H) of image, (W, H) of label)."""
     image_path, label_path = sample_paths
-    return read_image_size(image_path), read_image_size(label_path)
+    return read_image_size(image_path), read_image_size(label_path, "label")
 
 
 class GTAV(SegmentationDataset):

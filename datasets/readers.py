@@ -56,13 +56,14 @@ def read_rgb_image(path):
         raise DatasetReadError(f"cannot read image {path}: {error}") from error
 
 
-def read_image_size(path):
-    """(width, height) of an image from its header only (no pixel decoding)."""
+def read_image_size(path, what="image"):
+    """(width, height) of an image (``what``: ``image`` or ``label``, for the message) from
+    its header only (no pixel decoding)."""
     try:
         with Image.open(path) as image:
             return image.size
     except (OSError, ValueError, SyntaxError) as error:
-        raise DatasetReadError(f"cannot read image header of {path}: {error}") from error
+        raise DatasetReadError(f"cannot read {what} {path} (its header): {error}") from error
 
 
 def read_pil_label(path):

@@ -16,13 +16,15 @@ from pathlib import Path
 import torch.distributed as dist
 
 from engine.evaluation import nan_to_none
+from engine.model_spec import describe_likely
 from loss import state_keys as loss_state_keys
 from utils import dist as dist_utils
 from utils.checkpoint import (MODULE_PREFIX, atomic_save, checkpoint_norm_semantics,
                               extract_state_dict, load_checkpoint, load_state_dict_forgiving,
-                              looks_like_imagenet_weights, remove_stale_temp_files,
-                              snapshot_mismatch, unwrap_model)
+                              looks_like_imagenet_weights, snapshot_mismatch, unwrap_model)
 from utils.labels import NUM_CLASSES
+from utils.logging import FILE_ONLY
+from utils.output import writing
 from utils.seed import rng_state, set_rng_state
 
 CHECKPOINT_VERSION = 1
@@ -52,10 +54,14 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         "epoch_iter": state.epoch_iter,
         "scaler": state.scaler.state_dict(),
         "best": dict(state.best),
+        "amp_skipped_steps": state.skipped_steps,  # --amp fp16 (GradScaler), in all
         "rng": rng_states,
         "args": dict(record.flags),
         # Which normalisation semantics trained these weights (network/norm_semantics.py).
         "norm_semantics": record.norm_semantics,
+        # The settings that shape the model: valid.py / infer.py / --snapshot build it from
+        # them (engine/model_spec.py).
+        "model": dict(record.model),
         # State of the loss terms, e.g. RobustNet ISW's "isw_mask": one (C, C) bool mask per
         # collected layer (DECISIONS.md D33).
         **{key: value for key, value in state.loss_state.items() if value is not None},
@@ -76,10 +82,13 @@ def save(state, path, record, mean_iu=0.0):
 
 
 def append_history(path, iteration, epoch, final, mious, norm_semantics):
-    """One line of ``val_history.jsonl``; NaN (no valid pixel) is not JSON: written as null."""
-    entry = {"iteration": iteration, "epoch": epoch, "final": final, "miou": mious,
+    """One line of ``val_history.jsonl``, mIoU in percent as in the logs (``unit`` says so);
+    NaN (no valid pixel) is not JSON: written as null. A failed write raises
+    ``utils.output.OutputError`` naming the file."""
+    entry = {"iteration": iteration, "epoch": epoch, "final": final,
+             "miou": {name: 100 * value for name, value in mious.items()}, "unit": "percent",
              "norm_semantics": norm_semantics}
-    with Path(path).open("a") as history:
+    with writing(path, "--ckpt"), Path(path).open("a") as history:
         history.write(json.dumps(nan_to_none(entry), allow_nan=False) + "\n")
 
 
@@ -101,18 +110,6 @@ def restore_rng_states(states, generator, rank, world_size):
     set_rng_state(states[rank])
     generator.set_state(states[rank]["loss_sampler"])
     return True
-
-
-def prepare_run_dir(run_dir, is_main):
-    """Create the run folder; rank 0 deletes temp files an interrupted save left there.
-
-    Returns the removed paths (rank 0; empty elsewhere)."""
-    removed = []
-    if is_main:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        removed = remove_stale_temp_files(run_dir)
-    dist_utils.barrier()
-    return removed
 
 
 def resolve_resume(resume, run_dir, logger):
@@ -235,10 +232,13 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
     ckpt = load_checkpoint(path)
     require_training_state(ckpt, path)
     check_resume_norm_semantics(ckpt, norm_semantics, path)
-    report = load_state_dict_forgiving(state.model, extract_state_dict(ckpt, path))
+    weights = extract_state_dict(ckpt, path)
+    report = load_state_dict_forgiving(state.model, weights, log=False)
+    logger.info(f"--resume {path}: {report.summary()}", extra=FILE_ONLY)
     if not report.complete:
-        raise ValueError(f"--resume {path} does not match --arch {arch} / "
-                         f"--wt_layer:\n{report.summary()}")
+        raise ValueError(f"--resume {path} does not match --arch {arch} / --wt_layer "
+                         f"({report.brief()}; the tensor list is in the log); "
+                         f"{describe_likely(weights)}")
     position = restore_training_state(ckpt, path, state.optimizer, state.scheduler,
                                       state.scaler, state.loss_generator, rank, world_size,
                                       iters_per_epoch, model=state.model)
@@ -250,6 +250,7 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
                                                       position.epoch_iter)
     state.best = position.best
     state.loss_state = saved_loss_state(ckpt)
+    state.skipped_steps = int(ckpt.get("amp_skipped_steps", 0))
 
 
 def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger):
@@ -262,18 +263,20 @@ def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger)
     weights = extract_state_dict(ckpt, path)
     imagenet = looks_like_imagenet_weights(weights)
     report = load_state_dict_forgiving(model, weights, log=False)
+    logger.info(f"--snapshot {path}: {report.summary()}", extra=FILE_ONLY)  # the full list
     mismatch = snapshot_mismatch(report, "--snapshot", path, arch, NUM_CLASSES, wt_layer,
                                  allow_unused=False)
     hint = (f"{path} looks like a torchvision ImageNet classifier, not a segmentation "
             f"checkpoint: load it into the trunk with --pretrained {path}")
     if mismatch and not partial:
         raise ValueError(hint if imagenet else
-                         mismatch + "\n(pass --snapshot_partial to load the matching tensors "
-                                    "and train the rest from scratch)")
+                         f"{mismatch}; {describe_likely(weights)} (the tensor list is in the "
+                         f"log; --snapshot_partial loads the matching tensors and trains the "
+                         f"rest from scratch)")
     if mismatch:
-        logger.warning(f"--snapshot_partial: {mismatch}" + (f"\n{hint}" if imagenet else ""))
+        logger.warning(f"--snapshot_partial: {mismatch}" + (f"; {hint}" if imagenet else ""))
     else:
-        logger.info(report.summary())
+        logger.info(report.brief())
 
 
 def start_from_snapshot(state, path, *, arch, wt_layer, partial, restore_optimizer,

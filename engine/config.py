@@ -33,6 +33,7 @@ class RunRecord:
     flags: dict = field(default_factory=dict)  # plain flag values: checkpoint["args"]
     norm_semantics: str = "modern"             # which normalisation semantics trains
     config_files: tuple = ()                   # --config files read, bases first (configs/)
+    model: dict = field(default_factory=dict)  # engine.model_spec.model_entry: what evaluates it
 
 
 @dataclass(frozen=True)

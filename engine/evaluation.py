@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
-from tqdm import tqdm
 
 import network
 from datasets import DEFAULT_OPTIONS
 from config import DEFAULT_NORM_SEMANTICS
+from engine.model_spec import describe_likely
 from engine.report import add_fields, extra_markdown, percent_text
 from engine.tta import SINGLE_SCALE, tta_logits
 from utils import dist as dist_utils
@@ -26,9 +26,12 @@ from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, loa
                               load_state_dict_forgiving, snapshot_mismatch)
 from utils.empty_labels import MAX_NAMES, check_empty_labels
 from utils.labels import IGNORE_LABEL, NUM_CLASSES
-from utils.logging import get_logger, printable
+from utils.logging import FILE_ONLY, get_logger, printable
 from utils.metrics import ConfusionMatrix
+from utils.output import write_text, writing
 from utils.precision import autocast
+from utils.progress import progress
+from utils.workers import worker_batches
 
 # Side of a sliding window by default: --crop_size's default (its one home).
 DEFAULT_WINDOW = DEFAULT_OPTIONS["crop_size"]
@@ -166,19 +169,22 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
     confusion = ConfusionMatrix(num_classes, device=device)
     totals = _LossAndEmptyLabels(ignore_index, device)
     show = dist_utils.is_main_process()
-    for batch in tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True):
-        images = batch["image"].to(device, non_blocking=True)
-        labels = batch["label"].to(device, non_blocking=True)
-        with autocast(device, amp):
-            logits = tta_logits(
-                lambda inputs: predict_logits(model, inputs, sliding_window, crop_size, stride),
-                images, scales, flip)
-        logits = logits.float()
-        preds = logits.argmax(1)
-        confusion.update(preds, labels)
-        totals.add(logits, labels, batch["name"])
-        if on_batch is not None:
-            on_batch(images, labels, preds, batch["name"])
+    with worker_batches(loader) as batches:  # a failure stops the loader's workers at once
+        for batch in progress(batches, total=len(loader), desc=desc, disable=not show,
+                              leave=False):
+            images = batch["image"].to(device, non_blocking=True)
+            labels = batch["label"].to(device, non_blocking=True)
+            with autocast(device, amp):
+                logits = tta_logits(
+                    lambda inputs: predict_logits(model, inputs, sliding_window, crop_size,
+                                                  stride),
+                    images, scales, flip)
+            logits = logits.float()
+            preds = logits.argmax(1)
+            confusion.update(preds, labels)
+            totals.add(logits, labels, batch["name"])
+            if on_batch is not None:
+                on_batch(images, labels, preds, batch["name"])
     counted = torch.tensor([len(loader.sampler)], dtype=torch.int64, device=device)
     confusion.all_reduce()
     totals.all_reduce()
@@ -246,10 +252,17 @@ def format_table(results, class_names):
     return "\n".join(lines)
 
 
+# The unit of every mIoU / IoU / accuracy in results.json (the "unit" field says so).
+RESULTS_UNIT = "fraction"
+
+
 def write_results(results, out_dir, class_names, protocol, checkpoint=None,
                   norm_semantics=DEFAULT_NORM_SEMANTICS, trained_norm_semantics=None,
-                  extra=None):
+                  extra=None, output_flag="--ckpt"):
     """Write ``results.json`` and ``results.md`` (DECISIONS.md D19) and return their paths.
+
+    A folder or file write that fails raises ``utils.output.OutputError`` naming it and
+    ``output_flag``.
 
     Both name the protocol, the checkpoint, the ``--norm_semantics`` of the evaluated model
     and the one the checkpoint says it was trained with (``None``: it does not say).
@@ -257,8 +270,11 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
     per-dataset additions, corruption sweeps) adds fields; it never replaces one.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir, output_flag):
+        out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
+        # mIoU, IoU, accuracies are fractions in [0, 1] here (logs and tables print percent).
+        "unit": RESULTS_UNIT,
         "eval_protocol": protocol,
         "norm_semantics": norm_semantics,
         "trained_norm_semantics": trained_norm_semantics,
@@ -274,7 +290,7 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
         add_fields(payload, extra)
     json_path = out_dir / "results.json"
     # NaN is not valid JSON: absent classes are written as null.
-    json_path.write_text(json.dumps(nan_to_none(payload), indent=2))
+    write_text(json_path, json.dumps(nan_to_none(payload), indent=2), flag=output_flag)
     md = ["# Evaluation results", "",
           f"- evaluation protocol: `{protocol}`",
           f"- norm semantics: `{norm_semantics}` (checkpoint trained with "
@@ -285,8 +301,7 @@ def write_results(results, out_dir, class_names, protocol, checkpoint=None,
           format_table(results, class_names), ""]
     if extra:
         md += extra_markdown(extra)
-    md_path = out_dir / "results.md"
-    md_path.write_text("\n".join(md))
+    md_path = write_text(out_dir / "results.md", "\n".join(md), flag=output_flag)
     return json_path, md_path
 
 
@@ -323,17 +338,20 @@ class SnapshotMismatchError(ValueError):
     """The ``--snapshot`` weights leave part of the model random; the message lists them."""
 
 
-def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
+def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None, partial=False,
                     channels_last=False, logger=None, checkpoint=None, norm_layers=None):
     """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
 
-    ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
-    ``norm_layers``: ``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords (None:
-    BatchNorm, the default).
+    ``arch`` / ``wt_layer``: the model the checkpoint records (``engine.model_spec``), or the
+    flags. ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
+    ``norm_layers``: ``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords, recorded or
+    flags (None: BatchNorm, the default).
     Returns ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the
-    checkpoint does not say). Raises :class:`SnapshotMismatchError` listing missing or
-    mismatched weights (a partly random model would give meaningless numbers), and
-    FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing or unreadable file.
+    checkpoint does not say). Raises :class:`SnapshotMismatchError` (one line: counts, an
+    example of each, the architecture the tensors fit; the full list goes to the log file)
+    when weights are missing or mis-shaped (a partly random model gives meaningless numbers)
+    unless ``partial`` (``--snapshot_partial``: a warning), and FileNotFoundError /
+    ``utils.checkpoint.CheckpointError`` for a missing or unreadable file.
     """
     logger = logger or get_logger()
     if checkpoint is None:  # the caller may pass the file's content, already loaded
@@ -342,12 +360,18 @@ def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None,
     norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
     model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,
                             norm_semantics=norm_semantics, **(norm_layers or {}))
-    report = load_state_dict_forgiving(model, extract_state_dict(checkpoint, snapshot))
+    weights = extract_state_dict(checkpoint, snapshot)
+    report = load_state_dict_forgiving(model, weights, log=False)
+    logger.info(f"--snapshot {snapshot} into {arch}: {report.summary()}", extra=FILE_ONLY)
     mismatch = snapshot_mismatch(report, "--snapshot", snapshot, arch, NUM_CLASSES, wt_layer)
+    if mismatch and not partial:
+        raise SnapshotMismatchError(f"{mismatch}; {describe_likely(weights)}")
     if mismatch:
-        raise SnapshotMismatchError(mismatch)
-    logger.info(f"norm semantics {norm_semantics} (checkpoint trained with "
-                f"{trained or 'unrecorded'})")
+        logger.warning(f"--snapshot_partial: {mismatch}; those tensors keep their random "
+                       f"initial values")
+    norms = "".join(f", --{key} {value}" for key, value in (norm_layers or {}).items())
+    logger.info(f"model {arch}, --wt_layer {' '.join(map(str, wt_layer))}{norms}, norm "
+                f"semantics {norm_semantics} (checkpoint trained with {trained or 'unrecorded'})")
     if isinstance(checkpoint, dict) and "iteration" in checkpoint:
         logger.info(f"checkpoint trained for {checkpoint['iteration']} iterations")
     model.to(device).eval()

@@ -1,7 +1,8 @@
 """The training loop as a small engine: a state object, one step, validation, ``fit``.
 
 ``fit`` runs epochs of ``train_step`` (forward both views or one, the BlindNet criterion,
-backward, a finiteness check on the rank-mean loss, SGD step, poly LR step), validates after
+backward, a finiteness check on the rank-mean loss, SGD step, poly LR step; under ``--amp
+fp16`` GradScaler's skipped steps are counted instead, docs/GPU.md), validates after
 every epoch (or every ``val_every`` iterations), saves ``last.pth`` / ``best_<dataset>.pth``,
 and stops cleanly on SIGTERM/SIGINT (:class:`Preempted`) or at ``stop_at``. Errors are
 exceptions; ``train.py`` turns them into exit codes.
@@ -9,11 +10,11 @@ exceptions; ``train.py`` turns them into exit codes.
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from engine import checkpointing
 from engine.evaluation import evaluate
@@ -22,11 +23,19 @@ from utils.checkpoint import unwrap_model
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.precision import autocast, grad_scaler
 from utils.preemption import StopSignal, signal_name
+from utils.progress import progress
 from utils.tensorboard import TrainWriter
+from utils.workers import stop_workers
+
+
+# GradScaler halves its scale at every skipped fp16 step: from 2**16, 150 halvings in a row go
+# below float32's smallest normal number, so a streak this long never recovers.
+MAX_SKIPPED_IN_A_ROW = 200
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or Inf; training stops without overwriting checkpoints."""
+    """A loss term became NaN or Inf (fp16: too many skipped steps in a row); training stops
+    without overwriting checkpoints."""
 
 
 class Preempted(Exception):
@@ -54,6 +63,9 @@ class TrainState:
     # State the loss terms keep, by checkpoint key (loss.state_keys(); RobustNet ISW's
     # "isw_mask" once engine/isw.py computed it); checkpoints save and restore it.
     loss_state: dict = field(default_factory=dict)
+    skipped_steps: int = 0           # --amp fp16: steps GradScaler skipped, in all
+    skipped_in_a_row: int = 0        # ... and since the last step it took
+    loss_scale: float | None = None  # --amp fp16: GradScaler's scale after the last step
 
     def __post_init__(self):
         self.net = self.model if self.net is None else self.net
@@ -119,19 +131,64 @@ def check_finite(values, iteration):
 def train_step(state, batch, criterion, *, device, two_view, with_embeddings, amp="off",
                channels_last=False):
     """One iteration: forward/backward, rank-mean loss terms, finiteness check, SGD and LR
-    steps. Returns the terms as floats (``total`` last); raises :class:`NonFiniteLossError`
-    before the step, so the weights stay those of the last good iteration."""
+    steps. Returns the terms as floats (``total`` last).
+
+    fp32 / bf16: raises :class:`NonFiniteLossError` before the step, so the weights stay those
+    of the last good iteration. fp16 (GradScaler on): see :func:`scaled_step`.
+    """
     terms = forward_backward(state.net, criterion, state.scaler, batch, device=device,
                              two_view=two_view, with_embeddings=with_embeddings, amp=amp,
                              channels_last=channels_last, generator=state.loss_generator)
-    # Mean over ranks, for logging and so that every rank stops on a NaN together.
-    reduced = dist_utils.all_reduce_mean(torch.stack(list(terms.values())).detach())
-    values = dict(zip(terms, reduced.tolist()))
-    check_finite(values, state.iteration + 1)
-    state.scaler.step(state.optimizer)
-    state.scaler.update()
-    state.scheduler.step()
+    if state.scaler.is_enabled():
+        values = scaled_step(state, terms)
+    else:
+        # Mean over ranks, for logging and so that every rank stops on a NaN together.
+        reduced = dist_utils.all_reduce_mean(torch.stack(list(terms.values())).detach())
+        values = dict(zip(terms, reduced.tolist()))
+        check_finite(values, state.iteration + 1)
+        state.optimizer.step()
+    with warnings.catch_warnings():
+        # A step GradScaler skipped still moves the poly schedule on (it counts iterations);
+        # PyTorch's "lr_scheduler.step() before optimizer.step()" warning says nothing here.
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                category=UserWarning)
+        state.scheduler.step()
     state.iteration, state.epoch_iter = state.iteration + 1, state.epoch_iter + 1
+    return values
+
+
+def scaled_step(state, terms):
+    """fp16: GradScaler's step, then one host read of the loss terms with its outcome.
+
+    GradScaler skips the optimizer step when the scaled gradients hold an Inf/NaN and halves
+    its scale. A non-finite *loss* under fp16 gives non-finite gradients, so it is skipped the
+    same way: counted (``state.skipped_steps``), the weights untouched, the run goes on. More
+    than :data:`MAX_SKIPPED_IN_A_ROW` skips in a row raise :class:`NonFiniteLossError`; a
+    non-finite loss whose step was *not* skipped raises it too. The "skipped" fact is a device
+    tensor (the scale went down) read in the same transfer as the terms: no extra sync.
+    """
+    scale = state.scaler._scale  # a device tensor; get_scale() would read it to the host
+    before = scale.clone()
+    state.scaler.step(state.optimizer)
+    state.scaler.update()  # backs the scale off exactly when the step was skipped
+    skipped = (scale < before).reshape(())
+    stacked = torch.stack([*terms.values(), skipped.to(scale.dtype), scale.reshape(())])
+    *reduced, was_skipped, state.loss_scale = dist_utils.all_reduce_mean(
+        stacked.detach().float()).tolist()
+    values = dict(zip(terms, reduced))
+    iteration = state.iteration + 1
+    if not was_skipped:
+        check_finite(values, iteration)
+        state.skipped_in_a_row = 0
+        return values
+    state.skipped_steps += 1
+    state.skipped_in_a_row += 1
+    if state.skipped_in_a_row > MAX_SKIPPED_IN_A_ROW:
+        raise NonFiniteLossError(
+            f"--amp fp16: GradScaler skipped {state.skipped_in_a_row} steps in a row up to "
+            f"iteration {iteration} (gradients or the loss non-finite each time; loss scale "
+            f"now {state.loss_scale:.3g}). Training stopped; the last good checkpoint was kept "
+            f"(try --amp bf16 or --amp off, or a lower --lr).")
     return values
 
 
@@ -198,10 +255,11 @@ class _Run:
     device: torch.device
     writer: TrainWriter
     logger: object
-    bar: tqdm
+    bar: object           # utils.progress bar
     stop: StopSignal
     before_step: object
     epoch_end: object
+    batches: object = None  # the training loader's current iterator (its workers)
 
     def validate(self, final=False):
         return validate(self.state, self.val_sets, config=self.config, device=self.device,
@@ -233,8 +291,8 @@ def fit(state, data, criterion, val_sets, *, config, step, device, logger, write
     """
     writer = writer or TrainWriter(None, enabled=False)
     state.net.train()
-    bar = tqdm(total=config.max_iter, initial=state.iteration, dynamic_ncols=True, desc="train",
-               disable=not dist_utils.is_main_process())
+    bar = progress(total=config.max_iter, initial=state.iteration, desc="train",
+                   disable=not dist_utils.is_main_process())
     run = _Run(state, data, criterion, val_sets, config, step, device, writer, logger, bar,
                StopSignal().install(), before_step, epoch_end)
     try:
@@ -243,6 +301,9 @@ def fit(state, data, criterion, val_sets, *, config, step, device, logger, write
                 return False
         run.validate(final=True)
         check_replicas_identical(state.model, logger)
+    except BaseException:
+        stop_workers(run.batches)  # they ignore SIGTERM: a failure must stop them here
+        raise
     finally:
         run.stop.restore()
         bar.close()
@@ -255,7 +316,8 @@ def _epoch(run):
     run.data.dataset.set_epoch(state.epoch)
     run.data.sampler.set_epoch(state.epoch, skip=state.epoch_iter * config.batch_size)
     tic = time.perf_counter()
-    for batch in run.data.loader:
+    run.batches = iter(run.data.loader)
+    for batch in run.batches:
         if run.before_step is not None:
             run.before_step(state)
         values = train_step(state, batch, run.criterion, device=run.device,
@@ -303,11 +365,28 @@ def _stop_if_signalled(run, saved):
 
 def _report(run, values, speed):
     """Progress bar, TensorBoard scalars and (every ``log_every``) a log line."""
-    iteration, lr = run.state.iteration, run.state.optimizer.param_groups[0]["lr"]
+    state = run.state
+    iteration, lr = state.iteration, state.optimizer.param_groups[0]["lr"]
     run.bar.update(1)
     run.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}
                         | {"lr": f"{lr:.1e}", "img/s": f"{speed:.1f}"}, refresh=False)
-    run.writer.log_train(values, lr, speed, iteration)
+    fp16 = _fp16_report(run, values) if state.scaler.is_enabled() else {}
+    run.writer.log_train(values, lr, speed, iteration, extra=fp16)
     if iteration % run.config.log_every == 0:
         run.logger.info(f"iter {iteration}/{run.config.max_iter} " + " ".join(
-            f"{k} {v:.4f}" for k, v in values.items()) + f" lr {lr:.2e} {speed:.1f} img/s")
+            f"{k} {v:.4f}" for k, v in values.items()) + f" lr {lr:.2e} {speed:.1f} img/s"
+            + (f" fp16 scale {state.loss_scale:.3g}, {state.skipped_steps} steps skipped"
+               if fp16 else ""))
+
+
+def _fp16_report(run, values):
+    """GradScaler's scale and skipped-step count (TensorBoard scalars); a warning when the
+    step was skipped for a non-finite loss rather than overflowing gradients."""
+    state = run.state
+    if state.skipped_in_a_row and not all(math.isfinite(v) for v in values.values()):
+        bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
+        run.logger.warning(f"iteration {state.iteration}: non-finite loss under --amp fp16 "
+                           f"({bad}); GradScaler skipped the step ({state.skipped_in_a_row} in "
+                           f"a row, {state.skipped_steps} in all; the run stops after "
+                           f"{MAX_SKIPPED_IN_A_ROW} in a row)")
+    return {"fp16_loss_scale": state.loss_scale, "fp16_skipped_steps": state.skipped_steps}

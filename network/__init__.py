@@ -10,12 +10,13 @@ from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
                                     apply_norm_semantics, norm_semantics_of)
 from network.norms import DEFAULT_NORM_LAYER, NORM_LAYERS, REPLACEMENT_NORM_LAYERS
 from network.output import ModelOutput, ViewOutput
+from network.pretrained import MissingImageNetWeights
 from utils.labels import NUM_CLASSES
 
 __all__ = ["DEFAULT_NORM_LAYER", "DEFAULT_NORM_SEMANTICS", "DEFAULT_WT_LAYER", "FACTORIES",
-           "DeepV3Plus", "ModelOutput", "NORM_LAYERS", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER",
-           "REPLACEMENT_NORM_LAYERS", "ViewOutput", "apply_norm_semantics", "build_deepv3",
-           "get_net", "norm_semantics_of", "resolve_arch"]
+           "DeepV3Plus", "MissingImageNetWeights", "ModelOutput", "NORM_LAYERS", "NORM_SEMANTICS",
+           "OFFICIAL_WT_LAYER", "REPLACEMENT_NORM_LAYERS", "ViewOutput", "apply_norm_semantics",
+           "build_deepv3", "get_net", "norm_semantics_of", "resolve_arch"]
 
 ARCH_PREFIXES = ("network.deepv3.", "deepv3.")
 
@@ -45,8 +46,10 @@ def get_net(arch, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained
             or ``network.norms`` names; by default none, as ``--wt_layer``'s default
             (BlindNet's ``OFFICIAL_WT_LAYER`` is a recipe).
         pretrained: trunk ImageNet weights: a torchvision-format file, ``None`` for the
-            torch hub cache if present (random init with a warning otherwise), or ``False``
-            for random init.
+            torch hub cache (EfficientNet-Lite0: the installed package's file), or ``False``
+            for a deliberate random init. ``None`` that finds no file raises
+            :class:`network.pretrained.MissingImageNetWeights` (a ``FileNotFoundError``
+            naming the paths it looked in), never a silent random trunk.
         norm_semantics: ``modern`` or ``torch1.2`` (instance norms use batch statistics in
             training, BatchNorm/affine-IN weights and biases are frozen; see
             :mod:`network.norm_semantics`). Applied after the weights are loaded.

@@ -9,8 +9,9 @@ the trunk blocks and stems, and of the decoder heads, replaced by name; ``--norm
 ``--head_norm_layer``) and by ``--wt_layer`` (whose codes are spellings of names,
 ``utils/wt_layer.py``). Code that must treat a layer specially asks :func:`declared` for its
 entry and reads the declared property (``collected``, ``unit_affine_init``, ``imagenet``,
-``per_image``, ``torch12_*``; see :class:`~network.norm_layers.NormLayer`) instead of testing
-the module's class, so a new layer is one new file.
+``per_image``, ``torch12_*``, ``synced_statistics``; see
+:class:`~network.norm_layers.NormLayer`) instead of testing the module's class, so a new
+layer is one new file.
 """
 
 import importlib
@@ -30,7 +31,7 @@ TORCH_NORM_LAYERS = (
     NormLayer("batchnorm", nn.BatchNorm2d, imagenet=IMAGENET_ALL, torch12_frozen_affine=True,
               summary="BatchNorm (the default of trunks and heads)"),
     NormLayer("syncbatchnorm", nn.SyncBatchNorm, imagenet=IMAGENET_ALL,
-              torch12_frozen_affine=True,
+              torch12_frozen_affine=True, synced_statistics=True,
               summary="BatchNorm over every process's batch (train.py converts batchnorm to it "
                       "under multi-GPU DDP)"),
     NormLayer("instancenorm", nn.InstanceNorm2d, _IN_OPTIONS, per_image=True,

@@ -5,8 +5,11 @@
 * a path: a torchvision-format ImageNet state dict (or one of our checkpoints) loaded
   forgivingly into the trunk; every tensor that could not be used is logged;
 * ``None``: torchvision's weights file if it is *already* in the torch hub cache
-  (``<torch.hub.get_dir()>/checkpoints/<file>``), else random init with a warning;
-* ``False``: random init, silently (tests, or a checkpoint will be loaded afterwards).
+  (``<torch.hub.get_dir()>/checkpoints/<file>``); when there is none,
+  :class:`MissingImageNetWeights` (never a silent random trunk: a long run on an offline node
+  would otherwise train a random ResNet and exit 0);
+* ``False``: random init on purpose (``--pretrained none``; tests, or a checkpoint will be
+  loaded afterwards).
 
 A trunk listed in :data:`PACKAGED_WEIGHTS` (EfficientNet-Lite0) ships its ImageNet weights in
 an installed Python package: ``None`` loads that file, and every file is loaded *strictly*
@@ -52,6 +55,23 @@ def efficientnet_lite0_file():
 PACKAGED_WEIGHTS = {"efficientnet_lite0": efficientnet_lite0_file}
 # Older torchvision releases stored the same V1 weights under these names.
 LEGACY_FILES = {"resnet18": ("resnet18-5c106cde.pth",), "resnet50": ("resnet50-19c8e357.pth",)}
+
+
+class MissingImageNetWeights(FileNotFoundError):
+    """``pretrained=None`` found no ImageNet weights file; the message says where it looked and
+    names ``--pretrained PATH`` and ``--pretrained none``."""
+
+
+def missing_weights_message(trunk_name):
+    """Why ``pretrained=None`` cannot load ``trunk_name``, and the two ways on."""
+    looked = cached_weight_files(trunk_name)
+    where = (f"looked in the torch hub cache for {', '.join(str(p) for p in looked)}" if looked
+             else f"torchvision has no ImageNet weights for it, so there is nothing to look up in "
+                  f"the torch hub cache {Path(torch.hub.get_dir()) / 'checkpoints'}")
+    return (f"no ImageNet weights for the {trunk_name} trunk: {where}. Pass --pretrained PATH "
+            f"(a torchvision-format ImageNet state dict on this machine), or --pretrained none "
+            f"to train the trunk from random weights on purpose (in Python: "
+            f"get_net(..., pretrained=PATH or False))")
 
 
 def cached_weight_files(trunk_name):
@@ -144,7 +164,6 @@ def init_pretrained(trunk, trunk_name, key_map, pretrained=None):
     """Load ImageNet weights into ``trunk`` per ``pretrained`` (see the module docstring)."""
     if pretrained is False:
         return None
-    logger = get_logger()
     if trunk_name in PACKAGED_WEIGHTS:
         path = PACKAGED_WEIGHTS[trunk_name]() if pretrained is None else Path(pretrained)
         if not path.is_file():
@@ -154,12 +173,7 @@ def init_pretrained(trunk, trunk_name, key_map, pretrained=None):
     if pretrained is None:
         path = find_cached_weights(trunk_name)
         if path is None:
-            logger.warning(
-                "no ImageNet weights for the %s trunk in the torch hub cache (%s); the trunk "
-                "is randomly initialised. Pass --pretrained PATH to load a local file.",
-                trunk_name, ", ".join(str(p) for p in cached_weight_files(trunk_name))
-                or "none exist for this trunk")
-            return None
+            raise MissingImageNetWeights(missing_weights_message(trunk_name))
     else:
         path = Path(pretrained)
         if not path.is_file():

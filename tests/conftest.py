@@ -1,4 +1,11 @@
-"""Shared pytest set-up: the repository root is importable and runs stay on few threads."""
+"""Shared pytest set-up: the repository root is importable and runs stay on few threads.
+
+``pytest --device cuda`` (default ``cpu``) runs the device-capable tests, those that take the
+:func:`device` fixture, on the GPU and skips the others, saying why; without CUDA it stops
+with a usage error (exit code 4) instead of quietly testing the CPU. Tests marked
+``two_gpus`` (NCCL, SyncBatchNorm) are skipped, with that reason, on fewer than two GPUs.
+docs/GPU.md lists what is device-capable.
+"""
 
 import sys
 from pathlib import Path
@@ -8,6 +15,62 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+
+DEVICES = ("cpu", "cuda")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", choices=DEVICES,
+                     help="device of the device-capable tests (those taking the `device` "
+                          "fixture); with cuda every other test is skipped (default: cpu)")
+
+
+def pytest_configure(config):
+    if config.getoption("--device") == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(
+                f"--device cuda: no CUDA device on this machine (torch {torch.__version__}: "
+                f"torch.cuda.is_available() is False); run pytest without --device to test "
+                f"on the CPU")
+
+
+def _skip_reason(item, device):
+    """Why ``item`` does not run under ``--device device``, or None when it runs."""
+    if item.get_closest_marker("two_gpus") is not None:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count < 2:
+            return (f"needs two CUDA GPUs (NCCL, SyncBatchNorm), this machine has {count}; run "
+                    f"`pytest --device cuda` on a machine with two")
+        return None
+    if device == "cpu":
+        return None
+    cpu_only = item.get_closest_marker("cpu_only")
+    if cpu_only is not None:
+        return f"CPU only: {cpu_only.args[0] if cpu_only.args else 'see the test'}"
+    if "device" not in item.fixturenames:
+        return "not device-capable (takes no `device` fixture): it runs in the CPU suite"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    device = config.getoption("--device")
+    for item in items:
+        reason = _skip_reason(item, device)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def device(request):
+    """The ``torch.device`` of ``pytest --device`` (cpu unless asked otherwise)."""
+    import torch
+
+    return torch.device(request.config.getoption("--device"))
 
 
 def registered_datasets():
@@ -55,8 +118,8 @@ def data_env(generated_roots, monkeypatch):
 
 
 # Overrides that make an official training script (R50, 40k iterations) finish in seconds.
-TINY_TRAIN_OVERRIDES = ("--crop_size", "64", "--max_iter", "2", "--bs_mult", "2",
-                        "--class_uniform_tile", "32", "--num_workers", "0",
+TINY_TRAIN_OVERRIDES = ("--pretrained", "none", "--crop_size", "64", "--max_iter", "2",
+                        "--bs_mult", "2", "--class_uniform_tile", "32", "--num_workers", "0",
                         "--max_val_images", "1", "--scale_min", "0.75", "--scale_max", "1.25")
 
 

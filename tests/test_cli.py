@@ -202,15 +202,55 @@ def test_train_defaults_are_resolved():
     assert args.norm_semantics is None and args.num_workers is None  # valid: the checkpoint's
 
 
-@pytest.mark.parametrize("script", ["train", "valid", "infer"])
-def test_help_lists_official_flags(script, capsys):
+def _help(script, capsys):
     with pytest.raises(SystemExit) as excinfo:
         build_parser(script).parse_args(["--help"])
     assert excinfo.value.code == 0
-    out = capsys.readouterr().out
-    for flag in ("--val_dataset", "--arch", "--wt_layer", "--snapshot", "--use_cwcl",
-                 "--contrast_max_views", "--local_rank", "--eval_protocol"):
+    return capsys.readouterr().out
+
+
+EVAL_SHOWN = ("--val_dataset", "--arch", "--wt_layer", "--snapshot", "--snapshot_partial",
+              "--local_rank", "--eval_protocol", "--norm_semantics", "--cityscapes_dir")
+TRAIN_ONLY = ("--use_cwcl", "--contrast_max_views", "--lr", "--max_iter", "--resume",
+              "--wt_reg_weight", "--jit_only", "--class_uniform_pct")
+
+
+def test_train_help_lists_every_official_flag(capsys):
+    out = _help("train", capsys)
+    for flag in EVAL_SHOWN + TRAIN_ONLY[:-2]:  # --jit_only: a suppressed legacy flag
         assert flag in out
+
+
+@pytest.mark.parametrize("script, own", [("valid", ("--corruptions", "--num_workers")),
+                                         ("infer", ("--images", "--overlay", "--results"))])
+def test_eval_help_shows_only_its_own_flags(script, own, capsys):
+    out = _help(script, capsys)
+    for flag in EVAL_SHOWN + own:
+        assert flag in out, flag
+    for flag in TRAIN_ONLY:
+        assert f"{flag} " not in out and f"{flag}\n" not in out, flag
+    assert len(out.splitlines()) < 160  # was 281 lines of training flags
+
+
+def test_train_flags_given_to_valid_are_accepted_and_warned_about():
+    args, warned = _parse_quiet("valid", ["--lr", "0.5", "--crop_size", "64"])
+    assert args.lr == 0.5
+    assert warned == ["--lr has no effect in valid.py: train.py read(s) it"]
+
+
+def test_a_launcher_scripts_own_flags_do_not_warn(monkeypatch):
+    from cli.parser import SCRIPT_ARGC_ENV, user_given_flags
+
+    parser = build_parser("train")
+    argv = ["--jit_only", "--relax_denom", "0.0", "--max_iter", "5", "--alpha", "1"]
+    assert user_given_flags(parser, argv, {SCRIPT_ARGC_ENV: "3"}) == {"max_iter", "alpha"}
+    assert user_given_flags(parser, argv, {}) is None
+    monkeypatch.setattr("sys.argv", ["train.py", *argv])
+    monkeypatch.setenv(SCRIPT_ARGC_ENV, "3")
+    _, warned = _parse_quiet("train", None)
+    assert len(warned) == 1 and warned[0].startswith("--alpha is accepted")
+    monkeypatch.setenv("RANK", "1")  # other ranks print nothing
+    assert _parse_quiet("train", None)[1] == []
 
 
 @pytest.mark.parametrize("names", [["bdd100k", "bdd-100k"], ["cityscapes", "gtav", "cityscapes"]])

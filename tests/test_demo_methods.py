@@ -47,6 +47,15 @@ def test_sw_needs_a_resnet_and_methods_are_not_repeated(tmp_path, capsys):
         demo.parse_args(["--methods", "baseline", "baseline"])
 
 
+def test_pretrained_reaches_every_training_run_and_defaults_to_none(tmp_path):
+    for method in ("baseline", "blindnet"):
+        default = demo.train_argv(method, demo.parse_args([]), _manifest(), tmp_path)
+        assert "--pretrained" not in default  # EfficientNet-Lite0: its packaged weights
+        args = demo.parse_args(["--arch", "network.deepv3.DeepR18V3PlusD", "--pretrained", "none"])
+        parsed = cli.parse_args("train", demo.train_argv(method, args, _manifest(), tmp_path))
+        assert parsed.pretrained is False  # a random trunk, on purpose
+
+
 def test_difference_column_names_the_two_methods():
     results = {"source": {"baseline": {"miou": 0.2}, "isw": {"miou": 0.25}},
                "fog": {"baseline": {"miou": 0.1}, "isw": {"miou": 0.2}}}

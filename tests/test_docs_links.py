@@ -25,8 +25,9 @@ from pathlib import Path
 THIS_FILE = Path(__file__).resolve()
 REPO = THIS_FILE.parents[1]
 EXTERNAL_PATHS_MARKER = "<!-- paths: external -->"
-# Files the programs write into their output folders (valid.py, demo.py, bench/demo_seeds.py).
-WRITTEN_BY_THE_PROGRAMS = {"results.md", "seeds.md"}
+# Files the programs write into their output folders (valid.py, demo.py, bench/demo_seeds.py,
+# bench/gpu_check.py).
+WRITTEN_BY_THE_PROGRAMS = {"results.md", "seeds.md", "gpu_check.md"}
 NOT_SCANNED = {".git", "__pycache__", ".pytest_cache", "data", "logs", "results", "demo_output",
                "pretrained"}
 CODE_SUFFIXES = {".py", ".sh", ".toml"}

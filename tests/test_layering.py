@@ -152,22 +152,37 @@ def test_the_norm_registry_imports_nothing_above_it(home):
     assert not problems, "\n".join(problems)
 
 
+def _names_in(node):
+    return {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)
+            for n in ast.walk(node)}
+
+
 def norm_class_tests(rel):
-    """``isinstance(x, <norm class>)`` / ``issubclass`` calls naming a norm class in ``rel``."""
+    """``isinstance(x, <norm class>)`` / ``issubclass`` calls naming a norm class in ``rel``,
+    directly or through a module-level name bound to one (``SYNCED = (nn.SyncBatchNorm,)``)."""
     tree = ast.parse((REPO / rel).read_text(encoding="utf-8"))
+    aliases = {target.id for node in tree.body if isinstance(node, ast.Assign)
+               and _names_in(node.value) & NORM_CLASS_NAMES
+               for target in node.targets if isinstance(target, ast.Name)}
     found = []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2):
-            names = {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)
-                     for n in ast.walk(node.args[1])}
-            if names & NORM_CLASS_NAMES:
+            if _names_in(node.args[1]) & (NORM_CLASS_NAMES | aliases):
                 found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
     return found
 
 
+# Class tests that are a fact of another framework rather than a norm layer's behaviour.
+CLASS_TESTS_ALLOWED = {
+    "network/vfm.py": "mmengine's norm_decay_mult=0 for the VFM's own LayerNorm / GroupNorm "
+                      "(VFM_METHODS.md 3.5); no registry layer is built there",
+}
+
+
 def test_norm_layers_are_treated_by_declared_properties_not_by_class():
-    problems = [line for rel in source_files() for line in norm_class_tests(rel)]
+    problems = [line for rel in source_files() if str(rel) not in CLASS_TESTS_ALLOWED
+                for line in norm_class_tests(rel)]
     assert not problems, ("declare the behaviour in network/norms.py (NormLayer) instead of "
                           "testing the class:\n" + "\n".join(problems))
 
@@ -176,7 +191,9 @@ def test_the_class_test_check_itself_catches_one(tmp_path, monkeypatch):
     (tmp_path / "network").mkdir()
     (tmp_path / "network" / "bad.py").write_text(
         "from torch import nn\nok = isinstance(m, nn.Conv2d)\n"
-        "bad = isinstance(m, (nn.Conv2d, nn.InstanceNorm2d))\n")
+        "bad = isinstance(m, (nn.Conv2d, nn.InstanceNorm2d))\n"
+        "SYNCED = (nn.SyncBatchNorm,)\nalso_bad = isinstance(m, SYNCED)\n")
     monkeypatch.setitem(globals(), "REPO", tmp_path)
     assert norm_class_tests(Path("network/bad.py")) == [
-        "network/bad.py:3: isinstance(m, (nn.Conv2d, nn.InstanceNorm2d))"]
+        "network/bad.py:3: isinstance(m, (nn.Conv2d, nn.InstanceNorm2d))",
+        "network/bad.py:5: isinstance(m, SYNCED)"]

@@ -16,9 +16,9 @@ from utils.checkpoint import load_checkpoint
 
 ARCH = "network.deepv3.DeepR18V3PlusD"
 WT = ["0", "0", "1", "1", "1", "0", "0"]
-TINY = ["--arch", ARCH, "--crop_size", "64", "--bs_mult", "2", "--num_workers", "0",
-        "--class_uniform_tile", "32", "--class_uniform_pct", "0.5", "--scale_min", "0.75",
-        "--scale_max", "1.25", "--lr", "0.01"]
+TINY = ["--arch", ARCH, "--pretrained", "none", "--crop_size", "64", "--bs_mult", "2",
+        "--num_workers", "0", "--class_uniform_tile", "32", "--class_uniform_pct", "0.5",
+        "--scale_min", "0.75", "--scale_max", "1.25", "--lr", "0.01"]
 BLINDNET = ["--dataset", "gtav_jitter", "--wt_layer", *WT, "--use_ca", "--use_cwcl",
             "--use_sdcl", "--w1", "0.2", "--w2", "0.2", "--w3", "0.3", "--w4", "0.3",
             "--contrast_max_classes", "4", "--contrast_max_views", "8", "--num_patch", "4",
@@ -96,8 +96,8 @@ def _valid(tmp_path, snapshot, *extra):
                        "--max_val_images", "2", *extra])
 
 
-def test_torch12_run_is_named_everywhere_and_mismatched_evaluation_warns(data_env, tmp_path,
-                                                                         recwarn):
+def test_torch12_run_is_named_everywhere_and_mismatched_evaluation_is_refused(
+        data_env, tmp_path, recwarn, capsys):
     result = _train(tmp_path, "torch1.2", "t12")
     run_dir = tmp_path / "ckpt" / "d" / "t12"
     assert json.loads((run_dir / "args.json").read_text())["norm_semantics"] == "torch1.2"
@@ -120,10 +120,16 @@ def test_torch12_run_is_named_everywhere_and_mismatched_evaluation_warns(data_en
     assert saved["norm_semantics"] == saved["trained_norm_semantics"] == "torch1.2"
     assert "norm semantics: `torch1.2`" in (out / "results.md").read_text()
 
-    # The flag overrides, with a warning naming both modes; evaluation itself is unchanged.
+    # A contradicting flag is refused naming both modes (the checkpoint defines the model);
+    # --snapshot_partial overrides with a warning, and evaluation itself is unchanged.
+    with pytest.raises(SystemExit) as excinfo:
+        _valid(tmp_path, run_dir / "last.pth", "--norm_semantics", "modern")
+    assert excinfo.value.code == 2 and "--norm_semantics modern given, checkpoint trained " \
+        "with --norm_semantics torch1.2" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="trained with --norm_semantics torch1.2 but is "
                                          "evaluated with --norm_semantics modern"):
-        modern = _valid(tmp_path, run_dir / "last.pth", "--norm_semantics", "modern")
+        modern = _valid(tmp_path, run_dir / "last.pth", "--norm_semantics", "modern",
+                        "--snapshot_partial")
     assert json.loads((out / "results.json").read_text())["norm_semantics"] == "modern"
     assert modern["cityscapes"]["hist"] == _valid(tmp_path, run_dir / "last.pth")[
         "cityscapes"]["hist"]
@@ -133,15 +139,20 @@ def test_torch12_run_is_named_everywhere_and_mismatched_evaluation_warns(data_en
         _train(tmp_path, "modern", "t12", "--max_iter", "3", "--resume", "auto")
 
 
-def test_modern_checkpoint_evaluated_as_torch12_warns_naming_both(data_env, tmp_path):
+def test_modern_checkpoint_evaluated_as_torch12_is_refused_naming_both(data_env, tmp_path,
+                                                                       capsys):
     import network
 
     model = network.get_net(ARCH, 19, [int(v) for v in WT], pretrained=False)
     path = tmp_path / "modern.pth"
     torch.save({"state_dict": model.state_dict(), "norm_semantics": "modern"}, path)
+    with pytest.raises(SystemExit) as excinfo:
+        _valid(tmp_path, path, "--norm_semantics", "torch1.2")
+    assert excinfo.value.code == 2 and "--norm_semantics torch1.2 given, checkpoint trained " \
+        "with --norm_semantics modern" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="trained with --norm_semantics modern but is "
                                          "evaluated with --norm_semantics torch1.2"):
-        _valid(tmp_path, path, "--norm_semantics", "torch1.2")
+        _valid(tmp_path, path, "--norm_semantics", "torch1.2", "--snapshot_partial")
     saved = json.loads((tmp_path / "logs" / "d" / "v" / "results.json").read_text())
     assert (saved["norm_semantics"], saved["trained_norm_semantics"]) == ("torch1.2", "modern")
 

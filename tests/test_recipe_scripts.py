@@ -111,21 +111,21 @@ BOOKKEEPING = ("config", "config_files")
 
 @pytest.fixture(scope="module")
 def fake_torchrun(tmp_path_factory):
-    """A folder holding a ``torchrun`` that writes its arguments (NUL-separated) to
+    """A fake ``$PYTHON`` for scripts/_launch.sh: writes its arguments (``scripts/_launch.py``,
+    the torchrun options, the entry point and its argv; NUL-separated) to
     ``$FAKE_TORCHRUN_OUT`` and exits."""
     folder = tmp_path_factory.mktemp("fake_bin")
-    exe = folder / "torchrun"
+    exe = folder / "python"
     exe.write_text('#!/usr/bin/env bash\nprintf \'%s\\0\' "$@" > "$FAKE_TORCHRUN_OUT"\n')
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    return folder
+    return exe
 
 
 def run_script(script, fake_torchrun, cwd, *extra):
     """``(torchrun options, entry point, its argv)`` that ``scripts/<script>.sh`` launches."""
     record = Path(cwd) / f"{script}.argv"
     positional = {"valid": ["w.pth"], "infer": ["w.pth", "out"]}.get(SCRIPTS[script][0], [])
-    env = {**os.environ, "PATH": f"{fake_torchrun}{os.pathsep}{os.environ['PATH']}",
-           "FAKE_TORCHRUN_OUT": str(record)}
+    env = {**os.environ, "PYTHON": str(fake_torchrun), "FAKE_TORCHRUN_OUT": str(record)}
     env.pop("NGPU", None)
     env.pop("MASTER_PORT", None)
     done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / f"{script}.sh"), *positional,
@@ -133,7 +133,8 @@ def run_script(script, fake_torchrun, cwd, *extra):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     words = record.read_bytes().decode().split("\0")[:-1]
-    entry = next(i for i, word in enumerate(words) if word.endswith(".py"))
+    entry = next(i for i, word in enumerate(words)
+                 if Path(word).name in ("train.py", "valid.py", "infer.py"))
     return words[:entry], Path(words[entry]).stem, words[entry + 1:]
 
 

@@ -14,7 +14,8 @@ from config import REPO_ROOT
 from tests.conftest import run_train_script_tiny
 from utils.checkpoint import load_checkpoint, strip_module_prefix
 
-TINY = ["--arch", "network.deepv3.DeepR18V3PlusD", "--crop_size", "64", "--bs_mult", "2",
+TINY = ["--arch", "network.deepv3.DeepR18V3PlusD", "--pretrained", "none", "--crop_size", "64",
+        "--bs_mult", "2",
         "--num_workers", "0", "--class_uniform_tile", "32", "--class_uniform_pct", "0.5",
         "--scale_min", "0.75", "--scale_max", "1.25", "--lr", "0.01"]
 BLINDNET = ["--dataset", "gtav_jitter", "--wt_layer", "0", "0", "1", "1", "1", "0", "0",
@@ -41,7 +42,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(data_env):
     dataset = datasets.build_dataset("gtav_jitter", "train", training=True,
                                      **cli.dataset_options(args))
     batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
-    model = network.get_net(args.arch, 19, args.wt_layer)
+    model = network.get_net(args.arch, 19, args.wt_layer, pretrained=False)
     criterion = BlindNetCriterion(**cli.criterion_kwargs(args))
     state = new_train_state(model, OptimConfig(lr=0.01, momentum=0.9, weight_decay=0.0),
                             device=torch.device("cpu"))

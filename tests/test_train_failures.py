@@ -17,8 +17,8 @@ from tests.test_train import BLINDNET, TINY, _run
 from utils import checkpoint as ckpt_utils
 from utils.checkpoint import load_checkpoint
 
-R18_OFFICIAL = ["--arch", "network.deepv3.DeepR18V3PlusD", "--wt_layer", "0", "0", "1", "1",
-                "1", "0", "0"]
+R18_OFFICIAL = ["--arch", "network.deepv3.DeepR18V3PlusD", "--pretrained", "none", "--wt_layer",
+                "0", "0", "1", "1", "1", "0", "0"]
 
 
 def _weights(path, arch, num_classes=19, wt_layer=(0, 0, 1, 1, 1, 0, 0)):
@@ -34,6 +34,21 @@ def _exit_message(excinfo):
 
 # --- flags -------------------------------------------------------------------------------
 
+def test_no_imagenet_weights_without_pretrained_is_an_error(data_env, tmp_path, monkeypatch):
+    # The official scripts pass no --pretrained: on an offline node the run used to train a
+    # random ResNet with a warning and exit 0. Now it stops, naming both ways on.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    at = TINY.index("--pretrained")
+    argv = TINY[:at] + TINY[at + 2:] + BLINDNET + [
+        "--max_iter", "1", "--ckpt", str(tmp_path / "ckpt"), "--tb_path", str(tmp_path / "tb")]
+    with pytest.raises(SystemExit) as excinfo:
+        train.main(argv)
+    message = _exit_message(excinfo)
+    assert message.startswith("train.py: error: no ImageNet weights for the resnet18 trunk")
+    for words in ("--pretrained PATH", "--pretrained none", str(tmp_path / "hub" / "checkpoints")):
+        assert words in message, words
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--lr", "-0.01"], "--lr must be > 0, got -0.01"),
     (["--weight_decay", "-1"], "--weight_decay must be >= 0"),
@@ -42,6 +57,7 @@ def _exit_message(excinfo):
     (["--bs_mult", "1"], "--bs_mult 1 in a single process cannot train: the ASPP image-pooling"),
     (["--poly_exp", "-1"], "--poly_exp must be >= 0"),
     (["--dist_timeout", "0"], "--dist_timeout must be > 0 minutes"),
+    (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs a GPU"),  # not at the first step
 ])
 def test_bad_flags_exit_2_naming_the_flag(data_env, tmp_path, capsys, flags, words):
     with pytest.raises(SystemExit) as excinfo:
@@ -87,12 +103,12 @@ def test_snapshot_that_does_not_fit_is_refused_with_the_list(data_env, tmp_path)
         "r18_for_r50": (_weights(tmp_path / "r18.pth", "DeepR18V3PlusD"),
                         ["--arch", "network.deepv3.DeepR50V3PlusD"], "shape mismatch"),
         "7_classes": (_weights(tmp_path / "c7.pth", "DeepR18V3PlusD", num_classes=7), [],
-                      "shape mismatch final2"),
+                      "shape mismatch (e.g. final2."),
         "shufflenet_for_r18": (_weights(tmp_path / "shuffle.pth", "DeepShuffleNetV3PlusD"), [],
                                "missing in checkpoint"),
         # Trained without IN layers: its layer0 BatchNorm has no place in the IN model.
         "wt_layer": (_weights(tmp_path / "nowt.pth", "DeepR18V3PlusD", wt_layer=[0] * 7), [],
-                     "unused from checkpoint (5): layer0.1.weight"),
+                     "5 unused from checkpoint (e.g. layer0.1.weight)"),
     }
     for name, (path, flags, words) in cases.items():
         with pytest.raises(SystemExit) as excinfo:
@@ -101,6 +117,7 @@ def test_snapshot_that_does_not_fit_is_refused_with_the_list(data_env, tmp_path)
         message = _exit_message(excinfo)
         assert f"--snapshot {path} does not fit --arch" in message, message
         assert words in message and "--snapshot_partial" in message, (name, message)
+        assert "\n" not in message and "it looks like" in message  # the list: in the log
 
 
 def test_snapshot_partial_loads_what_fits_and_warns(data_env, tmp_path):
@@ -296,8 +313,10 @@ def test_val_history_writes_null_for_nan(data_env, tmp_path):
         raise ValueError(f"invalid JSON constant {constant}")
 
     history = [json.loads(line, parse_constant=refuse) for line in lines]
-    assert len(history) >= 2 and all(0 <= e["miou"]["cityscapes"] <= 1 for e in history[:-1])
-    assert history[-1] == {"iteration": 2, "epoch": 1, "final": True,
+    # mIoU in percent, as the logs print it; the entry says so.
+    assert len(history) >= 2 and all(0 <= e["miou"]["cityscapes"] <= 100 and
+                                     e["unit"] == "percent" for e in history[:-1])
+    assert history[-1] == {"iteration": 2, "epoch": 1, "final": True, "unit": "percent",
                            "miou": {"cityscapes": None}, "norm_semantics": "modern"}
 
 

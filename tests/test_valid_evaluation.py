@@ -42,7 +42,7 @@ def _snapshot(folder, exp="blindnet_seed304", seed=304, dataset=("gtav_jitter",)
     import network
 
     torch.manual_seed(init)
-    model = network.get_net(ARCH, 19, [int(w) for w in WT])
+    model = network.get_net(ARCH, 19, [int(w) for w in WT], pretrained=False)
     path = folder / f"{exp}_{init}.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
                 "iteration": 7, "args": {"exp": exp, "seed": seed, "dataset": list(dataset),

@@ -21,7 +21,7 @@ def model_and_snapshots(tmp_path_factory):
     import network
 
     torch.manual_seed(0)
-    model = network.get_net(ARCH, 19, [int(w) for w in WT]).eval()
+    model = network.get_net(ARCH, 19, [int(w) for w in WT], pretrained=False).eval()
     folder = tmp_path_factory.mktemp("snapshots")
     sd = model.state_dict()
     official = {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3,
@@ -69,8 +69,10 @@ def test_valid_miou_equals_direct_confusion_computation(data_env, model_and_snap
 def test_valid_accepts_a_raw_state_dict_and_rejects_a_wrong_arch(data_env, model_and_snapshots,
                                                                  tmp_path):
     _, folder = model_and_snapshots
+    torch.backends.cudnn.benchmark = False
     results = valid.main(_common(tmp_path, folder / "raw.pth") + ["--val_dataset", "gtav"])
     assert results["gtav"]["images"] == 5
+    assert torch.backends.cudnn.benchmark  # evaluation shapes repeat: cuDNN autotunes
     wrong = _common(tmp_path, folder / "raw.pth") + ["--val_dataset", "gtav"]
     wrong[1] = "network.deepv3.DeepMobileNetV3PlusD"
     with pytest.raises(SystemExit, match="does not fit --arch"):
@@ -81,10 +83,11 @@ def test_infer_writes_colour_trainid_and_overlay_pngs(data_env, model_and_snapsh
     from utils.labels import PALETTE
 
     _, folder = model_and_snapshots
+    torch.backends.cudnn.benchmark = False
     written = infer.main(_common(tmp_path, folder / "official.pth")
                          + ["--val_dataset", "cityscapes", "bdd-100k", "--mod", "blindnet",
                             "--results", str(tmp_path / "res"), "--overlay"])
-    assert written == 10
+    assert written == 10 and torch.backends.cudnn.benchmark
     for name in ("cityscapes", "bdd100k"):
         out = tmp_path / "res" / "blindnet" / name
         colours = sorted(out.glob("*_color.png"))

@@ -67,8 +67,31 @@ def _os_error_in(exc):
     return None
 
 
+def tensors_to_cpu(obj):
+    """``obj`` with every tensor moved to the CPU (dicts, lists, tuples and named tuples walked;
+    a state dict's ``_metadata`` kept). CPU tensors are returned as they are, not copied."""
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        moved = obj.copy()  # keeps the dict's type (OrderedDict, defaultdict)
+        for key, value in obj.items():
+            moved[key] = tensors_to_cpu(value)
+        if hasattr(obj, "_metadata"):  # module versions load_state_dict reads
+            moved._metadata = obj._metadata
+        return moved
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(tensors_to_cpu(value) for value in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(tensors_to_cpu(value) for value in obj)
+    return obj
+
+
 def atomic_save(obj, path):
     """``torch.save(obj)`` to ``path`` atomically (temp file in its folder, then ``os.replace``).
+
+    Every tensor is written from the CPU (:func:`tensors_to_cpu`), so a plain
+    ``torch.load(path, map_location="cpu", weights_only=True)`` reads a GPU run's file on a
+    machine without a GPU, and ``torch.load(path)`` never needs the saving device.
 
     Raises :class:`CheckpointError` ``could not save checkpoint PATH: <OS reason>`` when the
     write fails (the previous file stays intact and the temp file is removed).
@@ -78,7 +101,7 @@ def atomic_save(obj, path):
     fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with _open_temp(fd) as handle:
-            torch.save(obj, handle)
+            torch.save(tensors_to_cpu(obj), handle)
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp creates 0600; a checkpoint should be as readable as any file we write.
@@ -127,9 +150,11 @@ def _describe_unreadable(path, exc):
     return f"checkpoint {path} is corrupt or truncated (torch.load: {str(exc).splitlines()[0]})"
 
 
-def load_checkpoint(path, map_location="cpu"):
+def load_checkpoint(path, map_location="cpu", mmap=False):
     """Load a checkpoint file safely (``weights_only=True``).
 
+    ``mmap``: map the tensors instead of reading them (zip files; to look at a checkpoint's
+    entries and shapes cheaply); the legacy format is read in full.
     Raises FileNotFoundError when ``path`` is missing and :class:`CheckpointError` (naming
     the path: empty, not a checkpoint, truncated, corrupt, unsafe objects) when it cannot
     be read.
@@ -148,7 +173,8 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"checkpoint {path} is truncated ({path.stat().st_size} bytes, "
                               f"the zip directory at its end is missing; was it fully copied?)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True,
+                          mmap=mmap and head.startswith(ZIP_MAGIC))
     except Exception as exc:
         # from None: PyTorch's text advises weights_only=False, which is unsafe here.
         raise CheckpointError(_describe_unreadable(path, exc)) from None
@@ -212,6 +238,20 @@ class LoadReport:
     def complete(self):
         return not (self.missing or self.unexpected or self.mismatched)
 
+    def brief(self):
+        """One line: how many tensors are missing / unused / mis-shaped, an example of each."""
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing in checkpoint (e.g. {self.missing[0]})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unused from checkpoint (e.g. "
+                         f"{self.unexpected[0]})")
+        if self.mismatched:
+            key, file_shape, model_shape = self.mismatched[0]
+            parts.append(f"{len(self.mismatched)} shape mismatch (e.g. {key}: checkpoint "
+                         f"{file_shape} vs model {model_shape})")
+        return "; ".join(parts) or f"all {len(self.loaded)} tensors fit"
+
     def summary(self):
         lines = [f"loaded {len(self.loaded)} tensors"]
         if self.missing:
@@ -272,7 +312,8 @@ def looks_like_imagenet_weights(state_dict):
 
 
 def snapshot_mismatch(report, flag, path, arch, num_classes, wt_layer, allow_unused=True):
-    """The refusal message when ``report`` leaves part of the model random (else None).
+    """The one-line refusal when ``report`` leaves part of the model random (else None);
+    the full list is ``report.summary()`` (for the log file).
 
     Missing or shape-mismatched tensors always count; tensors of the file the model does not
     use count unless ``allow_unused`` (``valid.py``). Training refuses them too: BatchNorm
@@ -281,4 +322,4 @@ def snapshot_mismatch(report, flag, path, arch, num_classes, wt_layer, allow_unu
     if not (report.missing or report.mismatched or (report.unexpected and not allow_unused)):
         return None
     return (f"{flag} {path} does not fit --arch {arch} ({num_classes} classes) with --wt_layer "
-            f"{' '.join(map(str, wt_layer))}:\n{report.summary()}")
+            f"{' '.join(map(str, wt_layer))}: {report.brief()}")

@@ -116,6 +116,24 @@ def barrier():
         dist.barrier()
 
 
+def broadcast_object(obj, src=0):
+    """``obj`` of rank ``src`` on every rank (any picklable value; itself in one process)."""
+    if not is_distributed():
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=src)
+    return holder[0]
+
+
+def all_gather_object(obj):
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` in one process)."""
+    if not is_distributed():
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def all_reduce_sum(tensor):
     """Sum ``tensor`` over all ranks in place and return it."""
     if is_distributed():

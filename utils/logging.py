@@ -4,6 +4,10 @@ import logging
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+from utils.progress import is_terminal
+
 LOGGER_NAME = "blindnet"
 
 
@@ -25,6 +29,24 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record))
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """Console lines that do not break a progress bar: on a terminal they go through
+    ``tqdm.write`` (which clears the bars, prints, and redraws them below)."""
+
+    def emit(self, record):
+        if not is_terminal(self.stream):
+            return super().emit(record)
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # as StreamHandler: a logging failure never stops the program
+            self.handleError(record)
+
+
+# ``logger.info(..., extra=FILE_ONLY)``: the line goes to the log file, not the console
+# (long listings the console names in one line, e.g. a checkpoint's key mismatch).
+FILE_ONLY = {"file_only": True}
+
+
 class _RankFilter(logging.Filter):
     """Drop console records on ranks other than 0 unless ``all_ranks`` is set."""
 
@@ -36,6 +58,13 @@ class _RankFilter(logging.Filter):
     def filter(self, record):
         record.rank = self.rank
         return self.all_ranks or self.rank == 0
+
+
+class _ConsoleFilter(logging.Filter):
+    """Drop the records marked :data:`FILE_ONLY`."""
+
+    def filter(self, record):
+        return not getattr(record, "file_only", False)
 
 
 def setup_logging(rank=0, log_file=None, all_ranks=False, level=logging.INFO):
@@ -60,9 +89,10 @@ def setup_logging(rank=0, log_file=None, all_ranks=False, level=logging.INFO):
 
     prefix = "[rank %(rank)s] " if all_ranks else ""
     fmt = _PrintableFormatter(prefix + "%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    console = logging.StreamHandler(sys.stdout)
+    console = _ConsoleHandler(sys.stdout)
     console.setFormatter(fmt)
     console.addFilter(_RankFilter(rank, all_ranks))
+    console.addFilter(_ConsoleFilter())
     logger.addHandler(console)
 
     if log_file is not None and (rank == 0 or all_ranks):

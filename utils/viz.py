@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from utils.labels import NUM_CLASSES, colorize
+from utils.output import writing
 
 WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (200, 200, 200)
 SERIES_COLOURS = [(90, 90, 90), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
@@ -34,9 +35,16 @@ def denormalize(image, mean, std):
 
 def save_png(array, path):
     """Write an (H, W) or (H, W, 3) uint8 array as PNG, creating the folder."""
+    return save_image(Image.fromarray(np.asarray(array, dtype=np.uint8)), path)
+
+
+def save_image(img, path):
+    """Save the PIL image ``img`` to ``path`` (folder created); a failed write raises
+    ``utils.output.OutputError`` naming the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path)
     return path
 
 
@@ -89,8 +97,7 @@ def confusion_matrix_png(hist, class_names, path, title=""):
                         fill=BLACK, font=font)
     img.paste(strip.rotate(-90, expand=True), (margin, 20))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    save_image(img, path)
     return path
 
 
@@ -130,8 +137,7 @@ def bar_chart_png(values, path, title="", ylabel="mIoU (%)"):
         label = group if len(group) <= 14 else group[:13] + "…"
         draw.text((x0, base + 6), label, fill=BLACK, font=font)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    save_image(img, path)
     return path
 
 
@@ -160,6 +166,5 @@ def image_grid(rows, path, column_titles=(), row_titles=(), pad=4):
             img.paste(Image.fromarray(np.asarray(tile, dtype=np.uint8)),
                       (left + pad + j * (w + pad), y))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    save_image(img, path)
     return path

@@ -5,6 +5,7 @@ import json
 import sys
 
 from config import data_root
+from utils.output import describe
 
 from .benchmark import generate_benchmark
 from .styles import STYLES, TARGET_STYLES
@@ -49,9 +50,14 @@ def main(argv=None):
                                       n_train=opts.n_train, n_val=opts.n_val,
                                       n_target=opts.n_target, target_styles=opts.styles,
                                       bdd_style=bdd_style, workers=opts.workers)
-    except (ValueError, FileExistsError) as error:  # a bad flag value or --root: exit 2
-        print(f"python -m datasets.styleshift: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as error:
+        if isinstance(error, ValueError) or error.errno is None:  # a bad value or --root: 2
+            print(f"python -m datasets.styleshift: error: {error}", file=sys.stderr)
+            return 2
+        # --root read-only, full, or a file where a folder must be: named, exit 1
+        print(f"python -m datasets.styleshift: error: {describe(opts.root, '--root', error)}",
+              file=sys.stderr)
+        return 1
     summary = {"root": manifest["root"], "seconds": manifest["seconds"],
                "source": {k: manifest["source"][k] for k in ("dataset", "root", "splits")},
                "targets": {name: {k: entry[k] for k in ("dataset", "root", "count")}

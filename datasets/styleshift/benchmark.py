@@ -24,9 +24,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
 from utils.labels import NUM_CLASSES
+from utils.logging import get_logger
+from utils.progress import progress as progress_bar
 
 from .formats import write_bdd_sample, write_cityscapes_sample, write_gtav_sample
 from .scene import render_scene
@@ -90,6 +90,11 @@ def generate_benchmark(root, seed=0, size=(256, 512), n_train=400, n_val=50, n_t
     cached = _read_manifest(root)
     if cached is not None and _is_current(root, cached, params):
         return _with_roots(root, cached)
+    if cached is not None:  # never silently: say what changed
+        changed = [f"{key} {cached.get('params', {}).get(key)} -> {value}"
+                   for key, value in params.items() if cached.get("params", {}).get(key) != value]
+        get_logger().warning(f"regenerating the benchmark in {root}: "
+                             + ("; ".join(changed) or "the cached one is incomplete"))
 
     dirs = [SOURCE_DIR] + params["target_styles"]
     _clear_outputs(root, dirs, cached)
@@ -217,8 +222,8 @@ def _run(units, workers, progress):
     """Yield ``_render_unit`` results (in order), in a process pool when worth it."""
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(units), desc="style-shift benchmark", unit="scene",
-               disable=not progress)
+    bar = progress_bar(total=len(units), desc="style-shift benchmark", unit="scene",
+                       disable=not progress)
     with bar:
         if workers <= 1 or len(units) < 8:
             for unit in units:

@@ -47,6 +47,9 @@ class NormLayer:
             then be an ``nn.modules.instancenorm._InstanceNorm``.
         torch12_frozen_affine: under ``torch1.2`` its ``weight``/``bias`` are never trained
             (C2).
+        synced_statistics: its forward reduces the statistics its buffers are updated from
+            over the process group, so the buffers stay equal on every rank and DDP need not
+            broadcast them (``engine/ddp.py``).
         summary: one line for ``--help`` and docs.
     """
 
@@ -59,6 +62,7 @@ class NormLayer:
     per_image: bool = False
     torch12_batch_statistics: bool = False
     torch12_frozen_affine: bool = False
+    synced_statistics: bool = False
     summary: str = ""
 
     def __post_init__(self):
@@ -74,4 +78,5 @@ class NormLayer:
     def properties(self):
         """The declared behaviour (what entries sharing a class must agree on)."""
         return (self.collected, self.unit_affine_init, self.imagenet, self.per_image,
-                self.torch12_batch_statistics, self.torch12_frozen_affine)
+                self.torch12_batch_statistics, self.torch12_frozen_affine,
+                self.synced_statistics)

@@ -131,5 +131,5 @@ class SwitchWhiten2d(nn.Module):
 
 
 NORM_LAYER = NormLayer("switchable_whitening", SwitchWhiten2d, unit_affine_init=False,
-                       imagenet=IMAGENET_MATCHING,
+                       imagenet=IMAGENET_MATCHING, synced_statistics=True,
                        summary="Switchable Whitening (RobustNet's SW, --wt_layer code 5)")

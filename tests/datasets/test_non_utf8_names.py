@@ -122,7 +122,8 @@ def test_train_and_validate_on_gtav_with_latin1_names(latin1_gtav, tmp_path):
     import train
 
     result = train.main([
-        "--arch", "network.deepv3.DeepR18V3PlusD", "--crop_size", "32", "--bs_mult", "2",
+        "--arch", "network.deepv3.DeepR18V3PlusD", "--pretrained", "none", "--crop_size", "32",
+        "--bs_mult", "2",
         "--num_workers", "0", "--class_uniform_pct", "0.5", "--class_uniform_tile", "32",
         "--dataset", "gtav", "--val_dataset", "gtav", "--max_iter", "2",
         "--gtav_dir", str(latin1_gtav), "--ckpt", str(tmp_path / "ckpt"),

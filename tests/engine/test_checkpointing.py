@@ -62,3 +62,21 @@ def test_restore_optimizer_restores_the_schedule_and_position(tmp_path, caplog):
     assert not _warnings(caplog)
     assert (state.iteration, state.epoch) == (3, 2)
     assert state.scheduler.last_epoch == 3
+
+
+def test_a_checkpoint_of_a_device_run_holds_cpu_tensors(device, tmp_path):
+    from engine.checkpointing import save
+    from engine.config import RunRecord
+    from engine.trainer import train_step
+    from tests import methods
+
+    model, criterion = methods.build("baseline", device)
+    state = new_train_state(model, OptimConfig(lr=0.01, max_iter=10), device=device)
+    train_step(state, methods.batch(criterion, device, crop=32), criterion, device=device,
+               two_view=False, with_embeddings=False)  # momentum buffers on the device
+    save(state, tmp_path / "last.pth", RunRecord())
+    loaded = torch.load(tmp_path / "last.pth", weights_only=True)  # no map_location
+    tensors = [loaded["state_dict"][k] for k in loaded["state_dict"]] + [
+        v for entry in loaded["optimizer"]["state"].values() for v in entry.values()
+        if torch.is_tensor(v)]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)

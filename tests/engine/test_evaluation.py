@@ -79,7 +79,7 @@ def test_load_eval_model_takes_plain_values_and_raises_instead_of_exiting(tmp_pa
 
     arch, wt_layer = "network.deepv3.DeepR18V3PlusD", [0, 0, 1, 1, 1, 0, 0]
     torch.manual_seed(0)
-    trained = network.get_net(arch, 19, wt_layer)
+    trained = network.get_net(arch, 19, wt_layer, pretrained=False)
     path = tmp_path / "w.pth"
     torch.save({"state_dict": trained.state_dict(), "norm_semantics": "torch1.2"}, path)
     model, mode, recorded = load_eval_model(path, arch, wt_layer, device=torch.device("cpu"))

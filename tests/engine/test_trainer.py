@@ -27,7 +27,7 @@ def _setup(tmp_path, max_iter=3, stop_at=None):
     val_sets = build_val_sets(["cityscapes"], {}, {"eval_protocol": "robustnet",
                                                    "gtav_mismatch": "drop", "cache_dir": None},
                               batch_size=1, num_workers=0, max_images=1)
-    model = network.get_net(ARCH, 19, [0] * 7)
+    model = network.get_net(ARCH, 19, [0] * 7, pretrained=False)
     state = new_train_state(model, OptimConfig(lr=0.01, max_iter=max_iter),
                             device=torch.device("cpu"))
     config = FitConfig(run_dir=tmp_path / "run", max_iter=max_iter, batch_size=2,

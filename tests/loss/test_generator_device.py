@@ -59,23 +59,22 @@ def test_sdcl_negative_draw_takes_a_generator_of_another_device(strict_generator
     assert order.device.type == keep.device.type == "meta" and keep.shape == (50,)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_criterion_on_cuda_with_the_engines_cpu_generator():
+def test_criterion_on_the_device_with_the_engines_cpu_generator(device):
     labels, preds = _maps()
     preds_aug = (preds + 1) % 4
     cpu_gen = torch.Generator(device="cpu")
-    cuda = [sample_cwcl_anchors(labels.cuda(), preds.cuda(), 15, 8,
-                                generator=cpu_gen.manual_seed(2)).indices.cpu(),
-            sample_sdcl_pairs(labels.cuda(), preds.cuda(), preds_aug.cuda(), 4,
-                              generator=cpu_gen.manual_seed(2)).negative_index.cpu()]
+    on_device = [sample_cwcl_anchors(labels.to(device), preds.to(device), 15, 8,
+                                     generator=cpu_gen.manual_seed(2)).indices.cpu(),
+                 sample_sdcl_pairs(labels.to(device), preds.to(device), preds_aug.to(device), 4,
+                                   generator=cpu_gen.manual_seed(2)).negative_index.cpu()]
     cpu = [sample_cwcl_anchors(labels, preds, 15, 8, generator=cpu_gen.manual_seed(2)).indices,
            sample_sdcl_pairs(labels, preds, preds_aug, 4,
                              generator=cpu_gen.manual_seed(2)).negative_index]
-    assert all(torch.equal(a, b) for a, b in zip(cuda, cpu))
-    emb = [torch.nn.functional.normalize(torch.randn(2, 8, 24, 24, device="cuda"), dim=1)]
-    view = ViewOutput(torch.randn(2, 19, 24, 24, device="cuda"),
-                      torch.randn(2, 19, 24, 24, device="cuda"), [], emb)
-    output = ModelOutput(view, torch.randn(2, 19, 6, 6, device="cuda"), view)
+    assert all(torch.equal(a, b) for a, b in zip(on_device, cpu))
+    emb = [torch.nn.functional.normalize(torch.randn(2, 8, 24, 24, device=device), dim=1)]
+    view = ViewOutput(torch.randn(2, 19, 24, 24, device=device),
+                      torch.randn(2, 19, 24, 24, device=device), [], emb)
+    output = ModelOutput(view, torch.randn(2, 19, 6, 6, device=device), view)
     criterion = BlindNetCriterion(use_cwcl=True, use_sdcl=True, w4=0.3,
                                   contrast_max_views=8, num_patch=4)
-    assert torch.isfinite(criterion(output, labels.cuda(), cpu_gen)["total"])
+    assert torch.isfinite(criterion(output, labels.to(device), cpu_gen)["total"])

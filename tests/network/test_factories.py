@@ -28,13 +28,13 @@ def test_every_factory_is_tested():
 
 
 @pytest.mark.parametrize("arch", sorted(EXPECTED))
-def test_factory_shapes(arch):
+def test_factory_shapes(arch, device):
     torch.manual_seed(0)
     dec_stride, aux_stride, out_stride, in_channels = EXPECTED[arch]
     model = get_net(f"network.deepv3.{arch}", wt_layer=OFFICIAL_WT_LAYER, num_classes=7,
-                    pretrained=False)
+                    pretrained=False).to(device)
     assert model.output_stride == out_stride
-    images = torch.randn(2, 3, SIZE, SIZE)
+    images = torch.randn(2, 3, SIZE, SIZE, device=device)
 
     output = model(images, images.flip(-1))
     assert isinstance(output, ModelOutput) and output.two_view
@@ -51,7 +51,7 @@ def test_factory_shapes(arch):
             (2, 256, SIZE // dec_stride, SIZE // dec_stride),
             (2, 256, SIZE // dec_stride, SIZE // dec_stride)]
         norms = torch.stack([e.norm(dim=1).mean() for e in embeddings])
-        torch.testing.assert_close(norms, torch.ones(3), atol=1e-4, rtol=0)
+        torch.testing.assert_close(norms, torch.ones(3, device=device), atol=1e-4, rtol=0)
 
     model.eval()
     with torch.no_grad():

@@ -8,7 +8,7 @@ import torchvision
 
 from network import OFFICIAL_WT_LAYER, get_net
 from network.deepv3 import TRUNKS
-from network.pretrained import cached_weight_files, load_trunk_weights
+from network.pretrained import MissingImageNetWeights, cached_weight_files, load_trunk_weights
 from utils.logging import LOGGER_NAME
 
 NO_IN = (0,) * 7
@@ -94,31 +94,43 @@ def test_pretrained_errors(tmp_path):
         get_net("DeepR18V3PlusD", wt_layer=OFFICIAL_WT_LAYER, pretrained=str(path))
 
 
-def test_hub_cache_is_used_only_when_the_file_exists(tmp_path, monkeypatch, log_records):
+def test_hub_cache_is_used_only_when_the_file_exists(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     torch.manual_seed(0)
     cached = cached_weight_files("shufflenet_v2_x1_0")[0]
     assert cached.parent == tmp_path / "checkpoints" and cached.name.startswith("shufflenetv2")
-    model = get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER)
-    assert "randomly initialised" in log_records.text
-    assert cached.name in log_records.text
+    with pytest.raises(MissingImageNetWeights) as missing:
+        get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER)
+    assert str(cached) in str(missing.value)
 
     reference = torchvision.models.shufflenet_v2_x1_0(weights=None)
     cached.parent.mkdir()
     torch.save(reference.state_dict(), cached)
-    log_records.clear()
     model = get_net("DeepShuffleNetV3PlusD", wt_layer=OFFICIAL_WT_LAYER)
     torch.testing.assert_close(model.layer2[3].branch2[0].weight,
                                reference.stage3[3].branch2[0].weight)
-    assert "randomly initialised" not in log_records.text
 
 
-def test_deep_stem_never_uses_the_torchvision_cache(tmp_path, monkeypatch, log_records):
+@pytest.mark.parametrize("arch", ["DeepR18V3PlusD", "DeepR50V3PlusD"])
+def test_no_weights_found_is_an_error_naming_both_ways_on(arch, tmp_path, monkeypatch):
+    # Before: a warning and a random trunk, so an offline 40k-iteration run trained a random
+    # ResNet and exited 0. Now: the paths looked in, --pretrained PATH and --pretrained none.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(FileNotFoundError) as missing:
+        get_net(arch)
+    text = str(missing.value)
+    assert isinstance(missing.value, MissingImageNetWeights)
+    assert str(tmp_path / "checkpoints") in text
+    assert "--pretrained PATH" in text and "--pretrained none" in text
+    assert get_net(arch, pretrained=False).training  # the deliberate random start still works
+
+
+def test_deep_stem_never_uses_the_torchvision_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "resnet101-63fe2227.pth").write_bytes(b"not a checkpoint")
-    get_net("DeepR101V3PlusD", wt_layer=OFFICIAL_WT_LAYER)
-    assert "randomly initialised" in log_records.text
+    with pytest.raises(MissingImageNetWeights, match="torchvision has no ImageNet weights"):
+        get_net("DeepR101V3PlusD", wt_layer=OFFICIAL_WT_LAYER)
 
 
 def test_deep_stem_file_keys_map_to_layer0(tmp_path):

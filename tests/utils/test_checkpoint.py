@@ -225,3 +225,30 @@ def test_unwrap_model_handles_nested_wrappers():
             self.module = module
 
     assert ckpt.unwrap_model(Wrapper(Wrapper(inner))) is inner
+
+
+class _OnTheGpu(torch.Tensor):
+    """Stands in for a CUDA tensor on a CPU machine: ``.cpu()`` gives a plain tensor, and
+    saved as it is, ``weights_only`` loading refuses it (a plain ``torch.load`` of a CUDA
+    checkpoint fails on a machine without CUDA the same way)."""
+
+    def cpu(self):
+        return self.as_subclass(torch.Tensor).clone()
+
+
+def test_every_saved_tensor_is_moved_to_the_cpu_first(tmp_path):
+    weights = nn.BatchNorm2d(2).state_dict()
+    weights["running_mean"] = torch.ones(2).as_subclass(_OnTheGpu)
+    momentum = torch.zeros(3).as_subclass(_OnTheGpu)
+    obj = {"state_dict": weights, "optimizer": {"state": {0: {"momentum_buffer": momentum}}},
+           "rng": [("python", (1, 2)), torch.zeros(1).as_subclass(_OnTheGpu)], "epoch": 3}
+    torch.save(obj, tmp_path / "raw.pth")
+    with pytest.raises(Exception):  # what saving the device tensors unconverted would give
+        torch.load(tmp_path / "raw.pth", weights_only=True)
+    ckpt.atomic_save(obj, tmp_path / "last.pth")
+    loaded = torch.load(tmp_path / "last.pth", map_location="cpu", weights_only=True)
+    assert type(loaded["state_dict"]["running_mean"]) is torch.Tensor
+    assert torch.equal(loaded["state_dict"]["running_mean"], torch.ones(2))
+    assert type(loaded["optimizer"]["state"][0]["momentum_buffer"]) is torch.Tensor
+    assert loaded["rng"][0] == ("python", (1, 2)) and loaded["epoch"] == 3
+    assert loaded["state_dict"]._metadata == weights._metadata  # BatchNorm's version kept
