@@ -28,6 +28,7 @@ import cli
 import datasets
 from datasets.image_folder import unique_output_stems
 from engine.evaluation import ShardSampler, predict_logits
+from engine.protocols import inference_settings
 from engine.tta import tta_logits
 from utils import dist as dist_utils
 from utils.labels import colorize
@@ -139,11 +140,11 @@ def infer_source(args, model, state, folder, dataset, normalization, out_dir, lo
 def write_prediction(args, model, state, image, normalization, out_dir, stem):
     """Predict one normalised image (3, H, W); write its PNGs; returns how many."""
     batch = image.unsqueeze(0).to(state.device)
+    inference = inference_settings(args.eval_protocol, args.sliding_window, args.crop_size,
+                                   args.stride)  # --eval_protocol rein: Rein's windows
     with autocast(state.device, args.amp):
-        logits = tta_logits(
-            lambda inputs: predict_logits(model, inputs, args.sliding_window,
-                                          args.crop_size, args.stride),
-            batch, args.eval_scales, args.eval_flip)
+        logits = tta_logits(lambda inputs: predict_logits(model, inputs, **inference),
+                            batch, args.eval_scales, args.eval_flip)
     pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
     outputs = {"color": colorize(pred), "trainid": pred}
     if args.overlay:

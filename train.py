@@ -201,7 +201,7 @@ def check_flags(args, dist):
         check_loss_weights({flag: getattr(args, flag) for flag in weight_flags()})
         check_batch_size(args.bs_mult, dist.world_size, dist.device.type == "cuda")
         check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size,
-                         cli.model_norm_layers(args))
+                         cli.arch_options(args), cli.model_norm_layers(args))
         check_amp_support(dist.device, args.amp)  # e.g. bf16 on a pre-Ampere GPU
     except ValueError as exc:
         if dist.is_main:
@@ -212,16 +212,20 @@ def check_flags(args, dist):
 def build_model(args, dist, logger, criterion):
     """``--arch`` with ``--pretrained`` trunk weights, on the device (SyncBatchNorm under
     multi-GPU DDP, ``--channels_last``); it must collect IN features when a term of
-    ``criterion`` needs them."""
+    ``criterion`` needs them (a ``network.vfm`` arch: the ``--vit_in_blocks`` token maps)."""
+    options = cli.model_kwargs(args, criterion.needs_in_features, criterion.needs_embeddings)
     try:
         model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, args.pretrained,
                                 norm_semantics=args.norm_semantics,
-                                **cli.model_norm_layers(args))
-    except network.MissingImageNetWeights as exc:  # no --pretrained and nothing in the hub cache
-        raise SystemExit(f"train.py: error: {exc}") from None
+                                **cli.model_norm_layers(args), **options)
+    except (network.MissingImageNetWeights, network.MissingDinov2Weights) as exc:
+        raise SystemExit(f"train.py: error: {exc}") from None  # no --pretrained and no file
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing
         raise SystemExit(f"train.py: error: --pretrained: {exc}") from None
-    if criterion.needs_in_features and collected_layer_count(model) == 0:
+    except ValueError as exc:  # a DINOv2 file that does not fit, --vit_in_blocks
+        raise SystemExit(f"train.py: error: {exc}") from None
+    if criterion.needs_in_features and not network.is_vfm_arch(args.arch) and \
+            collected_layer_count(model) == 0:
         # Otherwise the first step fails inside the loss with no word about the trunk.
         raise SystemExit(f"train.py: error: --wt_layer {' '.join(map(str, args.wt_layer))} "
                          f"gives the {args.arch} trunk no collected instance-norm layer (code "

@@ -21,10 +21,11 @@ import cli
 import datasets
 from engine.evaluation import (build_eval_loader, evaluate, format_table,
                                inference_description, write_results)
+from engine.protocols import inference_settings
 from engine.report import results_extra, training_run
 from engine.robustness import corruption_sweep
 from utils import dist as dist_utils
-from utils.checkpoint import CheckpointError, load_checkpoint
+from utils.checkpoint import CheckpointError
 from utils.labels import CLASS_NAMES, NUM_CLASSES
 from utils.logging import setup_logging
 from utils.output import ensure_writable_dir, writing
@@ -52,12 +53,14 @@ def evaluate_checkpoint(args):
     if not args.val_dataset:
         raise SystemExit("valid.py needs at least one --val_dataset name")
     # Loaded once here: the model and results.json's training_run both come from it.
-    try:
-        checkpoint = load_checkpoint(args.snapshot) if args.snapshot else None
+    try:  # Rein's released files too (network.vfm archs)
+        checkpoint = cli.read_snapshot(args) if args.snapshot else None
     except (CheckpointError, FileNotFoundError) as error:  # the message names the file
         raise SystemExit(f"valid.py: error: {error}") from None
     model, norm_semantics, trained_norm_semantics = cli.load_eval_model(
         args, state.device, logger, checkpoint=checkpoint)
+    inference = inference_settings(args.eval_protocol, args.sliding_window, args.crop_size,
+                                   args.stride)
     workers = 2 if args.num_workers is None else args.num_workers
     roots, options = cli.root_overrides(args), cli.eval_dataset_options(args)
     tta = {"scales": tuple(args.eval_scales), "flip": args.eval_flip}  # test-time augmentation
@@ -65,9 +68,8 @@ def evaluate_checkpoint(args):
     def run(dataset, desc):
         loader = build_eval_loader(dataset, args.bs_mult_val, workers, args.max_val_images,
                                    datasets.worker_init_fn)
-        return evaluate(model, loader, state.device, NUM_CLASSES, amp=args.amp,
-                        sliding_window=args.sliding_window, crop_size=args.crop_size,
-                        stride=args.stride, desc=desc, **tta)
+        return evaluate(model, loader, state.device, NUM_CLASSES, amp=args.amp, desc=desc,
+                        **inference, **tta)
 
     results, sweeps = {}, {}
     for name in args.val_dataset:
@@ -87,10 +89,9 @@ def evaluate_checkpoint(args):
             sweeps[base] = _corruption_sweep(run, base, dataset, args, result["miou"], logger)
 
     if state.is_main:
-        inference = inference_description(args.sliding_window, args.crop_size, args.stride)
         extra = results_extra(results, CLASS_NAMES, training=training_run(checkpoint),
                               foggy_beta=args.foggy_beta, corruptions=sweeps,
-                              inference=inference, **tta)
+                              inference=inference_description(**inference), **tta)
         json_path, md_path = write_results(results, out_dir, CLASS_NAMES, args.eval_protocol,
                                            args.snapshot, norm_semantics,
                                            trained_norm_semantics, extra=extra)
@@ -99,7 +100,8 @@ def evaluate_checkpoint(args):
                                  title=f"{base} ({args.eval_protocol} protocol), rows: ground "
                                        f"truth, columns: prediction, % of row")
         logger.info(f"evaluation protocol: {args.eval_protocol}, norm semantics "
-                    f"{norm_semantics}, TTA {extra['tta']['name']}, {inference['name']}\n"
+                    f"{norm_semantics}, TTA {extra['tta']['name']}, "
+                    f"{extra['inference']['name']}\n"
                     + format_table(results, CLASS_NAMES))
         logger.info(f"wrote {json_path}, {md_path}")
     dist_utils.cleanup()

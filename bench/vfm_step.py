@@ -50,7 +50,7 @@ def time_steps(config, crop, batch, iters):
     times = []
     for step in range(iters + 1):
         start = time.perf_counter()
-        out = model(images)
+        out = model(images).original
         terms = criterion(out.class_logits, out.mask_logits, labels,
                           torch.Generator().manual_seed(step))
         optimizer.zero_grad(set_to_none=True)
@@ -81,7 +81,7 @@ def large_counts(batch, crop):
     images = torch.empty(batch, 3, crop, crop, device="meta")
     with FlopCounterMode(display=False) as counter:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            out = model(images)
+            out = model(images).original
         forward = counter.get_total_flops()
         # Any scalar of all 10 predictions: the backward touches what the real losses touch.
         surrogate = sum(c.sum() for c in out.class_logits) + sum(m.sum() for m in out.mask_logits)

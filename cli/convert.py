@@ -4,23 +4,27 @@ Nothing below the entry points ever sees the argparse namespace: these converter
 only code that reads it besides :mod:`cli.parser`.
 """
 
+import ast
 from pathlib import Path
 
 import datasets
+import loss
+import network
 from engine.config import FitConfig, OptimConfig, RunRecord, StepConfig
 from engine.evaluation import SnapshotMismatchError
 from engine.evaluation import load_eval_model as _load_eval_model
 from engine.model_spec import model_entry
 from loss import criterion_options
 from loss.whitening import whitening_mode
-from utils.checkpoint import CheckpointError
+from network.vfm_weights import read_release
+from utils.checkpoint import CheckpointError, load_checkpoint
 
 # build_dataset options a training set takes from flags of the same name (``max_images`` and
 # ``centroid_workers`` are not flags; ``cache_dir`` is resolved by :func:`cache_dir`).
 TRAIN_DATASET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "crop_nopad",
                          "rrotate", "color_aug", "gblur", "bblur", "class_uniform_pct",
                          "class_uniform_tile", "max_cu_epoch", "eval_protocol",
-                         "gtav_mismatch", "seed")
+                         "gtav_mismatch", "seed", "train_preset")
 
 
 def root_overrides(args):
@@ -52,8 +56,68 @@ def eval_dataset_options(args):
 def criterion_kwargs(args):
     """Keyword arguments of ``loss.BlindNetCriterion``: every loss flag and every flag of
     another home a loss term reads (``--use_ca``, ``--w1`` ..., ``--wt_reg_weight`` with
-    ``--wt_layer``), as the terms declare them (``loss.criterion_options()``)."""
-    return {name: getattr(args, name) for name in criterion_options()}
+    ``--wt_layer``), as the terms declare them (``loss.criterion_options()``), and what
+    ``--arch`` predicts (pixel logits or Mask2Former's mask predictions)."""
+    prediction = {network.PIXEL_LOGITS: loss.PIXEL_LOGITS,
+                  network.MASK_PREDICTIONS: loss.MASK_PREDICTIONS}[
+        network.prediction_kind(args.arch)]
+    return {**{name: getattr(args, name) for name in criterion_options()},
+            "prediction": prediction}
+
+
+def option_text(value):
+    """The ``--arch_options`` spelling of a value :func:`option_value` parsed."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(option_text(part) for part in value) + ("," if len(value) == 1 else "")
+    return str(value)
+
+
+def option_value(text):
+    """``4`` -> 4, ``0.5`` -> 0.5, ``true`` -> True, ``0,1,2`` -> (0, 1, 2), else the text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if "," in text:
+        return tuple(option_value(part) for part in text.split(",") if part.strip())
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text
+
+
+def arch_options(args):
+    """``--arch_options KEY=VALUE ...`` as a dict; ValueError naming the flag for an item
+    without ``=``, a key given twice, or a key ``--arch`` does not take."""
+    options = {}
+    for item in args.arch_options or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--arch_options: expected KEY=VALUE items, got {item!r}")
+        if key.strip() in options:
+            raise ValueError(f"--arch_options: {key.strip()} is given twice")
+        options[key.strip()] = option_value(value)
+    known = network.arch_option_names(args.arch)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        takes = f"takes {', '.join(known)}" if known else "takes none"
+        raise ValueError(f"--arch_options {', '.join(unknown)}: --arch {args.arch} {takes}")
+    return options
+
+
+def model_kwargs(args, in_features=False, embeddings=False):
+    """Keywords of ``network.get_net`` beyond the official ones: ``--arch_options``, and for a
+    ``network.vfm`` arch BlindNet's outputs when the criterion needs them (``in_features``:
+    the ``--vit_in_blocks`` token maps for CML/CCL; ``embeddings``: projection heads)."""
+    options = arch_options(args)
+    if network.is_vfm_arch(args.arch):
+        factory = network.resolve_arch(args.arch)
+        if in_features:
+            options["in_blocks"] = tuple(args.vit_in_blocks or
+                                         factory.default_in_blocks(**options))
+        options["embeddings"] = bool(embeddings)
+    return options
 
 
 def isw_settings(args):
@@ -74,9 +138,10 @@ def tb_logdir(args):
     return Path(args.tb_path) / args.date / (args.exp + (f"_{args.tb_tag}" if args.tb_tag else ""))
 
 
-def optim_config(args):  # SGD and the poly LR
+def optim_config(args):  # SGD or AdamW and the poly LR
     return OptimConfig(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                       max_iter=args.max_iter, poly_exp=args.poly_exp)
+                       max_iter=args.max_iter, poly_exp=args.poly_exp,
+                       optimizer=args.optimizer)
 
 
 def step_config(args, two_view, with_embeddings):
@@ -94,6 +159,7 @@ def fit_config(args, argv):
     record = RunRecord(command=" ".join(argv), flags=flags, norm_semantics=args.norm_semantics,
                        config_files=config_files,
                        model=model_entry(args.arch, args.wt_layer, args.norm_semantics,
+                                         arch_options=arch_options(args),
                                          **model_norm_layers(args)))
     return FitConfig(
         run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
@@ -131,15 +197,33 @@ def load_eval_model(args, device, logger, checkpoint=None):
     if args.model_from_checkpoint:
         logger.info(f"model from the checkpoint: {' '.join(args.model_from_checkpoint)}")
     try:
+        if checkpoint is None:
+            checkpoint = read_snapshot(args)
         return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
                                 norm_semantics=args.norm_semantics,
                                 norm_layers=model_norm_layers(args),
                                 partial=args.snapshot_partial,
                                 channels_last=args.channels_last, logger=logger,
-                                checkpoint=checkpoint)
+                                checkpoint=checkpoint, pretrained=args.pretrained,
+                                model_options=arch_options(args))
     except SnapshotMismatchError as exc:
         log = run_dir(args) / f"{args.script}.log"
         raise SystemExit(f"{args.script}.py: error: {exc} (the tensor list is in {log})") \
             from None
     except (CheckpointError, FileNotFoundError, ValueError) as exc:  # names the file
         raise SystemExit(f"{args.script}.py: error: {exc}") from None
+
+
+def read_snapshot(args):
+    """The ``--snapshot`` file's content. For a ``network.vfm`` arch a file the safe loader
+    refuses is read again allowing the NumPy metadata of Rein's (mmengine) releases; any
+    other object is still refused. Raises CheckpointError / FileNotFoundError naming it."""
+    try:
+        return load_checkpoint(args.snapshot)
+    except CheckpointError:
+        if not network.is_vfm_arch(args.arch):
+            raise
+        try:
+            return read_release(args.snapshot)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None

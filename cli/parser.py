@@ -7,7 +7,8 @@ import warnings
 
 import datasets
 from cli.config_files import ConfigError, add_config_flag, expand_argv
-from cli.convert import criterion_kwargs, dataset_options
+import network
+from cli.convert import arch_options, criterion_kwargs, dataset_options
 from cli.flags import (IGNORED_FLAGS, SCRIPTS, add_evaluation_flags, add_framework_flags,
                        add_legacy_flags, add_official_flags, add_robustnet_flags,
                        hide_unread_flags, reads_flag)
@@ -66,6 +67,7 @@ def validate_args(args, parser, script="train", user_flags=None):
         parser.exit(2, f"{script}.py: error: {exc}\n")
     try:  # the dataset, evaluation and loss options are validated where they are defined
         _check_dataset_names(args)
+        _check_arch_settings(args)
         datasets.check_options(dataset_options(args), flag_prefix="--")
         check_eval_settings(args.foggy_beta, args.eval_scales, args.eval_flip, args.corruptions,
                             args.severities, script)
@@ -107,8 +109,12 @@ def _warn_unread(args, parser, script, user_flags):
                 readers = [f"{s}.py" for s in SCRIPTS if reads_flag(s, action.dest)]
                 warnings.warn(f"{action.option_strings[0]} has no effect in {script}.py: "
                               f"{' and '.join(readers)} read(s) it", UserWarning, stacklevel=3)
-        return
-    for name, why in unread_loss_flags(criterion_kwargs(args)).items():
+    # valid/infer already warned above about the flags they never read
+    unread = {name: why for name, why in _unread_flags(args).items()
+              if script == "train" or reads_flag(script, name)}
+    if script == "train":
+        unread.update(unread_loss_flags(criterion_kwargs(args)))
+    for name, why in unread.items():
         if set_by_user(name):
             warnings.warn(f"--{name} has no effect in this run: {why}", UserWarning,
                           stacklevel=3)
@@ -130,6 +136,47 @@ def user_given_flags(parser, argv, environ=None):
         if action is not None:
             dests.add(action.dest)
     return dests
+
+
+def _check_arch_settings(args):
+    """Flags that must fit ``--arch``: ``--arch_options`` keys, and for the ``network.vfm``
+    segmenters (no instance norms, no BatchNorm) ``--wt_layer`` zeros, ``--norm_semantics
+    modern`` and the default ``--norm_layer`` / ``--head_norm_layer``; ``--vit_in_blocks``
+    only with them. Raises ValueError naming the flag."""
+    arch_options(args)  # unknown keys, malformed items
+    if not network.is_vfm_arch(args.arch):
+        if args.vit_in_blocks is not None:
+            raise ValueError(f"--vit_in_blocks: only network.vfm archs have ViT blocks (got "
+                             f"--arch {args.arch})")
+        return
+    if any(args.wt_layer):
+        raise ValueError(f"--wt_layer {' '.join(map(str, args.wt_layer))}: --arch {args.arch} "
+                         f"has no instance-normalisation positions (use all zeros; --use_ca "
+                         f"reads --vit_in_blocks instead)")
+    if args.norm_semantics not in (None, DEFAULT_NORM_SEMANTICS):
+        raise ValueError(f"--norm_semantics {args.norm_semantics}: --arch {args.arch} has no "
+                         f"BatchNorm or instance norm (use {DEFAULT_NORM_SEMANTICS})")
+    network.check_vfm_settings(args.arch, norm_layer=args.norm_layer,
+                               head_norm_layer=args.head_norm_layer)
+
+
+# Flags of the blindnet training preset that the rein preset does not read.
+BLINDNET_PRESET_FLAGS = ("scale_min", "scale_max", "pre_size", "crop_nopad", "rrotate",
+                         "color_aug", "gblur", "bblur")
+
+
+def _unread_flags(args):
+    """``{flag: why}`` of flags other settings of this run make ineffective."""
+    unread = {}
+    if args.train_preset == "rein":
+        unread.update(dict.fromkeys(BLINDNET_PRESET_FLAGS, "--train_preset rein has its own "
+                                    "resize range and photometric distortion"))
+    if args.optimizer == "adamw":
+        unread["momentum"] = "AdamW (--optimizer adamw) has no momentum"
+    if args.eval_protocol == "rein":
+        unread.update(dict.fromkeys(("sliding_window", "stride"), "--eval_protocol rein "
+                                    "evaluates in Rein's 512/341 sliding windows"))
+    return unread
 
 
 def _check_counts(args, parser):

@@ -44,7 +44,7 @@ from datasets.label_scan import load_or_scan_empty_labels
 from datasets.readers import DatasetReadError, load_train_ids, read_rgb_image
 from datasets.uniform import EpochEntries, load_or_compute_centroids, seed_words
 from transforms.normalization import EVAL_PROTOCOLS
-from transforms.presets import EvalPreset, TrainPreset
+from transforms.presets import TRAIN_PRESETS, EvalPreset, build_train_preset
 from utils.empty_labels import check_empty_labels
 from utils.logging import printable
 
@@ -58,7 +58,7 @@ DEFAULT_OPTIONS = {
     "crop_nopad": False, "rrotate": 0, "color_aug": 0.0, "gblur": False, "bblur": False,
     "class_uniform_pct": 0.0, "class_uniform_tile": 1024, "max_cu_epoch": 100000,
     "cache_dir": None, "eval_protocol": "robustnet", "gtav_mismatch": "drop", "seed": 304,
-    "max_images": None, "centroid_workers": None,
+    "max_images": None, "centroid_workers": None, "train_preset": "blindnet",
 }
 # Options of the training transform preset (transforms/presets.py TrainPreset).
 TRAIN_PRESET_OPTIONS = ("crop_size", "scale_min", "scale_max", "pre_size", "crop_nopad",
@@ -114,6 +114,12 @@ def check_options(options, flag_prefix=""):
     if opts["gtav_mismatch"] not in GTAV_MISMATCH_MODES:
         raise ValueError(f"{p}gtav_mismatch must be one of {GTAV_MISMATCH_MODES}, "
                          f"got {opts['gtav_mismatch']!r}")
+    if opts["train_preset"] not in TRAIN_PRESETS:
+        raise ValueError(f"{p}train_preset must be one of {TRAIN_PRESETS}, "
+                         f"got {opts['train_preset']!r}")
+    if opts["train_preset"] == "rein" and opts["class_uniform_pct"] > 0:
+        raise ValueError(f"{p}class_uniform_pct {opts['class_uniform_pct']}: the rein "
+                         f"preset (Rein's pipeline) has no class-centred crops; use 0")
     if opts["max_images"] is not None and opts["max_images"] <= 0:
         raise ValueError(f"{p}max_images must be positive or None, got {opts['max_images']}")
     return opts
@@ -166,8 +172,8 @@ class SegmentationDataset(Dataset):
         self.samples = self.check_samples(samples)
 
         self.eval_transform = EvalPreset(self.name, opts["eval_protocol"])
-        self.train_transform = TrainPreset(
-            **{key: opts[key] for key in TRAIN_PRESET_OPTIONS}, two_view=two_view
+        self.train_transform = build_train_preset(
+            opts["train_preset"], two_view, **{key: opts[key] for key in TRAIN_PRESET_OPTIONS}
         ) if training else None
         # Filled by prepare(): class-uniform centroids, the labels without a valid pixel and
         # the epoch wrapper.

@@ -19,7 +19,7 @@ import functools
 import cv2
 import numpy as np
 
-from utils.labels import IGNORE_LABEL, NUM_CLASSES, TRAIN_COLOURS
+from utils.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES, TRAIN_COLOURS
 
 
 def _readonly(array):
@@ -61,6 +61,50 @@ MAPILLARY_ID_TO_TRAINID = {
     58: 16, 61: 14,
 }
 MAPILLARY_LUT = _id_lut(MAPILLARY_ID_TO_TRAINID)
+
+# DATASETS.md §5.2: the v1.2 "readable" name of every id 0..65.
+MAPILLARY_READABLE = (
+    "Bird", "Ground Animal", "Curb", "Fence", "Guard Rail", "Barrier", "Wall", "Bike Lane",
+    "Crosswalk - Plain", "Curb Cut", "Parking", "Pedestrian Area", "Rail Track", "Road",
+    "Service Lane", "Sidewalk", "Bridge", "Building", "Tunnel", "Person", "Bicyclist",
+    "Motorcyclist", "Other Rider", "Lane Marking - Crosswalk", "Lane Marking - General",
+    "Mountain", "Sand", "Sky", "Snow", "Terrain", "Vegetation", "Water", "Banner", "Bench",
+    "Bike Rack", "Billboard", "Catch Basin", "CCTV Camera", "Fire Hydrant", "Junction Box",
+    "Mailbox", "Manhole", "Phone Booth", "Pothole", "Street Light", "Pole",
+    "Traffic Sign Frame", "Utility Pole", "Traffic Light", "Traffic Sign (Back)",
+    "Traffic Sign (Front)", "Trash Can", "Bicycle", "Boat", "Bus", "Car", "Caravan",
+    "Motorcycle", "On Rails", "Other Vehicle", "Trailer", "Truck", "Wheeled Slow",
+    "Car Mount", "Ego Vehicle", "Unlabeled")
+# docs/VFM_METHODS.md §4.2: the name rules of Rein's Mapillary conversion, in their order.
+_REIN_NAME_RULES = ((("trafficsign", "front", "back"), 7), (("onrail",), 16),
+                    (("cyclist", "rider"), 12), (("pole", "streetlight"), 5),
+                    (("curb", "pedestrianarea"), 1),
+                    (("crosswalkplain", "parking", "bikelane", "servicelane", "lanemarking"), 0))
+
+
+def rein_mapillary_train_id(readable, class_names):
+    """Rein's train id of a Mapillary class (§4.2): its readable name in lower case without
+    spaces or hyphens equal to a Cityscapes class name (``class_names`` normalised alike),
+    else the first substring rule that matches, else 255."""
+    name = readable.lower().replace(" ", "").replace("-", "")
+    names = [n.replace(" ", "") for n in class_names]
+    if name in names:
+        return names.index(name)
+    for parts, train_id in _REIN_NAME_RULES:
+        if any(part in name for part in parts):
+            return train_id
+    return IGNORE_LABEL
+
+
+def _rein_mapillary_table():
+    table = {i: rein_mapillary_train_id(r, CLASS_NAMES) for i, r in enumerate(MAPILLARY_READABLE)}
+    return {raw_id: train_id for raw_id, train_id in table.items() if train_id != IGNORE_LABEL}
+
+
+# Mapillary as Rein evaluates it (--eval_protocol rein): 34 ids, e.g. bike lane, parking and
+# lane markings are road, street lights pole, and manhole is ignored (RobustNet: road).
+MAPILLARY_REIN_ID_TO_TRAINID = _rein_mapillary_table()
+MAPILLARY_REIN_LUT = _id_lut(MAPILLARY_REIN_ID_TO_TRAINID)
 
 
 def _ids(table):

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch.distributed as dist
 
 from engine.evaluation import nan_to_none
+from engine.external_weights import CHECKPOINT_KEY as EXTERNAL_KEY
+from engine.external_weights import cover_external, split_external
 from engine.model_spec import describe_likely
 from loss import state_keys as loss_state_keys
 from utils import dist as dist_utils
@@ -38,9 +40,12 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
     :class:`engine.config.RunRecord`.
 
     Weights are stored with the ``module.`` prefix, as the official (DDP-wrapped) code does, so
-    official tools can read our checkpoints too.
+    official tools can read our checkpoints too. A frozen trunk loaded from a file is left
+    out and recorded instead (:mod:`engine.external_weights`).
     """
-    weights = {MODULE_PREFIX + k: v for k, v in unwrap_model(state.model).state_dict().items()}
+    model = unwrap_model(state.model)
+    weights, external = split_external(model, model.state_dict())
+    weights = {MODULE_PREFIX + k: v for k, v in weights.items()}
     return {
         "state_dict": weights,
         "optimizer": state.optimizer.state_dict(),
@@ -65,6 +70,7 @@ def training_checkpoint(state, *, mean_iu, rng_states, record):
         # State of the loss terms, e.g. RobustNet ISW's "isw_mask": one (C, C) bool mask per
         # collected layer (DECISIONS.md D33).
         **{key: value for key, value in state.loss_state.items() if value is not None},
+        **({} if external is None else {EXTERNAL_KEY: external}),
     }
 
 
@@ -234,11 +240,14 @@ def resume(state, path, *, arch, norm_semantics, rank, world_size, iters_per_epo
     check_resume_norm_semantics(ckpt, norm_semantics, path)
     weights = extract_state_dict(ckpt, path)
     report = load_state_dict_forgiving(state.model, weights, log=False)
+    covered = cover_external(report, unwrap_model(state.model), ckpt, "--resume", path)
     logger.info(f"--resume {path}: {report.summary()}", extra=FILE_ONLY)
     if not report.complete:
         raise ValueError(f"--resume {path} does not match --arch {arch} / --wt_layer "
                          f"({report.brief()}; the tensor list is in the log); "
                          f"{describe_likely(weights)}")
+    logger.info(report.brief() + (f"; {covered} frozen tensors from their own file (the "
+                                  f"same as the run's)" if covered else ""))
     position = restore_training_state(ckpt, path, state.optimizer, state.scheduler,
                                       state.scaler, state.loss_generator, rank, world_size,
                                       iters_per_epoch, model=state.model)
@@ -263,6 +272,7 @@ def load_snapshot_weights(ckpt, path, model, *, arch, wt_layer, partial, logger)
     weights = extract_state_dict(ckpt, path)
     imagenet = looks_like_imagenet_weights(weights)
     report = load_state_dict_forgiving(model, weights, log=False)
+    cover_external(report, unwrap_model(model), ckpt, "--snapshot", path)
     logger.info(f"--snapshot {path}: {report.summary()}", extra=FILE_ONLY)  # the full list
     mismatch = snapshot_mismatch(report, "--snapshot", path, arch, NUM_CLASSES, wt_layer,
                                  allow_unused=False)

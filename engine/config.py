@@ -4,15 +4,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
 @dataclass(frozen=True)
 class OptimConfig:
-    """SGD with momentum and weight decay, poly LR stepped every iteration (METHOD.md §4)."""
+    """The optimizer and the poly LR stepped every iteration (METHOD.md §4).
+
+    ``optimizer``: ``sgd`` (the official one: momentum, weight decay, one group) or
+    ``adamw`` (Rein's, docs/VFM_METHODS.md §3.5: betas 0.9/0.999, eps 1e-8, over the model's
+    ``param_groups(lr, weight_decay)`` when it has them, each group's lr and weight decay
+    scaled by its ``lr_mult`` / ``decay_mult``; ``momentum`` unused).
+    """
 
     lr: float
     momentum: float = 0.9
     weight_decay: float = 5e-4
     max_iter: int = 30000
     poly_exp: float = 0.9
+    optimizer: str = "sgd"
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
 
 @dataclass(frozen=True)

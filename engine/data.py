@@ -6,7 +6,7 @@ first, then on the other ranks, which read the cache. The sampler can start mid-
 resumed run sees exactly the samples the interrupted one had not seen yet.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import datasets
 from engine.evaluation import build_eval_loader
+from engine.protocols import inference_settings
 from utils import dist as dist_utils
 from utils.preemption import worker_init
 
@@ -115,11 +116,14 @@ def build_train_data(names, roots, options, *, cityscapes_split, batch_size, num
 
 @dataclass
 class ValSet:
-    """One validation dataset: its loader and the normalisation its inputs went through."""
+    """One validation dataset: its loader, the normalisation its inputs went through and how
+    its protocol runs the model (``engine.evaluation.inference_settings``: whole images,
+    or Rein's sliding windows under ``rein``)."""
 
     loader: DataLoader
     mean: tuple
     std: tuple
+    inference: dict = field(default_factory=dict)
 
 
 def build_val_sets(names, roots, eval_options, *, batch_size, num_workers, max_images=None,
@@ -130,5 +134,6 @@ def build_val_sets(names, roots, eval_options, *, batch_size, num_workers, max_i
         base, _ = datasets.parse_dataset_name(name)
         base, dataset = datasets.build_eval_dataset(name, roots.get(base), **eval_options)
         loader = build_eval_loader(dataset, batch_size, num_workers, max_images, worker_init_fn)
-        val_sets[base] = ValSet(loader, *dataset.normalization)
+        val_sets[base] = ValSet(loader, *dataset.normalization,
+                                inference_settings(eval_options.get("eval_protocol")))
     return val_sets

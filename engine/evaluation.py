@@ -17,13 +17,17 @@ from torch.utils.data import DataLoader, Sampler
 
 import network
 from datasets import DEFAULT_OPTIONS
+from network.vfm_weights import map_mmseg_keys
 from config import DEFAULT_NORM_SEMANTICS
+from engine.external_weights import cover_external, eval_trunk_source
 from engine.model_spec import describe_likely
+from engine.protocols import to_label_size
 from engine.report import add_fields, extra_markdown, percent_text
 from engine.tta import SINGLE_SCALE, tta_logits
 from utils import dist as dist_utils
 from utils.checkpoint import (checkpoint_norm_semantics, extract_state_dict, load_checkpoint,
-                              load_state_dict_forgiving, snapshot_mismatch)
+                              load_state_dict_forgiving, snapshot_mismatch,
+                              strip_module_prefix)
 from utils.empty_labels import MAX_NAMES, check_empty_labels
 from utils.labels import IGNORE_LABEL, NUM_CLASSES
 from utils.logging import FILE_ONLY, get_logger, printable
@@ -87,6 +91,8 @@ def forward_padded(model, images, min_side=MIN_INPUT_SIDE):
 
 
 def _window_starts(length, crop, stride):
+    """Window origins along one side: every ``stride``, the last flush with the border
+    (mmseg's ``slide_inference`` grid too: ``i * stride`` clamped to ``length - crop``)."""
     if length <= crop:
         return [0]
     starts = list(range(0, length - crop + 1, stride))
@@ -103,48 +109,57 @@ def window_stride(crop_size, stride=None):
 WHOLE_IMAGE = "whole-image"
 
 
-def inference_description(sliding_window, crop_size, stride=None):
+def inference_description(sliding_window, crop_size, stride=None, pad_windows=True):
     """The ``inference`` entry of ``results.json``: whole-image or sliding windows (crop and
-    the step actually used); a setting that changes the numbers, like the TTA."""
+    the step actually used; ``unpadded`` for Rein's windows); a setting that changes the
+    numbers, like the TTA."""
     if not sliding_window:
         return {"name": WHOLE_IMAGE, "sliding_window": False, "crop_size": None, "stride": None}
     step = window_stride(crop_size, stride)
-    return {"name": f"sliding-window({crop_size},{step})", "sliding_window": True,
-            "crop_size": int(crop_size), "stride": int(step)}
+    if pad_windows:
+        return {"name": f"sliding-window({crop_size},{step})", "sliding_window": True,
+                "crop_size": int(crop_size), "stride": int(step)}
+    return {"name": f"sliding-window({crop_size},{step},unpadded)", "sliding_window": True,
+            "crop_size": int(crop_size), "stride": int(step), "pad_windows": False}
 
 
 @torch.no_grad()
-def predict_logits(model, images, sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None):
+def predict_logits(model, images, sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None,
+                   pad_windows=True):
     """Logits (B, C, H, W) of an eval-mode model for normalised images (B, 3, H, W).
 
     With ``sliding_window`` the image is covered by ``crop_size`` windows every ``stride``
     pixels (default 2/3 of the crop); overlapping logits are averaged. Images smaller than a
-    window are zero-padded (the normalised mean) and the padding is cropped away again; so
+    window are zero-padded (the normalised mean) and the padding is cropped away again, or,
+    without ``pad_windows`` (mmseg's slide inference), the window shrinks to the image; so
     are images (or windows) with a side below :data:`MIN_INPUT_SIDE` (:func:`forward_padded`).
     """
     if not sliding_window:
         return forward_padded(model, images)
     stride = window_stride(crop_size, stride)
     _, _, height, width = images.shape
-    pad_h, pad_w = max(0, crop_size - height), max(0, crop_size - width)
-    padded = F.pad(images, (0, pad_w, 0, pad_h))
+    if pad_windows:
+        crop_h = crop_w = crop_size
+        padded = F.pad(images, (0, max(0, crop_size - width), 0, max(0, crop_size - height)))
+    else:
+        crop_h, crop_w, padded = min(crop_size, height), min(crop_size, width), images
     ph, pw = padded.shape[-2:]
     logits, counts = None, torch.zeros(1, 1, ph, pw, device=images.device)
-    for y in _window_starts(ph, crop_size, stride):
-        for x in _window_starts(pw, crop_size, stride):
-            window = padded[:, :, y:y + crop_size, x:x + crop_size]
+    for y in _window_starts(ph, crop_h, stride):
+        for x in _window_starts(pw, crop_w, stride):
+            window = padded[:, :, y:y + crop_h, x:x + crop_w]
             out = forward_padded(model, window).float()
             if logits is None:
                 logits = torch.zeros(images.shape[0], out.shape[1], ph, pw, device=images.device)
-            logits[:, :, y:y + crop_size, x:x + crop_size] += out
-            counts[:, :, y:y + crop_size, x:x + crop_size] += 1
+            logits[:, :, y:y + crop_h, x:x + crop_w] += out
+            counts[:, :, y:y + crop_h, x:x + crop_w] += 1
     return (logits / counts)[:, :, :height, :width]
 
 
 @torch.no_grad()
 def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE_LABEL, amp="off",
              sliding_window=False, crop_size=DEFAULT_WINDOW, stride=None, desc="eval",
-             on_batch=None, scales=SINGLE_SCALE, flip=False):
+             on_batch=None, scales=SINGLE_SCALE, flip=False, pad_windows=True):
     """Confusion matrix, metrics and mean CE loss of ``model`` over ``loader``.
 
     Args:
@@ -152,6 +167,9 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
         loader: yields item dicts ``{"image": (B,3,H,W), "label": (B,H,W), "name": [str]}``.
         scales, flip: test-time augmentation (:func:`engine.tta.tta_logits`); the default
             is single-scale inference, unchanged.
+        sliding_window, crop_size, stride, pad_windows: :func:`predict_logits`'
+            (:func:`inference_settings` of the protocol). Logits are resized to the label
+            when the protocol resized only the image (:func:`to_label_size`).
         on_batch: optional callback ``(images, labels, preds, names)`` (e.g. to log images).
 
     Returns:
@@ -177,14 +195,14 @@ def evaluate(model, loader, device, num_classes=NUM_CLASSES, ignore_index=IGNORE
             with autocast(device, amp):
                 logits = tta_logits(
                     lambda inputs: predict_logits(model, inputs, sliding_window, crop_size,
-                                                  stride),
+                                                  stride, pad_windows),
                     images, scales, flip)
-            logits = logits.float()
+            logits = to_label_size(logits.float(), labels)
             preds = logits.argmax(1)
             confusion.update(preds, labels)
             totals.add(logits, labels, batch["name"])
-            if on_batch is not None:
-                on_batch(images, labels, preds, batch["name"])
+            if on_batch is not None:  # the input at the label's size (figures)
+                on_batch(to_label_size(images.float(), labels), labels, preds, batch["name"])
     counted = torch.tensor([len(loader.sampler)], dtype=torch.int64, device=device)
     confusion.all_reduce()
     totals.all_reduce()
@@ -339,36 +357,47 @@ class SnapshotMismatchError(ValueError):
 
 
 def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None, partial=False,
-                    channels_last=False, logger=None, checkpoint=None, norm_layers=None):
+                    channels_last=False, logger=None, checkpoint=None, pretrained=None,
+                    model_options=None, norm_layers=None):
     """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
 
-    ``arch`` / ``wt_layer``: the model the checkpoint records (``engine.model_spec``), or the
-    flags. ``norm_semantics`` None takes the checkpoint's (:func:`resolve_norm_semantics`).
-    ``norm_layers``: ``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords, recorded or
-    flags (None: BatchNorm, the default).
-    Returns ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the
-    checkpoint does not say). Raises :class:`SnapshotMismatchError` (one line: counts, an
-    example of each, the architecture the tensors fit; the full list goes to the log file)
-    when weights are missing or mis-shaped (a partly random model gives meaningless numbers)
-    unless ``partial`` (``--snapshot_partial``: a warning), and FileNotFoundError /
-    ``utils.checkpoint.CheckpointError`` for a missing or unreadable file.
+    ``arch`` / ``wt_layer`` / ``model_options`` / ``norm_layers`` (``get_net``'s
+    ``norm_layer`` / ``head_norm_layer`` keywords; None: BatchNorm, the default): the model
+    the checkpoint records (``engine.model_spec``), or the flags. ``norm_semantics`` None
+    takes the checkpoint's (:func:`resolve_norm_semantics`). ``pretrained``: the VFM
+    segmenters' trunk file (:func:`engine.external_weights.eval_trunk_source`; a checkpoint
+    without the frozen trunk, such as Rein's releases in mmseg names, needs it). Returns
+    ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the checkpoint
+    does not say). Raises :class:`SnapshotMismatchError` (one line: counts, an example of
+    each, the architecture the tensors fit; the full list goes to the log file) when weights
+    are missing or mis-shaped (a partly random model gives meaningless numbers) unless
+    ``partial`` (``--snapshot_partial``: a warning), ValueError for another trunk than the
+    recorded one, and FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing
+    or unreadable file.
     """
     logger = logger or get_logger()
     if checkpoint is None:  # the caller may pass the file's content, already loaded
         checkpoint = load_checkpoint(snapshot)
     trained = checkpoint_norm_semantics(checkpoint)
     norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
-    model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=False,
-                            norm_semantics=norm_semantics, **(norm_layers or {}))
+    trunk = eval_trunk_source(arch, pretrained, checkpoint)
+    model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=trunk,
+                            norm_semantics=norm_semantics, **(norm_layers or {}),
+                            **(model_options or {}))
     weights = extract_state_dict(checkpoint, snapshot)
+    if network.is_vfm_arch(arch):
+        weights = map_mmseg_keys(strip_module_prefix(weights), strict=False)
     report = load_state_dict_forgiving(model, weights, log=False)
+    covered = cover_external(report, model, checkpoint, "--snapshot", snapshot)
     logger.info(f"--snapshot {snapshot} into {arch}: {report.summary()}", extra=FILE_ONLY)
     mismatch = snapshot_mismatch(report, "--snapshot", snapshot, arch, NUM_CLASSES, wt_layer)
     if mismatch and not partial:
-        raise SnapshotMismatchError(f"{mismatch}; {describe_likely(weights)}")
+        raise SnapshotMismatchError(_mismatch_message(mismatch, arch, trunk, report, weights))
     if mismatch:
         logger.warning(f"--snapshot_partial: {mismatch}; those tensors keep their random "
                        f"initial values")
+    logger.info(report.brief() + (f"; the {covered} frozen trunk tensors from {trunk}"
+                                  if covered else ""))
     norms = "".join(f", --{key} {value}" for key, value in (norm_layers or {}).items())
     logger.info(f"model {arch}, --wt_layer {' '.join(map(str, wt_layer))}{norms}, norm "
                 f"semantics {norm_semantics} (checkpoint trained with {trained or 'unrecorded'})")
@@ -378,3 +407,16 @@ def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None, pa
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model, norm_semantics, trained
+
+
+def _mismatch_message(mismatch, arch, trunk, report, weights):
+    """The one-line refusal of a ``--snapshot`` that leaves part of ``arch`` random: for a
+    VFM segmenter without a trunk file, the file to pass; for the CNNs, the architecture
+    the tensors fit (``engine.model_spec.describe_likely`` knows only the DeepLabV3+
+    factories)."""
+    if not network.is_vfm_arch(arch):
+        return f"{mismatch}; {describe_likely(weights)}"
+    if not trunk and any(key.startswith("backbone.blocks.") for key in report.missing):
+        return (f"{mismatch}; it holds no DINOv2 trunk (Rein's checkpoints hold only the "
+                f"adapter and the head): pass --pretrained DINOV2_FILE")
+    return mismatch

@@ -1,8 +1,8 @@
 """The training loop as a small engine: a state object, one step, validation, ``fit``.
 
 ``fit`` runs epochs of ``train_step`` (forward both views or one, the BlindNet criterion,
-backward, a finiteness check on the rank-mean loss, SGD step, poly LR step; under ``--amp
-fp16`` GradScaler's skipped steps are counted instead, docs/GPU.md), validates after
+backward, a finiteness check on the rank-mean loss, SGD / AdamW step, poly LR step; under
+``--amp fp16`` GradScaler's skipped steps are counted instead, docs/GPU.md), validates after
 every epoch (or every ``val_every`` iterations), saves ``last.pth`` / ``best_<dataset>.pth``,
 and stops cleanly on SIGTERM/SIGINT (:class:`Preempted`) or at ``stop_at``. Errors are
 exceptions; ``train.py`` turns them into exit codes.
@@ -72,17 +72,32 @@ class TrainState:
 
 
 def poly_lambda(max_iter, power):
-    """LR factor ``(1 - it / max_iter) ** power`` stepped every iteration (METHOD.md §4)."""
+    """LR factor ``(1 - it / max_iter) ** power`` stepped every iteration (METHOD.md §4).
+
+    ``LambdaLR`` multiplies each group's initial lr by it, so groups with an lr multiplier
+    (AdamW over ``param_groups``) keep their ratio throughout (Rein's PolyLR, no warm-up).
+    """
     return lambda it: max(0.0, 1.0 - it / max_iter) ** power
 
 
-def build_optimizer(model, lr, momentum, weight_decay):
-    """SGD over the parameters that require grad, in one group (METHOD.md §4).
+def build_optimizer(model, lr, momentum, weight_decay, optimizer="sgd"):
+    """The optimizer over the parameters that require grad.
 
-    With ``--norm_semantics torch1.2`` the BatchNorm (and affine IN) weights and biases do
-    not require grad, so they are never updated nor weight-decayed (TORCH12 fact C2); in
-    ``modern`` mode every parameter requires grad and this is ``SGD(model.parameters())``.
+    ``sgd`` (METHOD.md §4): one group. With ``--norm_semantics torch1.2`` the BatchNorm (and
+    affine IN) weights and biases do not require grad, so they are never updated nor
+    weight-decayed (TORCH12 fact C2); in ``modern`` mode every parameter requires grad and
+    this is ``SGD(model.parameters())``. ``adamw`` (Rein, docs/VFM_METHODS.md §3.5): the
+    model's ``param_groups(lr, weight_decay)`` (per-group lr / decay multipliers; frozen
+    parameters left out) when it has them, else one group.
     """
+    if optimizer == "adamw":
+        if hasattr(model, "param_groups"):
+            groups = model.param_groups(lr, weight_decay)
+        else:
+            groups = [{"params": [p for p in model.parameters() if p.requires_grad],
+                       "lr_mult": 1.0, "decay_mult": 1.0}]
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.999),
+                                 eps=1e-8)
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -90,7 +105,8 @@ def build_optimizer(model, lr, momentum, weight_decay):
 def new_train_state(model, optim, *, device, amp="off", seed=304, rank=0):
     """A fresh :class:`TrainState` for ``model`` (already on ``device``); ``optim``: an
     :class:`engine.config.OptimConfig`."""
-    optimizer = build_optimizer(model, optim.lr, optim.momentum, optim.weight_decay)
+    optimizer = build_optimizer(model, optim.lr, optim.momentum, optim.weight_decay,
+                                optim.optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                   poly_lambda(optim.max_iter, optim.poly_exp))
     return TrainState(model, optimizer, scheduler, grad_scaler(device, amp),
@@ -130,8 +146,8 @@ def check_finite(values, iteration):
 
 def train_step(state, batch, criterion, *, device, two_view, with_embeddings, amp="off",
                channels_last=False):
-    """One iteration: forward/backward, rank-mean loss terms, finiteness check, SGD and LR
-    steps. Returns the terms as floats (``total`` last).
+    """One iteration: forward/backward, rank-mean loss terms, finiteness check, optimizer
+    and LR steps. Returns the terms as floats (``total`` last).
 
     fp32 / bf16: raises :class:`NonFiniteLossError` before the step, so the weights stay those
     of the last good iteration. fp16 (GradScaler on): see :func:`scaled_step`.
@@ -226,7 +242,8 @@ def validate(state, val_sets, *, config, device, amp, writer, logger, final=Fals
     run_dir, record, mious = config.run_dir, config.record, {}
     for name, val in val_sets.items():
         res = evaluate(state.model, val.loader, device, NUM_CLASSES, amp=amp, desc=f"val {name}",
-                       on_batch=writer.image_logger(name, state.iteration, val.mean, val.std))
+                       on_batch=writer.image_logger(name, state.iteration, val.mean, val.std),
+                       **val.inference)
         mious[name] = res["miou"]
         logger.info(f"iter {state.iteration} {name}: mIoU {100 * res['miou']:.2f} "
                     f"pixel acc {100 * res['pixel_acc']:.2f} ({res['images']} images)")

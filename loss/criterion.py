@@ -21,7 +21,9 @@ class BlindNetCriterion(nn.Module):
     ``contrast_max_classes``, ``contrast_max_views``, ``num_patch``, ``cwcl_negatives``,
     ``cwcl_class_order``, ``wt_reg_weight``, ``relax_denom``, ...), the flags of other homes
     a term reads (``wt_layer``: the whitening loss is IW/IRW for a code 1, ISW for a code 2),
-    ``ignore_index`` (255) and ``class_weights`` (optional ``(C,)`` cross-entropy weights).
+    ``ignore_index`` (255), ``class_weights`` (optional ``(C,)`` cross-entropy weights) and
+    ``prediction`` (what the model predicts, ``loss.terms.PREDICTIONS``: the CE terms
+    supervise pixel logits, the Mask2Former terms ``m2f_*`` mask predictions).
     An unknown keyword raises TypeError; a bad value ValueError naming its flag.
 
     ``forward(output, labels, generator=None)`` takes a :class:`network.ModelOutput` and
@@ -34,6 +36,9 @@ class BlindNetCriterion(nn.Module):
         super().__init__()
         self.options = resolve_options(options)
         self.terms = tuple(t for t in loss_terms() if t.enabled(self.options))
+        if not self.terms:
+            raise ValueError(f"no loss term is enabled for a model predicting "
+                             f"{self.options['prediction']} (every weight flag is 0?)")
         self.weights = {t.name: t.weight_in(self.options) for t in self.terms}
         self.losses = nn.ModuleDict({t.name: t.build(self.options) for t in self.terms})
 
@@ -71,6 +76,9 @@ class BlindNetCriterion(nn.Module):
                              f"images_aug (a *_jitter training dataset)")
         inputs = TermInputs(output, labels.long(), generator)
         losses = {t.name: t.compute(self.losses[t.name], inputs) for t in self.terms}
-        base, *rest = losses  # the first term has weight 1 (loss.terms.loss_terms)
-        losses["total"] = losses[base] + sum(self.weights[name] * losses[name] for name in rest)
+        base, *rest = losses
+        # The base is added as it is when its weight is 1 (the CE term ``main``), so sums
+        # stay bit-identical to the official expression.
+        first = losses[base] if self.weights[base] == 1.0 else self.weights[base] * losses[base]
+        losses["total"] = first + sum(self.weights[name] * losses[name] for name in rest)
         return losses

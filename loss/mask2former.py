@@ -13,6 +13,13 @@ and three terms are computed:
 
 ``num_masks`` is the batch's matched count, averaged over ranks, at least 1. Plain tensors
 in (lists of per-prediction logits and the ``(B, H, W)`` label map), a dict of scalars out.
+
+Loss terms ``m2f_cls``, ``m2f_mask``, ``m2f_dice`` (weights ``--m2f_cls_weight`` 2,
+``--m2f_mask_weight`` 5, ``--m2f_dice_weight`` 5, Rein's ``loss_weight``s) supervise models
+that predict masks (``prediction`` :data:`loss.terms.MASK_PREDICTIONS`: the ``network.vfm``
+segmenters); they read the per-layer ``class_logits`` / ``mask_logits`` of the training
+output. The matching runs once per step for the three; its costs stay 2 / 5 / 5 whatever the
+loss weights (mmdet configures the assigner's costs apart from the losses, §5.8).
 """
 
 import torch
@@ -21,6 +28,7 @@ from torch import nn
 
 from loss.matcher import HungarianMatcher
 from loss.point_sampling import point_sample, uncertain_point_coords
+from loss.terms import FRAMEWORK, MASK_PREDICTIONS, LossFlag, LossTerm, register_term
 from utils.dist import all_reduce_mean
 from utils.labels import IGNORE_LABEL, NUM_CLASSES
 
@@ -87,7 +95,15 @@ class Mask2FormerLoss(nn.Module):
         return {part: sum(value for key, value in per_layer.items()
                           if key.endswith(f"loss_{part}")) for part in self.weights}
 
-    def layer_losses(self, class_logits, mask_logits, labels, generator=None):
+    def parts(self, class_logits, mask_logits, labels, generator=None):
+        """``{"cls", "mask", "dice"}`` summed over the predictions, *unweighted* (the loss
+        terms apply their weight flags)."""
+        per_layer = self.layer_losses(class_logits, mask_logits, labels, generator,
+                                      weighted=False)
+        return {part: sum(value for key, value in per_layer.items()
+                          if key.endswith(f"loss_{part}")) for part in self.weights}
+
+    def layer_losses(self, class_logits, mask_logits, labels, generator=None, weighted=True):
         if len(class_logits) != len(mask_logits) or not class_logits:
             raise ValueError(f"{len(class_logits)} class and {len(mask_logits)} mask "
                              f"predictions: expected the same non-zero number")
@@ -95,12 +111,14 @@ class Mask2FormerLoss(nn.Module):
         losses, last = {}, len(class_logits) - 1
         for index, (classes, masks) in enumerate(zip(class_logits, mask_logits)):
             prefix = "" if index == last else f"d{index}."
-            for part, value in self.single(classes, masks, targets, generator).items():
-                losses[f"{prefix}loss_{part}"] = value
+            single = self.single(classes, masks, targets, generator)
+            for part, value in single.items():
+                losses[f"{prefix}loss_{part}"] = self.weights[part] * value if weighted \
+                    else value
         return losses
 
     def single(self, class_logits, mask_logits, targets, generator=None):
-        """The three weighted terms of one prediction: ``(B, Q, C+1)``, ``(B, Q, h, w)``."""
+        """The three unweighted terms of one prediction: ``(B, Q, C+1)``, ``(B, Q, h, w)``."""
         batch, queries, _ = class_logits.shape
         class_target = torch.full((batch, queries), self.num_classes, dtype=torch.long,
                                   device=class_logits.device)
@@ -121,11 +139,9 @@ class Mask2FormerLoss(nn.Module):
         num_masks = all_reduce_mean(count).clamp(min=1.0)
         if preds.shape[0] == 0:  # nothing to match in the batch: 0, graph attached
             zero = preds.sum()
-            return {"cls": self.weights["cls"] * loss_cls, "mask": zero, "dice": zero}
+            return {"cls": loss_cls, "mask": zero, "dice": zero}
         loss_mask, loss_dice = self.mask_terms(preds, gts, num_masks, generator)
-        return {"cls": self.weights["cls"] * loss_cls,
-                "mask": self.weights["mask"] * loss_mask,
-                "dice": self.weights["dice"] * loss_dice}
+        return {"cls": loss_cls, "mask": loss_mask, "dice": loss_dice}
 
     def mask_terms(self, preds, gts, num_masks, generator=None):
         """Unweighted BCE and dice of matched ``preds (n, h, w)`` logits against ``gts
@@ -140,3 +156,71 @@ class Mask2FormerLoss(nn.Module):
         probs = pred_points.sigmoid()
         dice = 1 - (2 * (probs * gt_points).sum(-1) + 1) / (probs.sum(-1) + gt_points.sum(-1) + 1)
         return loss_mask, dice.sum() / (num_masks + FLOAT_EPS)
+
+
+# The loss terms (Rein's recipe, docs/VFM_METHODS.md §5.9).
+CLS_WEIGHT = LossFlag("m2f_cls_weight", 2.0, "Mask2Former class loss weight (Rein: 2.0)",
+                      group=FRAMEWORK)
+MASK_WEIGHT = LossFlag("m2f_mask_weight", 5.0, "Mask2Former mask BCE weight (Rein: 5.0)",
+                       group=FRAMEWORK)
+DICE_WEIGHT = LossFlag("m2f_dice_weight", 5.0, "Mask2Former mask dice weight (Rein: 5.0)",
+                       group=FRAMEWORK)
+NO_OBJECT_WEIGHT = LossFlag("m2f_no_object_weight", 0.1,
+                            "class-loss weight of the 'no object' class (Rein: 0.1)",
+                            group=FRAMEWORK)
+NUM_POINTS = LossFlag("m2f_num_points", 12544,
+                      "points per mask of the Mask2Former mask costs and losses (Rein: 12544)",
+                      type=int, group=FRAMEWORK)
+M2F_FLAGS = (NO_OBJECT_WEIGHT, NUM_POINTS)
+
+
+def _build(options):
+    if not options["m2f_no_object_weight"] >= 0:
+        raise ValueError(f"--m2f_no_object_weight must be >= 0, got "
+                         f"{options['m2f_no_object_weight']}")
+    if options["m2f_num_points"] < 1:
+        raise ValueError(f"--m2f_num_points must be >= 1, got {options['m2f_num_points']}")
+    return Mask2FormerLoss(no_object_weight=options["m2f_no_object_weight"],
+                           num_points=options["m2f_num_points"],
+                           ignore_index=options["ignore_index"])
+
+
+def _view_parts(module, inputs, view):
+    """The unweighted parts of one view's predictions, computed once per step."""
+    def compute():
+        if view.class_logits is None or view.mask_logits is None:
+            raise ValueError("the Mask2Former losses need the per-layer class_logits and "
+                             "mask_logits of the training output (a network.vfm model)")
+        return module.parts(view.class_logits, view.mask_logits, inputs.labels,
+                            inputs.generator)
+    return inputs.shared(("mask2former", id(view)), compute)
+
+
+def _part(name):
+    """``compute`` of term ``m2f_<name>``: the original view's part, averaged with the
+    augmented view's in two-view training (as the cross-entropy term ``main`` does)."""
+    def compute(module, inputs):
+        output = inputs.output
+        value = _view_parts(module, inputs, output.original)[name]
+        if output.two_view:
+            value = 0.5 * (value + _view_parts(module, inputs, output.augmented)[name])
+        return value
+    return compute
+
+
+def _unread(options):
+    if options["prediction"] == MASK_PREDICTIONS:
+        return {}
+    why = "only Mask2Former heads (network.vfm archs) read it"
+    return {flag.name: why for flag in (CLS_WEIGHT, MASK_WEIGHT, DICE_WEIGHT, *M2F_FLAGS)}
+
+
+M2F_CLS = register_term(LossTerm(
+    "m2f_cls", order=1, weight=CLS_WEIGHT, flags=M2F_FLAGS, prediction=MASK_PREDICTIONS,
+    build=_build, compute=_part("cls"), unread=_unread))
+M2F_MASK = register_term(LossTerm(
+    "m2f_mask", order=2, weight=MASK_WEIGHT, flags=M2F_FLAGS, prediction=MASK_PREDICTIONS,
+    build=_build, compute=_part("mask")))
+M2F_DICE = register_term(LossTerm(
+    "m2f_dice", order=3, weight=DICE_WEIGHT, flags=M2F_FLAGS, prediction=MASK_PREDICTIONS,
+    build=_build, compute=_part("dice")))

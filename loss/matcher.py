@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from loss.point_sampling import point_sample
-from loss.sampling import _rand as uniform
+from loss.sampling import rand as uniform
 
 
 def classification_cost(class_logits, gt_labels):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 # Draws on the generator's device and moves the numbers (a CPU generator for CUDA maps).
-from loss.sampling import _rand as uniform
+from loss.sampling import rand as uniform
 
 
 def point_sample(maps, points):

@@ -49,10 +49,13 @@ class SDCLPairs:
     negative_index: torch.Tensor
 
 
-def _rand(shape, generator, device, dtype=torch.float32):
+def rand(shape, generator, device, dtype=torch.float32):
     """``U[0, 1)`` of ``shape`` on ``device``, drawn on the generator's device."""
     source = device if generator is None else generator.device
     return torch.rand(shape, generator=generator, device=source, dtype=dtype).to(device)
+
+
+_rand = rand  # the samplers' own short name (public since loss/point_sampling.py uses it)
 
 
 def _randperm(n, generator, device):

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loss.terms import LossTerm, register_term
+from loss.terms import PIXEL_LOGITS, LossTerm, register_term
 from utils.labels import IGNORE_LABEL
 
 AUX_WEIGHT = 0.4  # weight of the aux cross-entropy, hard-coded in the official code (§3.6)
@@ -86,8 +86,8 @@ def _aux_loss(module, inputs):
 
 
 MAIN = register_term(LossTerm(
-    "main", order=0, compute=_main_loss,
+    "main", order=0, compute=_main_loss, prediction=PIXEL_LOGITS,
     build=lambda o: SegmentationCrossEntropy(o["ignore_index"], o["class_weights"])))
 AUX = register_term(LossTerm(
-    "aux", order=10, weight=AUX_WEIGHT, compute=_aux_loss,
+    "aux", order=10, weight=AUX_WEIGHT, compute=_aux_loss, prediction=PIXEL_LOGITS,
     build=lambda o: AuxCrossEntropy(o["ignore_index"], o["class_weights"])))

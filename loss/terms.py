@@ -33,6 +33,13 @@ EMBEDDINGS = "embeddings"        # the projection heads' embeddings (with_embedd
 IN_FEATURES = "IN features"      # collected instance-norm outputs (a --wt_layer code 1 or 2)
 NEEDS = (TWO_VIEWS, EMBEDDINGS, IN_FEATURES)
 
+# What the segmenter predicts, and so which supervised terms apply: per-pixel class logits
+# (the DeepLabV3+ segmenters: ViewOutput.logits, aux logits) or per-query class and mask
+# logits of every decoder layer (Mask2Former heads: ViewOutput.class_logits / mask_logits).
+PIXEL_LOGITS = "pixel logits"
+MASK_PREDICTIONS = "mask predictions"
+PREDICTIONS = (PIXEL_LOGITS, MASK_PREDICTIONS)
+
 # Where a flag comes from (its --help group): the official BlindNet scripts, RobustNet's
 # method flags, or an addition of this framework.
 OFFICIAL, ROBUSTNET, FRAMEWORK = "official", "robustnet", "framework"
@@ -40,7 +47,9 @@ FLAG_GROUPS = (OFFICIAL, ROBUSTNET, FRAMEWORK)
 
 # Criterion settings that are not flags (BlindNetCriterion keywords); any term's build reads
 # them from its options.
-CRITERION_SETTINGS = {"ignore_index": IGNORE_LABEL, "class_weights": None}
+# ``prediction``: one of :data:`PREDICTIONS` (``network.prediction_kind(arch)``).
+CRITERION_SETTINGS = {"ignore_index": IGNORE_LABEL, "class_weights": None,
+                      "prediction": PIXEL_LOGITS}
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,10 @@ class LossTerm:
         needs: a subset of :data:`NEEDS`.
         reads: flags of other homes that ``build`` reads (``wt_layer``).
         state: checkpoint key of the state the term keeps across steps (None: none).
-        order: position in the loss dict and in the sum; the lowest is the sum's base and
-            has the fixed weight 1.
+        order: position in the loss dict and in the sum.
+        prediction: the kind of model prediction the term supervises (one of
+            :data:`PREDICTIONS`; the term is off for models predicting the other kind), or
+            None for terms that read only features (any model).
         check: optional ``check(options)`` run even when the term is off (flags that must fit
             together); raises ValueError naming the flag.
         unread: optional ``unread(options) -> {flag name: why}``: its flags this run ignores.
@@ -110,6 +121,7 @@ class LossTerm:
     reads: tuple = ()
     state: str | None = None
     order: int = 100
+    prediction: str | None = None
     check: Callable | None = None
     unread: Callable | None = None
 
@@ -121,6 +133,9 @@ class LossTerm:
         if unknown:
             raise ValueError(f"loss term {self.name!r}: unknown needs {sorted(unknown)}; "
                              f"expected some of {NEEDS}")
+        if self.prediction is not None and self.prediction not in PREDICTIONS:
+            raise ValueError(f"loss term {self.name!r}: prediction must be one of "
+                             f"{PREDICTIONS} or None, got {self.prediction!r}")
         if self.switch is not None and self.switch.type is not bool:
             raise ValueError(f"loss term {self.name!r}: its switch --{self.switch.name} must "
                              f"be a bool flag")
@@ -143,6 +158,8 @@ class LossTerm:
 
     def enabled(self, options):
         """Whether the term is on for these (resolved) options."""
+        if self.prediction is not None and self.prediction != options["prediction"]:
+            return False
         if self.switch is not None:
             return bool(options[self.switch.name])
         if isinstance(self.weight, LossFlag):
@@ -164,6 +181,14 @@ class TermInputs:
 
     def __init__(self, output, labels, generator=None):
         self.output, self.labels, self.generator = output, labels, generator
+        self._shared = {}
+
+    def shared(self, key, compute):
+        """``compute()`` once per step for every term that asks with ``key`` (e.g. the
+        Mask2Former matching, whose result three terms read)."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     @cached_property
     def preds(self):
@@ -207,11 +232,7 @@ def _discover():
 def loss_terms():
     """Every registered :class:`LossTerm`, in ``order`` (ties by name)."""
     _discover()
-    terms = sorted(_TERMS.values(), key=lambda t: (t.order, t.name))
-    if terms and terms[0].weight != 1.0:
-        raise ValueError(f"the first loss term ({terms[0].name!r}) is the base of the sum: "
-                         f"its weight must be the fixed 1.0")
-    return tuple(terms)
+    return tuple(sorted(_TERMS.values(), key=lambda t: (t.order, t.name)))
 
 
 def term(name):

@@ -10,9 +10,15 @@ device and running it on a ``(2, 3, crop, crop)`` meta tensor finds exactly the 
 (checked for all 20 combinations) in a fraction of a second: only shapes are computed.
 """
 
+import inspect
+
 import torch
 
-from network import get_net
+from network import get_net, is_vfm_arch
+from network.vfm import build_parts
+
+# The patch size of the network.vfm segmenters unless --arch_options says otherwise.
+VIT_PATCH_SIZE = inspect.signature(build_parts).parameters["patch_size"].default
 
 PROBE_BATCH = 2        # > 1, so BatchNorm's own batch check never fires here
 LARGEST_PROBED_CROP = 4096
@@ -50,7 +56,17 @@ def smallest_train_crop(model, start):
     return high
 
 
-def check_train_crop(arch, num_classes, wt_layer, crop_size, norm_layers=None):
+def check_vit_crop(crop_size, patch_size):
+    """A ViT segmenter (``network.vfm``) trains on crops whose side is a multiple of the
+    patch size and at least two patches (its stride-2p pyramid level); ValueError naming
+    ``--crop_size`` otherwise."""
+    if crop_size % patch_size or crop_size < 2 * patch_size:
+        raise ValueError(f"--crop_size {crop_size}: a network.vfm arch with patch size "
+                         f"{patch_size} trains on multiples of {patch_size} from "
+                         f"{2 * patch_size} on (Rein: 512)")
+
+
+def check_train_crop(arch, num_classes, wt_layer, crop_size, options=None, norm_layers=None):
     """Raise ValueError naming ``--crop_size`` when ``arch`` cannot train on that crop.
 
     Args:
@@ -58,8 +74,12 @@ def check_train_crop(arch, num_classes, wt_layer, crop_size, norm_layers=None):
         num_classes: output classes.
         wt_layer: the 7 ``--wt_layer`` values.
         crop_size: the square ``--crop_size``.
+        options: ``--arch_options`` (a ``network.vfm`` arch's ``patch_size``).
         norm_layers: ``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords, or None.
     """
+    if is_vfm_arch(arch):
+        check_vit_crop(crop_size, (options or {}).get("patch_size", VIT_PATCH_SIZE))
+        return
     model = _meta_model(arch, num_classes, wt_layer, norm_layers)
     error = train_crop_error(model, crop_size)
     if error is None:

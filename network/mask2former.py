@@ -29,10 +29,14 @@ class MaskFormerOutput:
     * ``class_logits``: one ``(B, Q, C + 1)`` tensor per prediction (the initial queries,
       then each decoder layer; the last is the final prediction); column C is "no object".
     * ``mask_logits``: the matching ``(B, Q, H/4, W/4)`` mask logits (stride 4).
+    * ``pixel_features``: the pixel decoder's outputs, coarse to fine: its deformable
+      encoder's stride-32 and stride-8 maps and the stride-4 mask feature, each
+      ``(B, 256, h, w)`` (what BlindNet's contrastive losses read on a ViT).
     """
 
     class_logits: list
     mask_logits: list
+    pixel_features: list | None = None
 
     @property
     def final(self):
@@ -133,7 +137,7 @@ class Mask2FormerHead(nn.Module):
                 query_feat, mask_feature, sizes[(index + 1) % self.num_feat_levels])
             all_classes.append(class_logits)
             all_masks.append(mask_logits)
-        return MaskFormerOutput(all_classes, all_masks)
+        return MaskFormerOutput(all_classes, all_masks, [maps[0], maps[-1], mask_feature])
 
 
 class ReinMask2FormerHead(Mask2FormerHead):

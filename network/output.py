@@ -23,12 +23,19 @@ class ViewOutput:
       ``(B, C_l, H_l, W_l)`` (empty when ``wt_layer`` has no 1 or 2).
     * ``embeddings``: list of the three projected, L2-normalised maps, each ``(B, 256, h, w)``
       (of ``layer4``, ``dec0``, ``dec1``), or ``None`` when the projection heads were not run.
+    * ``class_logits``, ``mask_logits``: mask-classification models (``network.vfm``) only:
+      one ``(B, Q, C + 1)`` / ``(B, Q, H/4, W/4)`` tensor per decoder prediction (the last
+      is the final one); None for the DeepLabV3+ segmenters. Such models have no per-pixel
+      ``logits`` (None); their ``dec_logits`` are the semantic scores at stride 4
+      (docs/VFM.md), without gradient, whose argmax CWCL/SDCL read.
     """
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     dec_logits: torch.Tensor
     in_feats: list
     embeddings: list | None = None
+    class_logits: list | None = None
+    mask_logits: list | None = None
 
 
 @dataclass
@@ -37,13 +44,14 @@ class ModelOutput:
 
     * ``original``: :class:`ViewOutput` of ``x``.
     * ``aux_logits``: ``(B, C, H/OS', W/OS')``, the ``dsn`` head on ``layer3`` of ``x`` only
-      (not upsampled; OS' = the stride of layer3).
+      (not upsampled; OS' = the stride of layer3); None for models without one
+      (``network.vfm``).
     * ``augmented``: :class:`ViewOutput` of ``x^a``; ``None`` in single-view (baseline)
       training.
     """
 
     original: ViewOutput
-    aux_logits: torch.Tensor
+    aux_logits: torch.Tensor | None
     augmented: ViewOutput | None = None
 
     @property

@@ -78,12 +78,13 @@ class Reins(nn.Module):
         delta = torch.einsum("nbm,mc->nbc", attn[:, :, 1:], self.mlp_token2feat(tokens[1:]))
         return self.mlp_delta_f(delta + feats)
 
-    def forward(self, feats, layer, batch_first=False, has_cls_token=True):
+    def forward(self, feats, layer, batch_first=True, has_cls_token=True):
         """Refine the tokens after block ``layer``: ``f + scale * delta(f)``; the cls token
         (first token, when ``has_cls_token``) passes unchanged.
 
-        ``feats``: ``(B, 1+N, C)`` with ``batch_first`` (how the trunk calls it), else
-        ``(1+N, B, C)`` (the official default). Returns the same layout.
+        ``feats``: ``(B, 1+N, C)`` with ``batch_first`` (the default, as the issue spells the
+        signature; the official trunk always passes True), else ``(1+N, B, C)`` (the
+        official code's keyword default is False). Returns the same layout.
         """
         if batch_first:
             feats = feats.transpose(0, 1)
@@ -170,20 +171,25 @@ class ReinDinoVisionTransformer(DinoVisionTransformer):
         freeze_except(self, "reins")
         return self
 
-    def forward_features(self, x, masks=None):
+    def forward_features(self, x, masks=None, collect=()):
         """``(B, 3, H, W)`` -> ``(maps, queries)``: for each of :attr:`out_indices` the
         refined patch tokens ``(B, C, H/p, W/p)`` (no final norm, §1.6), and the decoder
-        queries ``(m, query_dims)`` (or only ``maps`` without ``link_token_to_query``)."""
+        queries ``(m, query_dims)`` (or only ``maps`` without ``link_token_to_query``).
+
+        ``collect``: further block indices whose refined patch maps are returned too, as
+        ``(that output, [maps of collect])`` (BlindNet's feature losses on a ViT).
+        """
         tokens, maps = self.prepare_tokens(x, masks), {}
-        prefix = self.num_prefix_tokens
+        prefix, wanted = self.num_prefix_tokens, set(self.out_indices) | set(collect)
         for index, block in enumerate(self.blocks):
             tokens = block(tokens)
             patches = self.reins(tokens[:, prefix:], index, batch_first=True,
                                  has_cls_token=False)
             tokens = torch.cat([tokens[:, :prefix], patches], dim=1)
-            if index in self.out_indices:
+            if index in wanted:
                 maps[index] = self.tokens_to_map(patches, x.shape[-2:])
-        return self.reins.return_auto([maps[i] for i in self.out_indices])
+        out = self.reins.return_auto([maps[i] for i in self.out_indices])
+        return (out, [maps[i] for i in collect]) if collect else out
 
 
 PYRAMID_SCALES = (4.0, 2.0, 1.0, 0.5)

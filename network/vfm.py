@@ -2,7 +2,7 @@
 Mask2Former head.
 
     model = ReinDinov2LMask2Former(pretrained="dinov2_vitl14_pretrain.pth")
-    model.train(); out = model(images)            # MaskFormerOutput: 10 predictions
+    model.train(); out = model(images)            # ModelOutput: 10 mask predictions per view
     model.eval(); scores = model(images)          # (B, 19, H, W) semantic scores
 
 ``ReinDinov2{S,B,L,G}Mask2Former``: Rein's recipe (docs/VFM_METHODS.md §2, §3.2): LoRA Reins
@@ -14,16 +14,18 @@ out as mmseg's (``backbone.*``, ``backbone.reins.*``, ``decode_head.*``); see
 :mod:`network.vfm_weights` for loading released files.
 """
 
-import warnings
+import hashlib
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from network.dinov2 import VARIANTS, DinoVisionTransformer
+from network.dinov2 import VARIANTS, DinoVisionTransformer, default_out_indices
 from network.dinov2_weights import fit_dinov2_state, read_dinov2_file
+from network.heads import ProjectionHead, init_head_weights
 from network.mask2former import Mask2FormerHead, ReinMask2FormerHead, semantic_inference
+from network.output import ModelOutput, ViewOutput
 from network.rein import LoRAReins, ReinDinoVisionTransformer, feature_pyramid
 from utils.labels import NUM_CLASSES
 
@@ -32,22 +34,47 @@ from utils.labels import NUM_CLASSES
 REIN_NO_DECAY_KEYS = ("learnable_tokens", "reins.scale", "query_embed", "level_embed", "norm")
 FROZEN_NO_DECAY_KEYS = ("query_embed", "query_feat", "level_embed", "norm")
 NORM_TYPES = (nn.GroupNorm, nn.LayerNorm)
+# BlindNet's covariance losses on a ViT (docs/VFM.md): instance-norm eps of the token maps.
+TOKEN_IN_EPS = 1e-5
+
+
+class MissingDinov2Weights(FileNotFoundError):
+    """``pretrained=None``: no DINOv2 file given (nothing is ever downloaded)."""
+
+
+def tensor_fingerprint(state):
+    """SHA-256 of the names, dtypes, shapes and bytes of ``state`` (a dict of tensors): what
+    a checkpoint that leaves the frozen trunk out records, so that a resume or an evaluation
+    can tell whether the trunk it loaded is the one the run trained on."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key].detach().cpu().reshape(-1)
+        digest.update(f"{key}:{value.dtype}:{tuple(state[key].shape)};".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 class VFMSegmenter(nn.Module):
     """``backbone`` (a DINOv2 trunk, optionally with Reins) + ``decode_head`` (Mask2Former).
 
-    Training forward: :class:`network.mask2former.MaskFormerOutput`. Eval forward: semantic
+    Training forward: :class:`network.output.ModelOutput` whose views carry the per-layer
+    class / mask logits (:meth:`forward_view`). Eval forward: semantic
     scores ``(B, num_classes, H, W)`` (§5.10); inputs whose sides are not multiples of the
     patch size are zero-padded right/bottom and the scores cropped back (docs/DECISIONS.md
     D93). The trunk is frozen: no gradient, eval mode, whatever ``train()`` is called with.
     """
 
-    def __init__(self, backbone, decode_head, no_decay_keys):
+    def __init__(self, backbone, decode_head, no_decay_keys, *, in_blocks=(), embeddings=False):
         super().__init__()
         self.backbone, self.decode_head = backbone, decode_head
         self.no_decay_keys = tuple(no_decay_keys)
         self.uses_rein = isinstance(backbone, ReinDinoVisionTransformer)
+        self.in_blocks = check_in_blocks(in_blocks, len(backbone.blocks), self.uses_rein)
+        if embeddings:  # BlindNet's projection heads on the pixel decoder's three maps
+            channels = decode_head.pixel_decoder.mask_feature.out_channels
+            self.projection_heads = nn.ModuleList(ProjectionHead(channels) for _ in range(3))
+            init_head_weights(self.projection_heads)
+        self.trunk_source = None  # {"source", "sha256"} of the DINOv2 file (load_trunk)
         self.train()
 
     @property
@@ -73,29 +100,67 @@ class VFMSegmenter(nn.Module):
             self.backbone.requires_grad_(False)
         return self
 
-    def extract_features(self, images):
-        """The four pyramid maps (strides p/4 .. 2p) and Rein's queries (or None)."""
+    def extract_features(self, images, collect=()):
+        """The four pyramid maps (strides p/4 .. 2p), Rein's queries (or None) and the
+        refined patch maps ``(B, C, H/p, W/p)`` of the blocks in ``collect`` (Rein only)."""
         if self.uses_rein:
-            maps, queries = self.backbone.forward_features(images)
+            out = self.backbone.forward_features(images, collect=collect)
+            (maps, queries), collected = out if collect else (out, [])
         else:
             with torch.no_grad():
                 maps = self.backbone.out_index_maps(images)
-            maps, queries = [feat.detach() for feat in maps], None
-        return feature_pyramid(maps), queries
+            maps, queries, collected = [feat.detach() for feat in maps], None, []
+        return feature_pyramid(maps), queries, collected
 
     def forward(self, images, images_aug=None, with_embeddings=False):
-        """``images (B, 3, H, W)``, normalised. ``images_aug`` / ``with_embeddings`` (the
-        CNN segmenters' two-view arguments) are not supported yet: ValueError if given."""
-        if images_aug is not None or with_embeddings:
-            raise ValueError(f"{type(self).__name__} has no two-view / embedding outputs "
-                             f"(BlindNet's losses on a ViT are not implemented yet)")
+        """``images (B, 3, H, W)``, normalised.
+
+        Training: a :class:`network.output.ModelOutput` whose views carry the per-layer
+        ``class_logits`` / ``mask_logits`` (and, for BlindNet's losses, ``in_feats`` of
+        :attr:`in_blocks`, ``embeddings`` with ``with_embeddings``; ``images_aug`` the
+        second view). Eval: semantic scores ``(B, C, H, W)``.
+        """
         if self.training:
-            feats, queries = self.extract_features(images)
-            return self.decode_head(feats, queries)
+            original = self.forward_view(images, with_embeddings)
+            augmented = None
+            if images_aug is not None:
+                if images_aug.shape != images.shape:
+                    raise ValueError(f"images_aug must have the shape of images "
+                                     f"{tuple(images.shape)}, got {tuple(images_aug.shape)}")
+                augmented = self.forward_view(images_aug, with_embeddings)
+            return ModelOutput(original, aux_logits=None, augmented=augmented)
+        if images_aug is not None:
+            raise ValueError(f"{type(self).__name__} takes one view in eval mode")
+        return self.scores(images)
+
+    def forward_view(self, images, with_embeddings=False):
+        """One training view: :class:`network.output.ViewOutput` (no per-pixel logits)."""
+        if with_embeddings and not hasattr(self, "projection_heads"):
+            raise ValueError(f"{type(self).__name__} was built without projection heads: "
+                             f"build it with embeddings=True for CWCL/SDCL")
+        patch = self.backbone.patch_size
+        if images.shape[-2] % patch or images.shape[-1] % patch:
+            raise ValueError(f"training inputs must have sides that are multiples of the patch "
+                             f"size {patch}, got {tuple(images.shape[-2:])} (--crop_size)")
+        feats, queries, collected = self.extract_features(images, self.in_blocks)
+        out = self.decode_head(feats, queries)
+        # BlindNet's IN features: the token maps instance-normalised (CML/CCL, docs/VFM.md).
+        in_feats = [F.instance_norm(feat, eps=TOKEN_IN_EPS) for feat in collected]
+        embeddings = None
+        if with_embeddings:
+            embeddings = [head(feat) for head, feat in zip(self.projection_heads,
+                                                           out.pixel_features)]
+        with torch.no_grad():  # the "decoder logits" whose argmax CWCL/SDCL read
+            dec_scores = semantic_inference(*out.final, size=out.mask_logits[-1].shape[-2:])
+        return ViewOutput(None, dec_scores, in_feats, embeddings, class_logits=out.class_logits,
+                          mask_logits=out.mask_logits)
+
+    def scores(self, images):
+        """Eval: semantic scores ``(B, C, H, W)``, inputs padded to the patch (D93)."""
         height, width = images.shape[-2:]
         patch = self.backbone.patch_size
         padded = F.pad(images, (0, -width % patch, 0, -height % patch))
-        feats, queries = self.extract_features(padded)
+        feats, queries, _ = self.extract_features(padded)
         out = self.decode_head(feats, queries)
         scores = semantic_inference(*out.final, size=padded.shape[-2:])
         return scores[:, :, :height, :width]
@@ -123,35 +188,69 @@ class VFMSegmenter(nn.Module):
                  "decay_mult": decay_mult}
                 for (lr_mult, decay_mult), names in sorted(groups.items())]
 
-    def load_trunk(self, state):
+    def load_trunk(self, state, source=None):
         """Load a DINOv2 state dict (released, converted, or chunked) strictly into the
-        trunk, converting its patch size / position grid on load when they differ."""
+        trunk, converting its patch size / position grid on load when they differ.
+        ``source`` (the file) is recorded with the trunk's fingerprint
+        (:meth:`external_weights`)."""
         missing, unexpected = self.backbone.load_state_dict(
             fit_dinov2_state(state, self.backbone), strict=False)
         missing = [k for k in missing if not k.startswith("reins.")]
         if missing or unexpected:
-            raise ValueError(f"DINOv2 weights do not fit the trunk: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+            raise ValueError(f"DINOv2 weights{f' {source}' if source else ''} do not fit the "
+                             f"trunk: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        self.trunk_source = {"source": None if source is None else str(source),
+                             "sha256": tensor_fingerprint(self.trunk_state())}
+
+    def trunk_state(self):
+        """The frozen DINOv2 trunk's entries of :meth:`state_dict` (``backbone.*`` without
+        ``backbone.reins.*``)."""
+        return {key: value for key, value in self.state_dict().items()
+                if key.startswith("backbone.") and not key.startswith("backbone.reins.")}
+
+    def external_weights(self):
+        """What a checkpoint may leave out because it comes unchanged from a file: the
+        frozen trunk's keys with the DINOv2 file and its fingerprint, ``{"keys", "source",
+        "sha256"}``; None when the trunk is random (it must then be saved)."""
+        if self.trunk_source is None:
+            return None
+        return {"keys": sorted(self.trunk_state()), **self.trunk_source}
 
 
-def trunk_kwargs(variant, img_size, patch_size, depth, num_register_tokens):
+def check_in_blocks(in_blocks, depth, uses_rein):
+    """``in_blocks`` as a tuple of block indices in ``0..depth-1``; ValueError naming
+    ``--vit_in_blocks`` otherwise (and for a trunk without Rein, which has nothing to
+    train under the covariance losses)."""
+    blocks = tuple(int(b) for b in in_blocks or ())
+    if blocks and not uses_rein:
+        raise ValueError("--vit_in_blocks: the frozen trunk without Rein has no trainable "
+                         "parameter before its blocks; CML/CCL need a Rein model")
+    bad = [b for b in blocks if not 0 <= b < depth]
+    if bad or len(set(blocks)) != len(blocks):
+        raise ValueError(f"--vit_in_blocks {' '.join(map(str, blocks))}: expected distinct "
+                         f"block indices in 0..{depth - 1}")
+    return blocks
+
+
+def trunk_kwargs(variant, img_size, patch_size, depth, num_register_tokens, out_indices=None):
     spec = dict(VARIANTS[variant])
     if depth is not None:
         spec["depth"] = depth
     registers = num_register_tokens > 0
     return dict(spec, img_size=img_size, patch_size=patch_size,
-                num_register_tokens=num_register_tokens,
+                num_register_tokens=num_register_tokens, out_indices=out_indices,
                 interpolate_offset=0.0 if registers else 0.1, interpolate_antialias=registers)
 
 
 def build_parts(variant, rein, num_classes=NUM_CLASSES, *, img_size=512, patch_size=16,
                 depth=None, num_register_tokens=0, num_queries=100, lora_dim=16,
-                num_decoder_layers=9, pixel_decoder_layers=6):
+                num_decoder_layers=9, pixel_decoder_layers=6, out_indices=None):
     """``(backbone, decode_head, no_decay_keys)`` of a DINOv2 ``variant`` segmenter, with
     LoRA Reins (rank ``lora_dim``, ``num_queries`` tokens per layer) if ``rein``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown DINOv2 variant {variant!r}; expected {', '.join(VARIANTS)}")
-    vit = trunk_kwargs(variant, img_size, patch_size, depth, num_register_tokens)
+    vit = trunk_kwargs(variant, img_size, patch_size, depth, num_register_tokens,
+                       None if out_indices is None else tuple(out_indices))
     if rein:
         reins = LoRAReins(num_layers=vit["depth"], embed_dims=vit["embed_dim"],
                           patch_size=patch_size, token_length=num_queries, lora_dim=lora_dim)
@@ -172,26 +271,42 @@ class _VFMModel(VFMSegmenter):
     Args:
         num_classes: classes (19).
         pretrained: a DINOv2 weight file (released 14-patch, or converted by
-            ``tools/convert_dinov2.py``; converted on load when needed); ``None`` (random
-            trunk, with a warning) or ``False`` (random, deliberately).
+            ``tools/convert_dinov2.py``; converted on load when needed), or ``False`` for a
+            random trunk on purpose; ``None`` raises :class:`MissingDinov2Weights` (nothing
+            is downloaded, and a random trunk is never a silent default).
         wt_layer: must be absent or all zero (a ViT has no instance-norm positions).
+        in_blocks: blocks whose refined patch maps, instance-normalised, are the training
+            output's ``in_feats`` (BlindNet's CML/CCL on a ViT; Rein models only).
+        embeddings: build BlindNet's projection heads on the pixel decoder (CWCL/SDCL).
         **kwargs: :func:`build_parts` sizes (``depth``, ``num_queries``, layer counts,
-            ``img_size``, ``patch_size``, ``num_register_tokens``, ``lora_dim``).
+            ``img_size``, ``patch_size``, ``num_register_tokens``, ``lora_dim``,
+            ``out_indices``).
     """
 
     variant, rein = None, None
 
-    def __init__(self, num_classes=NUM_CLASSES, pretrained=None, wt_layer=None, **kwargs):
+    def __init__(self, num_classes=NUM_CLASSES, pretrained=None, wt_layer=None, in_blocks=(),
+                 embeddings=False, **kwargs):
         if wt_layer is not None and any(wt_layer):
-            raise ValueError(f"--wt_layer {list(wt_layer)}: the DINOv2 models have no "
-                             f"instance-normalisation positions (use all zeros)")
-        super().__init__(*build_parts(self.variant, self.rein, num_classes, **kwargs))
+            raise ValueError(f"--wt_layer {' '.join(map(str, wt_layer))}: the DINOv2 models "
+                             f"have no instance-normalisation positions (use all zeros)")
+        if pretrained is None:
+            raise MissingDinov2Weights(
+                f"no DINOv2 weights for the {self.variant} trunk: pass --pretrained PATH (a "
+                f"dinov2_{self.variant}*_pretrain.pth file, released or converted; nothing is "
+                f"downloaded, docs/VFM.md) or --pretrained none for a random trunk")
+        super().__init__(*build_parts(self.variant, self.rein, num_classes, **kwargs),
+                         in_blocks=in_blocks, embeddings=embeddings)
         if pretrained:
-            self.load_trunk(read_dinov2_file(pretrained))
-        elif pretrained is None:
-            warnings.warn(f"no DINOv2 weights given: the {self.variant} trunk is random (pass "
-                          f"--pretrained PATH to a dinov2_{self.variant}*_pretrain.pth file)",
-                          stacklevel=2)
+            self.load_trunk(read_dinov2_file(pretrained), source=pretrained)
+
+    @classmethod
+    def default_in_blocks(cls, depth=None, out_indices=None, **_):
+        """The blocks CML/CCL read unless ``--vit_in_blocks`` says otherwise: the first three
+        the head reads (ViT-L: 7, 11, 15; BlindNet's IN layers sit after the first three
+        of its four stages)."""
+        depth = VARIANTS[cls.variant]["depth"] if depth is None else depth
+        return tuple(dict.fromkeys(out_indices or default_out_indices(depth)))[:3]
 
 
 def _recipe(name, variant, rein, description):

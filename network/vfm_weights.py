@@ -10,6 +10,7 @@ model's patch size and grid when needed), and loads everything strictly.
 """
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -33,19 +34,47 @@ def unwrap_checkpoint(obj, source="checkpoint"):
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
-def map_mmseg_keys(state, source="checkpoint"):
-    """Rename mmseg keys to ours with :data:`MMSEG_KEY_MAP`; ValueError naming the keys
-    that fit no prefix."""
+def map_mmseg_keys(state, source="checkpoint", strict=True):
+    """Rename mmseg keys to ours with :data:`MMSEG_KEY_MAP`. A key that fits no prefix is a
+    ValueError naming it, or with ``strict=False`` kept as it is (our own checkpoints also
+    hold ``projection_heads.*``)."""
     mapped, unknown = {}, []
     for key, value in state.items():
         prefix = next((p for p in MMSEG_KEY_MAP if key.startswith(p)), None)
         if prefix is None:
             unknown.append(key)
+            mapped[key] = value
         else:
             mapped[MMSEG_KEY_MAP[prefix] + key[len(prefix):]] = value
-    if unknown:
+    if unknown and strict:
         raise ValueError(f"{source}: keys outside backbone./decode_head.: {unknown[:5]}")
     return mapped
+
+
+def _numpy_metadata_globals():
+    """The NumPy types mmengine's checkpoint metadata may pickle (arrays, scalars, dtypes):
+    data, not code, so the safe loader may rebuild them."""
+    import numpy as np
+
+    multiarray = getattr(np, "_core", np.core).multiarray
+    dtypes = [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGSUVO"]
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+
+
+def read_release(path):
+    """A Rein checkpoint file, read with ``torch.load(weights_only=True)``; NumPy values in
+    its mmengine metadata are allowed, any other pickled object is refused (ValueError
+    naming them): nothing in the file can run code."""
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_numpy_metadata_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        raise ValueError(f"{path} holds Python objects other than tensors and NumPy metadata "
+                         f"({found.group(1) if found else 'unknown'}); they are refused because "
+                         f"loading them could run code. Keep only its state dict "
+                         f"(torch.save({{'state_dict': ...}}, path))") from None
 
 
 def rein_release_state(release_state, dinov2_state, model):
@@ -62,12 +91,8 @@ def load_rein_release(model, release_path, dinov2_state):
     """Load ``release_path`` (Rein's checkpoint) and the DINOv2 trunk strictly into
     ``model``; a missing or unexpected key is a ValueError naming the file."""
     path = Path(release_path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # mmengine's "meta" may hold objects the safe loader refuses; the user named the file.
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    state = rein_release_state(unwrap_checkpoint(obj, str(path)), dinov2_state, model)
+    state = rein_release_state(unwrap_checkpoint(read_release(path), str(path)), dinov2_state,
+                               model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: does not fit {type(model).__name__}: missing "

@@ -179,7 +179,9 @@ def test_args_json_and_checkpoints_record_the_files_and_the_settings(tmp_path):
     leaf = write(tmp_path, "cfg/run.toml", 'base = ["_base/tiny.toml"]\ndate = "d"\nexp = "e"\n')
     argv = ["--config", str(leaf), "--ckpt", str(tmp_path / "ckpt"), "--lr", "0.02"]
     args = parse("train", argv)
-    config, _ = train.open_run(args, argv, dist_utils.init_distributed("cpu"))
+    run = train.open_run(args, argv, dist_utils.init_distributed("cpu"))
+    run.close()  # releases the run folder's lock
+    config = run.config
     recorded = json.loads((config.run_dir / "args.json").read_text())
     assert recorded["config_files"] == [str(base), str(leaf)]
     assert (recorded["crop_size"], recorded["max_iter"], recorded["lr"]) == (64, 3, 0.02)

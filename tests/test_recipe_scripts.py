@@ -74,6 +74,14 @@ RN_WT = {"baseline": "0 0 0 0 0 0 0", "ibn": "0 0 4 4 4 0 0", "iw": "0 0 1 1 1 0
 INFER = ("--val_dataset cityscapes mapillary bdd-100k --arch network.deepv3.DeepR50V3PlusD "
          "--wt_layer 0 0 1 1 1 0 0 --mod blindnet --results {out} --date 0101 "
          "--exp blindnet_r50os16_gtav --snapshot {weights}")
+# Rein's GTAV 512 recipe (docs/VFM_METHODS.md §3), written out as flags.
+REIN = ("--arch network.vfm.ReinDinov2LMask2Former --dataset gtav --val_dataset cityscapes "
+        "bdd100k mapillary --train_preset rein --crop_size 512 --class_uniform_pct 0.0 "
+        "--optimizer adamw --lr 0.0001 --weight_decay 0.05 --lr_schedule poly --poly_exp 0.9 "
+        "--max_iter 40000 --bs_mult 4 --m2f_cls_weight 2.0 --m2f_mask_weight 5.0 "
+        "--m2f_dice_weight 5.0 --m2f_no_object_weight 0.1 --m2f_num_points 12544 "
+        "--eval_protocol rein --val_every 10000 --save_every 4000 --seed 42 --date rein "
+        "--exp rein_dinov2_l_mask2former_gtav")
 
 # script -> (entry point, GPUs, master port, its flag list before configs/)
 SCRIPTS = {
@@ -102,6 +110,11 @@ SCRIPTS = {
                            "--date 0101 --exp r50os16_gtav_blindnet --snapshot {weights}"),
     **{f"{method}_valid_r50os16": ("valid", 1, 29430, RN_VALID.format(wt, method))
        for method, wt in RN_WT.items()},
+    "rein_train_dinov2_l_gtav": ("train", 1, 29440, REIN),
+    "rein_valid_dinov2_l": (
+        "valid", 1, 29441, "--arch network.vfm.ReinDinov2LMask2Former --val_dataset cityscapes "
+                           "bdd100k mapillary --eval_protocol rein --date rein "
+                           "--exp rein_dinov2_l_mask2former_gtav --snapshot {weights}"),
     "blindnet_infer_r50os16": ("infer", 1, 29401, INFER),
     "infer_r50os16_cty": ("infer", 1, 29401, INFER),
 }

@@ -47,7 +47,7 @@ def _valid(tmp_path, snapshot, *flags):
 def test_checkpoints_record_the_model(trained):
     record = torch.load(trained[1], weights_only=True, mmap=True)["model"]
     assert record == {"arch": ARCH, "wt_layer": [0, 0, 1, 1, 1, 0, 0], "num_classes": 19,
-                      "norm_semantics": "modern", "norm_layer": "batchnorm",
+                      "norm_semantics": "modern", "arch_options": {}, "norm_layer": "batchnorm",
                       "head_norm_layer": "batchnorm"}
 
 

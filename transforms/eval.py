@@ -5,9 +5,14 @@
 | robustnet | height 1536, reference centre crop/pad 1536       | ImageNet         | ImageNet |
 | blindnet  | height 1024, reference centre crop/pad 1024       | mean 0, std 1    | ImageNet |
 | clean     | height 1536, centred crop/pad 1536, label pad 255 | ImageNet         | ImageNet |
+| rein      | Rein's "half" images and labels, fitted to 1024x512 | ImageNet       | ImageNet |
 
-Every other dataset is evaluated at full resolution, single scale, no flip. The
-normalisation rule lives in ``transforms/normalization.py``.
+Under ``robustnet``, ``blindnet`` and ``clean`` every other dataset is evaluated at full
+resolution, single scale, no flip. Under ``rein`` (docs/VFM_METHODS.md §4.1) every image is
+fitted into its dataset's Rein test scale (Cityscapes 1024x512, BDD 1280x720, others
+1024x512; ``transforms/rein_pipeline.py``) while the label keeps its file resolution (the
+scores are resized to it, ``engine/protocols.py``). The normalisation rule lives in
+``transforms/normalization.py``.
 """
 
 import numpy as np
@@ -19,14 +24,18 @@ from transforms.normalization import (
     eval_normalization,
     to_normalized_tensor,
 )
+from transforms.rein_pipeline import halve_like_rein, rein_test_image
 from utils.labels import IGNORE_LABEL
 
 _MAPILLARY_EVAL_SIZE = {"robustnet": 1536, "blindnet": 1024, "clean": 1536}
 
 
 def mapillary_eval_size(protocol="robustnet"):
-    """Height and square crop side used for Mapillary under ``protocol``."""
+    """Height and square crop side used for Mapillary under ``protocol`` (not ``rein``,
+    which halves and fits the images instead)."""
     check_protocol(protocol)
+    if protocol not in _MAPILLARY_EVAL_SIZE:
+        raise ValueError(f"the {protocol} protocol does not resize Mapillary to a height")
     return _MAPILLARY_EVAL_SIZE[protocol]
 
 
@@ -93,6 +102,12 @@ class EvalTransform:
         self.to_tensor = to_normalized_tensor(self.mean, self.std)
 
     def __call__(self, image, label):
+        if self.protocol == "rein":
+            label = np.asarray(label, dtype=np.uint8)
+            if self.dataset_name == "mapillary":
+                image, label = halve_like_rein(image, label)
+            image = Image.fromarray(rein_test_image(image, self.dataset_name))
+            return self.to_tensor(image), torch.from_numpy(np.array(label, dtype=np.int64))
         if self.dataset_name == "mapillary":
             size = mapillary_eval_size(self.protocol)
             label_image = Image.fromarray(np.asarray(label, dtype=np.uint8))

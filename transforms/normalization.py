@@ -13,7 +13,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Identity normalisation: (x - 0) / 1 keeps [0, 1] RGB.
 NO_MEAN, NO_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 # The evaluation protocols (transforms/eval.py gives their resizing rules).
-EVAL_PROTOCOLS = ("robustnet", "blindnet", "clean")
+EVAL_PROTOCOLS = ("robustnet", "blindnet", "clean", "rein")
 
 
 def check_protocol(protocol):

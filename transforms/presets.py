@@ -4,7 +4,10 @@
   shared by the label and every view, then per-view photometric transforms: view 1
   (``image``) always, view 2 (``image_aug``) only for two-view (BlindNet) training;
 * :class:`EvalPreset` - the evaluation transform of a protocol
-  (:class:`~transforms.eval.EvalTransform`).
+  (:class:`~transforms.eval.EvalTransform`);
+* :func:`build_train_preset` - the training preset by name: ``blindnet`` (the official
+  RobustNet/BlindNet pipeline above) or ``rein`` (Rein's mmseg pipeline,
+  :class:`~transforms.rein_pipeline.ReinTrainPreset`).
 
 Both return the item dict of ``datasets/base.py`` without ``name``:
 ``{"image": FloatTensor[3, H, W], "label": LongTensor[H, W]}`` (+ ``"image_aug"``).
@@ -16,6 +19,9 @@ import torch
 from transforms.eval import EvalTransform
 from transforms.joint import JointTransform
 from transforms.photometric import jittered_view_transform, original_view_transform
+from transforms.rein_pipeline import ReinTrainPreset
+
+TRAIN_PRESETS = ("blindnet", "rein")
 
 
 class TrainPreset:
@@ -48,6 +54,16 @@ class TrainPreset:
             item["image_aug"] = self.aug_transform(image)
         item["label"] = mask.as_subclass(torch.Tensor).long()
         return item
+
+
+def build_train_preset(name, two_view=False, **options):
+    """The training preset ``name`` (:data:`TRAIN_PRESETS`). ``options``: those of
+    :class:`TrainPreset`; the ``rein`` preset reads only ``crop_size``."""
+    if name == "rein":
+        return ReinTrainPreset(options["crop_size"], two_view=two_view)
+    if name != "blindnet":
+        raise ValueError(f"train_preset must be one of {TRAIN_PRESETS}, got {name!r}")
+    return TrainPreset(**options, two_view=two_view)
 
 
 class EvalPreset:

@@ -113,14 +113,19 @@ def synthetic_batch(batch, crop, two_view, device, seed=0):
     return {key: value.to(device) for key, value in item.items()}
 
 
-def build_method(arch, method, device, seed=0, whitening=None, losses=None):
+def build_method(arch, method, device, seed=0, whitening=None, losses=None, arch_options=None):
     """``(model, criterion)`` on ``device``: ``blindnet`` (IN layers 0011100, the official four
     losses, ``losses`` overriding some of their settings; ``whitening='iw'`` adds RobustNet's
-    ``wt`` term) or ``baseline`` (no IN, CE)."""
+    ``wt`` term), ``baseline`` (no IN, CE) or ``rein`` (a ``network.vfm`` arch sized by
+    ``arch_options``, random trunk, the Mask2Former losses)."""
     import network
-    from loss import BlindNetCriterion
+    from loss import MASK_PREDICTIONS, BlindNetCriterion
 
     torch.manual_seed(seed)
+    if method == "rein":
+        model = network.get_net(arch, NUM_CLASSES, [0] * 7, pretrained=False,
+                                **(arch_options or {}))
+        return model.to(device), BlindNetCriterion(prediction=MASK_PREDICTIONS).to(device)
     if method == "blindnet":
         wt_layer, kwargs = BLINDNET_WT_LAYER, {**BLINDNET_LOSSES, **(losses or {})}
         if whitening:
@@ -130,18 +135,39 @@ def build_method(arch, method, device, seed=0, whitening=None, losses=None):
     elif method == "baseline":
         wt_layer, kwargs = (0,) * 7, {}
     else:
-        raise ValueError(f"unknown method {method!r}; expected blindnet or baseline")
+        raise ValueError(f"unknown method {method!r}; expected blindnet, baseline or rein")
     model = network.get_net(arch, NUM_CLASSES, list(wt_layer), pretrained=False)
     criterion = BlindNetCriterion(wt_layer=list(wt_layer), **kwargs)
     return model.to(device), criterion.to(device)
 
 
-def train_state(model, device, amp="off", lr=0.01):
-    """A fresh ``engine.trainer.TrainState`` of ``model``."""
+def train_state(model, device, amp="off", lr=0.01, **optim):
+    """A fresh ``engine.trainer.TrainState`` of ``model``; ``optim``: further
+    ``engine.config.OptimConfig`` fields (``optimizer``, ``weight_decay``)."""
     from engine.config import OptimConfig
     from engine.trainer import new_train_state
 
-    return new_train_state(model, OptimConfig(lr=lr, max_iter=100000), device=device, amp=amp)
+    return new_train_state(model, OptimConfig(lr=lr, max_iter=100000, **optim), device=device,
+                           amp=amp)
+
+
+def vfm_training_gflops(arch, crop, batch, arch_options=None):
+    """GFLOPs of one training step (forward and backward, the frozen trunk computing no
+    weight gradients) of a ``network.vfm`` arch at ``batch x crop x crop``, counted by
+    ``torch.utils.flop_counter`` on the meta device (bench/vfm_step.py's count)."""
+    import network
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = network.get_net(arch, NUM_CLASSES, [0] * 7, pretrained=False,
+                                **(arch_options or {})).train()
+        images = torch.empty(batch, 3, crop, crop)
+    with FlopCounterMode(display=False) as counter:
+        view = model(images).original
+        # Any scalar of every prediction: the backward touches what the real losses touch.
+        (sum(c.sum() for c in view.class_logits) + sum(m.sum() for m in view.mask_logits)
+         ).backward()
+    return counter.get_total_flops() / 1e9
 
 
 def run_step(state, item, criterion, device, amp="off", channels_last=False):

@@ -18,6 +18,7 @@ QUICK_BUDGET_S = 3600
 COMPILE_CAP_S = 120          # the --compile step variant: "when it compiles within 120 s"
 
 OFFICIAL_ARCH = "network.deepv3.DeepR50V3PlusD"
+REIN_ARCH = "network.vfm.ReinDinov2LMask2Former"
 SMALL_ARCH = "network.deepv3.DeepR18V3PlusD"
 BLINDNET_WT_LAYER = (0, 0, 1, 1, 1, 0, 0)
 # The official BlindNet criterion (scripts/blindnet_train_r50os16_gtav.sh).
@@ -33,9 +34,19 @@ STEP_CONFIGS = (
     {"name": "bf16", "method": "blindnet", "amp": "bf16"},
     {"name": "bf16_channels_last", "method": "blindnet", "amp": "bf16", "channels_last": True},
     {"name": "baseline_fp32", "method": "baseline", "amp": "off"},
+    # Rein on DINOv2-L + Mask2Former at Rein's batch (1 x 4 images of 512x512), bf16, AdamW
+    # (docs/VFM.md); its own crop and batch, the VFM sizes below under --quick.
+    {"name": "rein_vitl_bf16", "method": "rein", "amp": "bf16", "arch": REIN_ARCH, "crop": 512,
+     "batch": 4},
     {"name": "bf16_channels_last_compile", "method": "blindnet", "amp": "bf16",
      "channels_last": True, "compile": True},
 )
+# The Rein step under --quick: a 2-block ViT-S with a small head, crop 32.
+QUICK_REIN = {"arch": "network.vfm.ReinDinov2SMask2Former", "crop": 32, "batch": 2,
+              "arch_options": {"depth": 2, "num_queries": 4, "num_decoder_layers": 1,
+                               "pixel_decoder_layers": 1, "img_size": 32}}
+# Rein's optimizer (docs/VFM_METHODS.md §3.5).
+REIN_OPTIM = {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05}
 
 FULL = {
     "step": {"arch": OFFICIAL_ARCH, "crop": 768, "batch": 4, "warmup": 10, "iters": 20},

@@ -9,8 +9,8 @@ import torch
 
 from gpucheck.common import (build_method, captured_stderr, median_ms, peak_memory_gib,
                              relative_difference, reset_peak_memory, run_step, synthetic_batch,
-                             train_state, training_gflops)
-from gpucheck.config import STEP_CONFIGS, bf16_peak_tflops
+                             train_state, training_gflops, vfm_training_gflops)
+from gpucheck.config import QUICK_REIN, REIN_OPTIM, STEP_CONFIGS, bf16_peak_tflops
 from utils.op_trace import HOST_SYNC, OpTrace
 from utils.precision import autocast
 
@@ -59,18 +59,30 @@ def equality(ctx):
             "worst_value": max(figures.values()), "arch": size["arch"], "crop": size["crop"]}
 
 
+def _step_sizes(ctx, config):
+    """``(arch, sizes)`` of a step variant: the section's, or the variant's own crop and
+    batch (the Rein step; under --quick its tiny ViT, config.QUICK_REIN)."""
+    size = dict(ctx.sizes)
+    if config["method"] == "rein":
+        own = QUICK_REIN if ctx.quick else config
+        size.update(crop=own["crop"], batch=own["batch"], arch_options=own.get("arch_options"))
+        return own["arch"], size
+    return config.get("arch", size["arch"]), size
+
+
 def step(ctx):
     """Each of config.STEP_CONFIGS (``ctx.variant``: one of them, as its own process)."""
     config = next(c for c in STEP_CONFIGS if c["name"] == ctx.variant)
-    size = ctx.sizes
-    arch = config.get("arch", size["arch"])
+    arch, size = _step_sizes(ctx, config)
     if config["amp"] == "bf16" and ctx.cuda and torch.cuda.get_device_capability()[0] < 8:
         return {"skipped": "no native bf16 on this GPU"}
+    rein = config["method"] == "rein"
     model, criterion = build_method(arch, config["method"], ctx.device,
-                                    losses=size.get("losses"))
+                                    losses=size.get("losses"),
+                                    arch_options=size.get("arch_options"))
     if config.get("channels_last"):
         model.to(memory_format=torch.channels_last)
-    state = train_state(model, ctx.device, config["amp"])
+    state = train_state(model, ctx.device, config["amp"], **(REIN_OPTIM if rein else {}))
     if config.get("compile"):
         state.net = torch.compile(model, **({"backend": "eager"} if ctx.quick else {}))
     two_view = config["method"] == "blindnet"
@@ -81,12 +93,14 @@ def step(ctx):
                          config.get("channels_last", False)),
         ctx.device, size["warmup"], size["iters"])
     images = size["batch"] * (2 if two_view else 1)
-    figures = {**config, "arch": arch, "crop": size["crop"], "batch_per_view": size["batch"],
+    figures = {**config, "arch": arch, "crop": size["crop"], "batch": size["batch"],
+               "batch_per_view": size["batch"],
                "ms_per_step": round(ms, 2), "first_step_s": round(first_s, 2),
                "samples_per_s": round(1000 * size["batch"] / ms, 2),
                "images_per_s": round(1000 * images / ms, 2),
                "peak_memory_gib": peak_memory_gib(ctx.device)}
-    gflops = training_gflops(ctx, arch, size["crop"], images)
+    gflops = (vfm_training_gflops(arch, size["crop"], size["batch"], size.get("arch_options"))
+              if rein else training_gflops(ctx, arch, size["crop"], images))
     if gflops is not None:
         tflops = gflops / ms  # GFLOP per ms = TFLOP/s
         peak = bf16_peak_tflops(torch.cuda.get_device_name() if ctx.cuda else None)
@@ -179,8 +193,8 @@ def _covariance_terms(ctx, amp, size):
     item = synthetic_batch(size["batch"], size["crop"], True, ctx.device, seed=9)
     with torch.no_grad(), autocast(ctx.device, amp):
         output = model(item["image"], item["image_aug"], with_embeddings=False)
-        return {name: getattr(criterion, name)(output.original.in_feats,
-                                               output.augmented.in_feats).float().item()
+        return {name: criterion.term(name)(output.original.in_feats,
+                                           output.augmented.in_feats).float().item()
                 for name in ("cml", "ccl")}
 
 

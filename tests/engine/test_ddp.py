@@ -109,3 +109,25 @@ def test_two_gpus_syncbatchnorm_keeps_buffers_in_step_without_broadcast():
     assert options["broadcast_buffers"] is False and not options["find_unused_parameters"]
     assert first == second
     assert torch.equal(stats0, stats1)  # SyncBatchNorm: the same running statistics
+
+
+@pytest.mark.parametrize("blindnet", [False, True])
+def test_a_rein_step_leaves_no_trainable_parameter_without_gradient(blindnet):
+    """The frozen trunk (requires_grad False) is not DDP's concern; every adapter, head and
+    (with BlindNet's terms) projection-head parameter gets a gradient."""
+    import network
+    from loss import MASK_PREDICTIONS, BlindNetCriterion
+
+    torch.manual_seed(0)
+    losses = dict(methods.BLINDNET_LOSSES) if blindnet else {}
+    model = network.get_net("network.vfm.ReinDinov2SMask2Former", 19, [0] * 7, pretrained=False,
+                            depth=2, num_queries=4, num_decoder_layers=2, pixel_decoder_layers=1,
+                            img_size=32, in_blocks=(0, 1) if blindnet else (),
+                            embeddings=blindnet)
+    criterion = BlindNetCriterion(prediction=MASK_PREDICTIONS, m2f_num_points=16, **losses)
+    methods.step(model, criterion, methods.batch(criterion, crop=32))
+    no_grad = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert no_grad == unused_parameter_names(model, criterion.needs_embeddings) == []
+    assert not ddp_options(model, criterion.needs_embeddings)["find_unused_parameters"]
+    assert not any(p.requires_grad for n, p in model.named_parameters()
+                   if n.startswith("backbone.") and ".reins." not in n)

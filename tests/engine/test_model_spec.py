@@ -9,14 +9,15 @@ from engine.model_spec import (ModelFlagError, likely_model, model_entry, model_
 
 R18 = "network.deepv3.DeepR18V3PlusD"
 NONE = {"arch": None, "wt_layer": None, "num_classes": None, "norm_semantics": None,
-        "norm_layer": None, "head_norm_layer": None}
+        "arch_options": None, "norm_layer": None, "head_norm_layer": None}
 BN = {"norm_layer": "batchnorm", "head_norm_layer": "batchnorm"}
 
 
 def test_the_record_of_ours_of_older_ones_and_of_official_files():
     ours = {"model": model_entry("DeepR18V3PlusD", (0, 0, 1, 1, 1, 0, 0), "torch1.2")}
     assert model_record(ours) == {"arch": R18, "wt_layer": [0, 0, 1, 1, 1, 0, 0],
-                                  "num_classes": 19, "norm_semantics": "torch1.2", **BN}
+                                  "num_classes": 19, "norm_semantics": "torch1.2",
+                                  "arch_options": {}, **BN}
     older = {"args": {"arch": R18, "wt_layer": [0] * 7, "norm_semantics": "modern"}}
     assert model_record(older)["wt_layer"] == [0] * 7
     # Records from before the norm-layer fields were trained with the default, BatchNorm.
@@ -38,8 +39,9 @@ def test_flags_left_out_take_the_record_and_agreeing_flags_pass():
               "norm_semantics": "modern", "norm_layer": "instancenorm_affine",
               "head_norm_layer": "batchnorm"}
     settings, taken = resolve_model(NONE, record, "c.pth")
-    assert settings == record and taken == ["arch", "wt_layer", "num_classes",
-                                            "norm_semantics", "norm_layer", "head_norm_layer"]
+    assert settings == {**record, "arch_options": None}
+    assert taken == ["arch", "wt_layer", "num_classes", "norm_semantics", "norm_layer",
+                     "head_norm_layer"]
     agreeing = {**NONE, "arch": "DeepR18V3PlusD", "wt_layer": [0, 0, 1, 1, 1, 0, 0],
                 "norm_layer": "instancenorm_affine"}
     assert resolve_model(agreeing, record, "c.pth")[1] == ["num_classes", "norm_semantics",
@@ -80,3 +82,16 @@ def test_the_guess_names_the_factory_and_layout_of_a_state_dict(arch, wt_layer):
     assert guessed == "network.deepv3." + arch.removesuffix("_OS8") and exact
     assert layout == wt_layer or set(layout) <= {0, 1}  # codes 1-3 hold no tensors
     assert likely_model({"unrelated.weight": torch.zeros(3)}) is None
+
+
+def test_a_vfm_record_keeps_its_name_and_its_arch_options():
+    vfm = "network.vfm.ReinDinov2LMask2Former"
+    entry = model_entry(vfm, [0] * 7, "modern", arch_options={"depth": 2, "dim": 64})
+    record = model_record({"model": entry})
+    assert record["arch"] == vfm and record["arch_options"] == {"depth": 2, "dim": 64}
+    settings, taken = resolve_model(NONE, record, "c.pth")
+    assert settings["arch_options"] == {"depth": 2, "dim": 64} and "arch_options" in taken
+    other = {**NONE, "arch_options": {"depth": 4, "dim": 64}}
+    with pytest.raises(ModelFlagError, match="--arch_options depth=4 dim=64 given, checkpoint "
+                                             "trained with --arch_options depth=2 dim=64"):
+        resolve_model(other, record, "c.pth")

@@ -54,9 +54,10 @@ def test_contrast_max_classes_default_is_the_official_argparse_one():
 
 
 def test_builtin_terms_flags_and_state_come_from_the_registry():
-    assert [t.name for t in loss.loss_terms()] == ["main", "aux", "cml", "ccl", "cwcl", "sdcl",
-                                                   "wt"]
-    assert loss.weight_flags() == ("w1", "w2", "w3", "w4", "wt_reg_weight")
+    assert [t.name for t in loss.loss_terms()] == ["main", "m2f_cls", "m2f_mask", "m2f_dice",
+                                                   "aux", "cml", "ccl", "cwcl", "sdcl", "wt"]
+    assert loss.weight_flags() == ("m2f_cls_weight", "m2f_mask_weight", "m2f_dice_weight", "w1",
+                                   "w2", "w3", "w4", "wt_reg_weight")
     assert loss.state_keys() == ("isw_mask",)
     assert "wt_layer" in loss.criterion_options()
     source = (REPO_ROOT / "cli" / "flags.py").read_text()
@@ -84,7 +85,7 @@ def test_a_new_term_is_one_new_file(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout.splitlines()
-    assert out == ["main aux cml ccl cwcl sdcl wt new", "0.5"]
+    assert out == ["main m2f_cls m2f_mask m2f_dice aux cml ccl cwcl sdcl wt new", "0.5"]
 
 
 class _MeanLogit(nn.Module):

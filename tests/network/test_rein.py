@@ -61,7 +61,8 @@ def test_forward_is_the_documented_formula_in_both_layouts(lora):
         got = reins(x, 1, batch_first=True, has_cls_token=True)
         torch.testing.assert_close(got, refine_by_hand(reins, x, 1), rtol=1e-5, atol=1e-5)
         assert torch.equal(got[:, 0], x[:, 0])  # the cls token is never changed
-        seq_first = reins(x.transpose(0, 1), 1)  # the official default layout
+        seq_first = reins(x.transpose(0, 1), 1, batch_first=False)  # (1+N, B, C)
+        assert torch.equal(reins(x, 1), got)  # batch_first=True is the default
         torch.testing.assert_close(seq_first.transpose(0, 1), got)
         no_cls = reins(x[:, 1:], 1, batch_first=True, has_cls_token=False)
         torch.testing.assert_close(no_cls, got[:, 1:])

@@ -9,8 +9,8 @@ import torch
 from loss.mask2former import Mask2FormerLoss
 from network.dinov2_weights import convert_dinov2_state
 from network.mask2former import semantic_inference
-from network.vfm import (FACTORIES, Dinov2SMask2Former, ReinDinov2LMask2Former,
-                         ReinDinov2SMask2Former)
+from network.vfm import (FACTORIES, Dinov2SMask2Former, MissingDinov2Weights,
+                         ReinDinov2LMask2Former, ReinDinov2SMask2Former)
 from network.vfm_weights import MMSEG_KEY_MAP, load_rein_release
 from tests.vfm_reference import (official_dinov2_shapes, official_head_shapes,
                                  official_reins_shapes, random_state)
@@ -37,8 +37,9 @@ def test_a_training_step_moves_adapter_and_head_but_not_the_trunk(model_class):
     before = snapshot(model)
     optimizer = torch.optim.AdamW(model.param_groups(1e-3, 0.05))
     labels = torch.randint(0, 19, (2, 64, 64), generator=torch.Generator().manual_seed(0))
-    out = model(torch.randn(2, 3, 64, 64))
+    out = model(torch.randn(2, 3, 64, 64)).original
     assert len(out.class_logits) == 4 and out.mask_logits[0].shape == (2, 6, 16, 16)
+    assert out.logits is None and out.dec_logits.shape == (2, 19, 16, 16)
     terms = Mask2FormerLoss(num_points=256)(out.class_logits, out.mask_logits, labels)
     sum(terms.values()).backward()
     optimizer.step()
@@ -78,14 +79,15 @@ def test_eval_returns_semantic_scores_and_pads_to_the_patch():
     model = tiny()
     x = torch.randn(1, 3, 64, 80)
     with torch.no_grad():
-        out = model.train()(x)
-        expected = semantic_inference(*out.final, size=(64, 80))
+        out = model.train()(x).original
+        expected = semantic_inference(out.class_logits[-1], out.mask_logits[-1],
+                                      size=(64, 80))
         scores = model.eval()(x)
         odd = model(torch.randn(2, 3, 50, 70))
     torch.testing.assert_close(scores, expected)
     assert scores.shape == (1, 19, 64, 80) and odd.shape == (2, 19, 50, 70)
     assert [f.stride for f in model.feature_info] == [4, 8, 16, 32]
-    with pytest.raises(ValueError, match="no two-view"):
+    with pytest.raises(ValueError, match="one view in eval mode"):
         model(x, x)
 
 
@@ -111,7 +113,7 @@ def test_pretrained_file_is_converted_on_load(tmp_path):
     converted = convert_dinov2_state(dict(state), 16, 64)
     for key, value in converted.items():
         assert torch.equal(model.backbone.state_dict()[key], value), key
-    with pytest.warns(UserWarning, match="trunk is random"):
+    with pytest.raises(MissingDinov2Weights, match="--pretrained PATH .* --pretrained none"):
         tiny(pretrained=None)
     with pytest.raises(ValueError, match="no instance-normalisation positions"):
         tiny(wt_layer=[0, 0, 1, 1, 1, 0, 0])
