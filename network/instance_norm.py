@@ -14,8 +14,9 @@ names the layer put there:
 5    ``switchable_whitening`` Switchable Whitening; ResNet trunks only (:data:`SW_TRUNKS`)
 ==== ======================== ==================================================
 
-At a stem position the layer replaces the stem's norm; at a block position it is added at the
-end of the stage's last block (attribute ``instance_norm_layer``, the official name).
+At a stem position the layer replaces the stem's norm (so it must normalise: a layer declaring
+``normalises=False`` is refused there); at a block position it is added at the end of the
+stage's last block (attribute ``instance_norm_layer``, the official name).
 
 Collection is explicit: trunk stages are run with :func:`run_stage`, which passes a list down
 to every block; the output of a layer declaring ``collected`` (pre-ReLU) is appended to it in
@@ -82,9 +83,17 @@ def instance_norm_layer(wt, channels):
 
 
 def stem_norm(wt, channels, norm_layer=nn.BatchNorm2d):
-    """The stem's ``norm_layer`` when ``wt`` is 0, else the layer ``wt`` puts in its place."""
-    return norm_layer(channels) if wt_layer_name(wt) is None else instance_norm_layer(wt,
-                                                                                      channels)
+    """The stem's ``norm_layer`` when ``wt`` is 0, else the layer ``wt`` puts in its place;
+    ValueError naming ``--wt_layer`` for a layer that does not normalise (it cannot stand
+    where the stem's norm stands)."""
+    name = wt_layer_name(wt)
+    if name is None:
+        return norm_layer(channels)
+    if not NORM_LAYERS[name].normalises:
+        raise ValueError(f"--wt_layer {name} at a stem position would replace the stem's norm, "
+                         f"and {name} does not normalise: place it at a block position (the "
+                         f"end of a stage, e.g. 3-6 on the ResNets)")
+    return instance_norm_layer(wt, channels)
 
 
 def relu_after(norm):

@@ -9,7 +9,7 @@ the trunk blocks and stems, and of the decoder heads, replaced by name; ``--norm
 ``--head_norm_layer``) and by ``--wt_layer`` (whose codes are spellings of names,
 ``utils/wt_layer.py``). Code that must treat a layer specially asks :func:`declared` for its
 entry and reads the declared property (``collected``, ``unit_affine_init``, ``imagenet``,
-``per_image``, ``torch12_*``, ``synced_statistics``; see
+``per_image``, ``torch12_*``, ``normalises``, ``synced_statistics``; see
 :class:`~network.norm_layers.NormLayer`) instead of testing the module's class, so a new
 layer is one new file.
 """
@@ -80,9 +80,10 @@ NORM_LAYERS, _BY_CLASS = build_registry([*TORCH_NORM_LAYERS, *discover_norm_laye
 # declare, so a module tree built without the registry (a future trunk) is treated the same.
 _BY_CLASS[_BatchNorm] = [NORM_LAYERS["batchnorm"]]
 _BY_CLASS[_InstanceNorm] = [NORM_LAYERS["instancenorm"], NORM_LAYERS["instancenorm_affine"]]
-# Names that can replace BatchNorm (--norm_layer / --head_norm_layer): not the collected ones.
+# Names that can replace BatchNorm (--norm_layer / --head_norm_layer): not the collected ones,
+# not the ones that do not normalise.
 REPLACEMENT_NORM_LAYERS = tuple(name for name, entry in NORM_LAYERS.items()
-                                if not entry.collected)
+                                if not entry.collected and entry.normalises)
 
 
 def declared(module):
@@ -110,8 +111,8 @@ def resolve_norm_layer(spec, flag="--norm_layer"):
     """The builder for ``spec``: a registered name (its :class:`NormLayer`) or a callable
     ``(num_features, **kwargs) -> nn.Module`` (timm style), returned unchanged.
 
-    A name that is unknown, or that names a collected layer (which only ``--wt_layer``
-    positions collect), raises ValueError naming ``flag``.
+    A name that is unknown, that names a collected layer (which only ``--wt_layer``
+    positions collect) or a layer that does not normalise, raises ValueError naming ``flag``.
     """
     if callable(spec) and not isinstance(spec, str):
         return spec
@@ -122,6 +123,10 @@ def resolve_norm_layer(spec, flag="--norm_layer"):
         raise ValueError(f"{flag} {spec}: its output is collected for the losses only where "
                          f"--wt_layer places it; as a replacement of every BatchNorm it would "
                          f"not be. Use one of: {', '.join(REPLACEMENT_NORM_LAYERS)}")
+    if not NORM_LAYERS[spec].normalises:
+        raise ValueError(f"{flag} {spec}: {spec} does not normalise (it transforms features); "
+                         f"it cannot replace a norm, only be added at a --wt_layer block "
+                         f"position. Use one of: {', '.join(REPLACEMENT_NORM_LAYERS)}")
     return NORM_LAYERS[spec]
 
 

@@ -47,6 +47,11 @@ class NormLayer:
             then be an ``nn.modules.instancenorm._InstanceNorm``.
         torch12_frozen_affine: under ``torch1.2`` its ``weight``/``bias`` are never trained
             (C2).
+        normalises: it normalises its input, so it can stand where a norm stands. False for a
+            layer that only transforms features (a statistics perturbation such as DSU, a
+            style mixer): it is only *added* at a ``--wt_layer`` block position, and refused
+            as ``--norm_layer`` / ``--head_norm_layer`` and at a stem position (where the
+            layer *replaces* the trunk's norm).
         synced_statistics: its forward reduces the statistics its buffers are updated from
             over the process group, so the buffers stay equal on every rank and DDP need not
             broadcast them (``engine/ddp.py``).
@@ -62,6 +67,7 @@ class NormLayer:
     per_image: bool = False
     torch12_batch_statistics: bool = False
     torch12_frozen_affine: bool = False
+    normalises: bool = True
     synced_statistics: bool = False
     summary: str = ""
 
@@ -78,5 +84,5 @@ class NormLayer:
     def properties(self):
         """The declared behaviour (what entries sharing a class must agree on)."""
         return (self.collected, self.unit_affine_init, self.imagenet, self.per_image,
-                self.torch12_batch_statistics, self.torch12_frozen_affine,
+                self.torch12_batch_statistics, self.torch12_frozen_affine, self.normalises,
                 self.synced_statistics)

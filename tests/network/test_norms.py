@@ -184,6 +184,39 @@ def test_a_new_collected_layer_feeds_the_losses_by_declaration(centred_registere
     assert isinstance(model.layer0[1], Torch12InstanceNorm)
 
 
+class _Shifted(nn.Module):
+    """A stand-in for a layer that transforms features without normalising them."""
+
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__()
+
+    def forward(self, x):
+        return x + 1
+
+
+@pytest.fixture
+def shifted_registered(monkeypatch):
+    entry = NormLayer("shifted", _Shifted, normalises=False)
+    monkeypatch.setitem(norms.NORM_LAYERS, entry.name, entry)
+    monkeypatch.setitem(norms._BY_CLASS, _Shifted, [entry])
+    return entry
+
+
+def test_a_layer_that_does_not_normalise_is_only_added_never_a_norm(shifted_registered):
+    model = _meta_net("DeepR18V3PlusD", wt_layer=(0, 0, 0, "shifted", 0, "shifted", 0))
+    assert [n for n, m in model.named_modules() if isinstance(m, _Shifted)] == [
+        "layer1.1.instance_norm_layer", "layer3.1.instance_norm_layer"]
+    assert isinstance(model.layer1[1].bn2, nn.BatchNorm2d)  # added after the block's norms
+    for kwargs, flag in (({"norm_layer": "shifted"}, "--norm_layer shifted"),
+                         ({"head_norm_layer": "shifted"}, "--head_norm_layer shifted"),
+                         ({"wt_layer": (0, 0, "shifted", 0, 0, 0, 0)}, "--wt_layer shifted")):
+        with pytest.raises(ValueError, match="does not normalise") as info:
+            _meta_net("DeepR18V3PlusD", **kwargs)
+        assert flag in str(info.value)
+    with pytest.raises(ValueError, match="stem position"):  # ShuffleNetV2's stem: index 2
+        _meta_net("DeepShuffleNetV3PlusD", wt_layer=(0, 0, "shifted", 0, 0, 0, 0))
+
+
 def test_discovery_finds_each_file_and_refuses_one_without_its_declaration(tmp_path,
                                                                            monkeypatch):
     package = tmp_path / "extra_norms"
