@@ -15,9 +15,9 @@ their extension (``coffee.png_color.png``, ``coffee.jpg_color.png``; see
 zero-padded and the prediction cropped back (``engine.evaluation.forward_padded``); 16-bit
 and grayscale inputs are scaled to 8-bit RGB. The log counts the files and images written.
 
-The model is the one the checkpoint records (``--arch``, ``--wt_layer``, ``--norm_semantics``;
-official checkpoints need the flags). An unreadable input is named and skipped, and the run
-exits 1 after writing all the others.
+The model is the one the checkpoint records (``--arch``, ``--wt_layer``, ``--norm_semantics``,
+``--norm_layer``, ``--head_norm_layer``; official checkpoints need the flags). An unreadable
+input is named and skipped, and the run exits 1 after writing all the others.
 """
 
 from pathlib import Path

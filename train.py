@@ -224,7 +224,7 @@ def check_flags(args, dist):
         check_loss_weights({flag: getattr(args, flag) for flag in weight_flags()})
         check_batch_size(args.bs_mult, dist.world_size, dist.device.type == "cuda")
         check_train_crop(args.arch, NUM_CLASSES, args.wt_layer, args.crop_size,
-                         cli.arch_options(args))
+                         cli.arch_options(args), cli.model_norm_layers(args))
         check_amp_support(dist.device, args.amp)  # e.g. bf16 on a pre-Ampere GPU
     except ValueError as exc:
         if dist.is_main:
@@ -239,7 +239,8 @@ def build_model(args, dist, logger, criterion):
     options = cli.model_kwargs(args, criterion.needs_in_features, criterion.needs_embeddings)
     try:
         model = network.get_net(args.arch, NUM_CLASSES, args.wt_layer, args.pretrained,
-                                norm_semantics=args.norm_semantics, **options)
+                                norm_semantics=args.norm_semantics,
+                                **cli.model_norm_layers(args), **options)
     except (network.MissingImageNetWeights, network.MissingDinov2Weights) as exc:
         raise SystemExit(f"train.py: error: {exc}") from None  # no --pretrained and no file
     except (CheckpointError, FileNotFoundError) as exc:  # --pretrained unreadable or missing

@@ -10,7 +10,8 @@
 
 Writes ``results.json``, ``results.md`` and ``confusion_<dataset>.png`` to
 ``<ckpt>/<date>/<exp>/`` (DECISIONS.md D19). The model is the one the checkpoint records
-(``--arch``, ``--wt_layer``, ``--norm_semantics``; a contradicting flag is refused); official
+(``--arch``, ``--wt_layer``, ``--norm_semantics``, ``--norm_layer``, ``--head_norm_layer``; a
+contradicting flag is refused); official
 checkpoints, which record none, load too with the flags (D15).
 """
 

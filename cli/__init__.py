@@ -15,8 +15,9 @@ namespace.
 
 from cli.convert import (TRAIN_DATASET_OPTIONS, arch_options, cache_dir, criterion_kwargs,
                          dataset_options, eval_dataset_options, fit_config, isw_settings,
-                         load_eval_model, model_kwargs, optim_config, plain_flags,
-                         read_snapshot, root_overrides, run_dir, step_config, tb_logdir)
+                         load_eval_model, model_kwargs, model_norm_layers, optim_config,
+                         plain_flags, read_snapshot, root_overrides, run_dir, step_config,
+                         tb_logdir)
 from cli.errors import ONE_LINE_ERRORS, error_line, one_line_errors
 from cli.flags import IGNORED_FLAGS, SCRIPTS
 from cli.parser import WT_LAYER_CHOICES, build_parser, parse_args, validate_args
@@ -25,7 +26,7 @@ __all__ = [
     "IGNORED_FLAGS", "ONE_LINE_ERRORS", "SCRIPTS", "TRAIN_DATASET_OPTIONS", "WT_LAYER_CHOICES",
     "arch_options", "build_parser", "cache_dir", "criterion_kwargs", "dataset_options",
     "error_line", "eval_dataset_options", "fit_config", "isw_settings", "load_eval_model",
-    "model_kwargs", "one_line_errors", "optim_config", "parse_args", "plain_flags",
-    "read_snapshot", "root_overrides", "run_dir", "step_config",
+    "model_kwargs", "model_norm_layers", "one_line_errors", "optim_config", "parse_args",
+    "plain_flags", "read_snapshot", "root_overrides", "run_dir", "step_config",
     "tb_logdir", "validate_args",
 ]

@@ -169,11 +169,17 @@ def fit_config(args, argv):
     record = RunRecord(command=" ".join(argv), flags=flags, norm_semantics=args.norm_semantics,
                        config_files=config_files,
                        model=model_entry(args.arch, args.wt_layer, args.norm_semantics,
-                                         arch_options=arch_options(args)))
+                                         arch_options=arch_options(args),
+                                         **model_norm_layers(args)))
     return FitConfig(
         run_dir=run_dir(args), max_iter=args.max_iter, batch_size=args.bs_mult,
         log_every=args.log_every, save_every=args.save_every, val_every=args.val_every,
         stop_at=args.stop_at, record=record)
+
+
+def model_norm_layers(args):
+    """``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords from the flags."""
+    return {"norm_layer": args.norm_layer, "head_norm_layer": args.head_norm_layer}
 
 
 def plain_flags(args):
@@ -205,6 +211,7 @@ def load_eval_model(args, device, logger, checkpoint=None):
             checkpoint = read_snapshot(args)
         return _load_eval_model(args.snapshot, args.arch, args.wt_layer, device=device,
                                 norm_semantics=args.norm_semantics,
+                                norm_layers=model_norm_layers(args),
                                 partial=args.snapshot_partial,
                                 channels_last=args.channels_last, logger=logger,
                                 checkpoint=checkpoint, pretrained=args.pretrained,

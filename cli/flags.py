@@ -15,36 +15,39 @@ import loss
 from config import NORM_SEMANTICS
 from loss.terms import FRAMEWORK, OFFICIAL, ROBUSTNET
 from engine.config import OPTIMIZERS
+from network.norms import DEFAULT_NORM_LAYER, REPLACEMENT_NORM_LAYERS
 from transforms.normalization import EVAL_PROTOCOLS
 from transforms.photometric_params import PHOTOMETRIC_MODES
 from transforms.presets import TRAIN_PRESETS
+from utils.wt_layer import WT_LAYER_CODES, as_wt_value
 
 # Script -> description of its parser (all three accept every flag).
 SCRIPTS = {"train": "Train a DeepLabV3+ segmenter with BlindNet (or the baseline).",
            "valid": "Evaluate a checkpoint on --val_dataset (mIoU, per-class IoU). The model "
-                    "(--arch, --arch_options, --wt_layer, --norm_semantics) comes from the "
-                    "checkpoint when it records it.",
+                    "(--arch, --arch_options, --wt_layer, --norm_semantics, --norm_layer, "
+                    "--head_norm_layer) comes from the checkpoint when it records it.",
            "infer": "Write colourized predictions of a checkpoint. The model (--arch, "
-                    "--arch_options, --wt_layer, --norm_semantics) comes from the "
-                    "checkpoint when it records it."}
+                    "--arch_options, --wt_layer, --norm_semantics, --norm_layer, "
+                    "--head_norm_layer) comes from the checkpoint when it records it."}
 
 # The flags (dests) each evaluation script reads; its --help shows only these (plus every
 # dataset root flag). The three scripts still accept every flag, so one command line can be
 # shared, but a flag another script reads, set on valid.py / infer.py, warns that it has no
 # effect there. train.py reads (and shows) all of them.
 _EVAL_READS = ("config", "val_dataset", "arch", "arch_options", "wt_layer", "norm_semantics",
-               "pretrained", "snapshot", "snapshot_partial", "date", "exp", "ckpt", "cache_dir",
-               "device", "local_rank",
-               "dist_timeout", "max_val_images", "amp", "channels_last", "sliding_window",
-               "crop_size", "stride", "eval_protocol", "gtav_mismatch", "foggy_beta",
-               "eval_scales", "eval_flip")
+               "norm_layer", "head_norm_layer", "pretrained", "snapshot", "snapshot_partial",
+               "date", "exp", "ckpt", "cache_dir", "device", "local_rank", "dist_timeout",
+               "max_val_images", "amp", "channels_last", "sliding_window", "crop_size",
+               "stride", "eval_protocol", "gtav_mismatch", "foggy_beta", "eval_scales",
+               "eval_flip")
 SCRIPT_FLAGS = {
     "valid": frozenset(_EVAL_READS + ("num_workers", "bs_mult_val", "corruptions",
                                       "severities")),
     "infer": frozenset(_EVAL_READS + ("images", "overlay", "mod", "results")),
 }
 # Flags whose default depends on the checkpoint (valid.py, infer.py, train.py --snapshot).
-MODEL_DEFAULTS = {"arch": "network.deepv3.DeepR50V3PlusD", "wt_layer": [0, 0, 0, 0, 0, 0, 0]}
+MODEL_DEFAULTS = {"arch": "network.deepv3.DeepR50V3PlusD", "wt_layer": [0, 0, 0, 0, 0, 0, 0],
+                  "norm_layer": DEFAULT_NORM_LAYER, "head_norm_layer": DEFAULT_NORM_LAYER}
 
 
 def reads_flag(script, dest):
@@ -119,11 +122,13 @@ def add_official_flags(parser):
     g.add_argument("--bblur", action="store_true", help="bilateral instead of Gaussian blur")
     g.add_argument("--color_aug", type=float, default=0.0,
                    help="> 0 enables ColorJitter(0.4,0.4,0.4,0.1) with p 0.5 on view 1")
-    g.add_argument("--wt_layer", nargs=7, type=int, default=None,
-                   metavar="W", help="instance-norm placement, 7 ints (official 0 0 1 1 1 0 0); "
-                                     "codes: 0 none, 1 IW/IRW, 2 ISW, 3 IN, 4 IN affine (IBN), "
-                                     "5 Switchable Whitening (ResNet trunks); left out: the "
-                                     "--snapshot checkpoint's, else all 0")
+    g.add_argument("--wt_layer", nargs=7, type=as_wt_value, default=None,
+                   metavar="W", help="norm layers placed at the 7 trunk positions (official "
+                                     "0 0 1 1 1 0 0); codes: " + ", ".join(
+                                         f"{code} {entry.method}"
+                                         for code, entry in WT_LAYER_CODES.items())
+                   + "; or a --norm_layer name (the layer, no RobustNet loss); left out: the "
+                     "--snapshot checkpoint's, else all 0")
     _official_method_flags(g)
     return g
 
@@ -237,6 +242,13 @@ def add_framework_flags(parser):
                         "training, BatchNorm weights frozen: how PyTorch 1.2 ran the official "
                         "code, DECISIONS.md D28). train.py default: modern; valid/infer "
                         "default: the checkpoint's mode")
+    g.add_argument("--norm_layer", default=None, choices=REPLACEMENT_NORM_LAYERS,
+                   help=f"the trunk's norm layer wherever --wt_layer places none "
+                        f"(network/norms.py); left out: the --snapshot checkpoint's, else "
+                        f"{DEFAULT_NORM_LAYER}")
+    g.add_argument("--head_norm_layer", default=None, choices=REPLACEMENT_NORM_LAYERS,
+                   help=f"the norm layer of ASPP, decoder and aux head; left out: the "
+                        f"--snapshot checkpoint's, else {DEFAULT_NORM_LAYER}")
     add_loss_flags(g, FRAMEWORK)
     g.add_argument("--gtav_mismatch", default="drop", choices=["drop", "resize"],
                    help="GTAV pairs whose image and label sizes differ")

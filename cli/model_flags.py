@@ -1,5 +1,5 @@
-"""``--arch`` / ``--wt_layer`` / ``--norm_semantics`` / ``--arch_options`` from the
-``--snapshot`` checkpoint.
+"""``--arch`` / ``--wt_layer`` / ``--norm_semantics`` / ``--arch_options`` /
+``--norm_layer`` / ``--head_norm_layer`` from the ``--snapshot`` checkpoint.
 
 valid.py, infer.py and train.py ``--snapshot`` (not ``--resume``) build the model the
 checkpoint records (``engine.model_spec``); a flag left out takes its value, a contradicting
@@ -20,8 +20,8 @@ def loads_model_from_snapshot(args, script):
 
 
 def resolve_model_flags(args, script):
-    """Fill ``args.arch``, ``args.wt_layer``, ``args.norm_semantics`` and
-    ``args.arch_options`` (``KEY=VALUE`` strings) in place.
+    """Fill ``args.arch``, ``args.wt_layer``, ``args.norm_semantics``, ``args.arch_options``
+    (``KEY=VALUE`` strings), ``args.norm_layer`` and ``args.head_norm_layer`` in place.
 
     ``args.model_from_checkpoint`` lists the flags taken from the checkpoint. train.py may
     set another ``--norm_semantics`` than the checkpoint's (a new run may train its weights
@@ -37,7 +37,8 @@ def resolve_model_flags(args, script):
     if checkpoint is not None:
         given = {"arch": args.arch, "wt_layer": args.wt_layer, "num_classes": None,
                  "norm_semantics": args.norm_semantics,
-                 "arch_options": _options_dict(args.arch_options)}
+                 "arch_options": _options_dict(args.arch_options),
+                 "norm_layer": args.norm_layer, "head_norm_layer": args.head_norm_layer}
         settings, taken = resolve_from_checkpoint(
             given, checkpoint, args.snapshot, partial=args.snapshot_partial,
             free=("norm_semantics",) if script == "train" else ())
@@ -45,6 +46,8 @@ def resolve_model_flags(args, script):
         args.norm_semantics = settings["norm_semantics"]
         args.arch_options = [f"{key}={option_text(value)}"
                              for key, value in (settings["arch_options"] or {}).items()]
+        args.norm_layer = settings["norm_layer"]
+        args.head_norm_layer = settings["head_norm_layer"]
         args.model_from_checkpoint = [f"--{field}" for field in taken if field != "num_classes"
                                       and (field != "arch_options" or args.arch_options)]
     for key, default in MODEL_DEFAULTS.items():

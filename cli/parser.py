@@ -18,7 +18,8 @@ from engine.model_spec import ModelFlagError
 from engine.report import check_eval_settings
 from loss import check_options as check_loss_options
 from loss import unread_flags as unread_loss_flags
-from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES
+from network.instance_norm import WT_LAYER_VALUES as WT_LAYER_CHOICES  # noqa: F401 (cli API)
+from network.instance_norm import validate_wt_layer
 from utils.cpus import pool_size
 
 
@@ -56,9 +57,11 @@ def validate_args(args, parser, script="train", user_flags=None):
     Raises ``parser.error`` (exit code 2 with a message naming the flag) on bad input, and
     exits 2 with one ``<script>.py: error:`` line when a model flag contradicts the checkpoint.
     """
-    bad_wt = [v for v in args.wt_layer or () if v not in WT_LAYER_CHOICES]
-    if bad_wt:
-        parser.error(f"--wt_layer values must be in {WT_LAYER_CHOICES}, got {args.wt_layer}")
+    if args.wt_layer is not None:  # as given; the checkpoint's is checked where it is read
+        try:
+            validate_wt_layer(args.wt_layer)
+        except ValueError as exc:
+            parser.error(str(exc))
     try:
         resolve_model_flags(args, script)
     except ModelFlagError as exc:
@@ -138,8 +141,9 @@ def user_given_flags(parser, argv, environ=None):
 
 def _check_arch_settings(args):
     """Flags that must fit ``--arch``: ``--arch_options`` keys, and for the ``network.vfm``
-    segmenters (no instance norms, no BatchNorm) ``--wt_layer`` zeros and ``--norm_semantics
-    modern``; ``--vit_in_blocks`` only with them. Raises ValueError naming the flag."""
+    segmenters (no instance norms, no BatchNorm) ``--wt_layer`` zeros, ``--norm_semantics
+    modern`` and the default ``--norm_layer`` / ``--head_norm_layer``; ``--vit_in_blocks``
+    only with them. Raises ValueError naming the flag."""
     arch_options(args)  # unknown keys, malformed items
     if not network.is_vfm_arch(args.arch):
         if args.vit_in_blocks is not None:
@@ -153,6 +157,8 @@ def _check_arch_settings(args):
     if args.norm_semantics not in (None, DEFAULT_NORM_SEMANTICS):
         raise ValueError(f"--norm_semantics {args.norm_semantics}: --arch {args.arch} has no "
                          f"BatchNorm or instance norm (use {DEFAULT_NORM_SEMANTICS})")
+    network.check_vfm_settings(args.arch, norm_layer=args.norm_layer,
+                               head_norm_layer=args.head_norm_layer)
 
 
 # Flags of the blindnet training preset that the rein preset does not read.

@@ -9,18 +9,16 @@
 * ``gradient_as_bucket_view=True``: gradients live in DDP's all-reduce buckets (one copy of
   the gradients less, no bucket-to-grad copy each step).
 * ``broadcast_buffers`` (rank 0's buffers copied to every rank before each forward) is off
-  when every buffer's module keeps it identical on all ranks by itself: SyncBatchNorm (the
-  multi-GPU runs, train.py converts every BatchNorm) and Switchable Whitening both reduce
-  their statistics over the process group. Plain BatchNorm (gloo on CPU) keeps it on.
+  when every buffer's module keeps it identical on all ranks by itself: the norm layers
+  declaring ``synced_statistics`` (``network/norms.py``: SyncBatchNorm, which the multi-GPU
+  runs convert every BatchNorm to, and Switchable Whitening) reduce their statistics over the
+  process group. Plain BatchNorm (gloo on CPU) keeps it on.
 """
 
 import torch
-from torch import nn
 
-from network.switchable_whitening import SwitchWhiten2d
+from network.norms import declared
 
-# Modules whose forward all-reduces the statistics their buffers are updated from.
-SELF_SYNCED_BUFFER_MODULES = (nn.SyncBatchNorm, SwitchWhiten2d)
 EMBEDDING_HEAD_PREFIX = "ProjectionHead_cls_"
 
 
@@ -35,8 +33,8 @@ def unused_parameter_names(model, with_embeddings):
 def buffers_need_broadcast(model):
     """Whether some buffer belongs to a module that does not keep it in step across ranks."""
     return any(next(module.buffers(recurse=False), None) is not None
-               for module in model.modules()
-               if not isinstance(module, SELF_SYNCED_BUFFER_MODULES))
+               and not getattr(declared(module), "synced_statistics", False)
+               for module in model.modules())
 
 
 def ddp_options(model, with_embeddings):

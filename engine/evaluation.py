@@ -376,18 +376,19 @@ class SnapshotMismatchError(ValueError):
 
 def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None, partial=False,
                     channels_last=False, logger=None, checkpoint=None, pretrained=None,
-                    model_options=None):
+                    model_options=None, norm_layers=None):
     """Build ``arch`` and load the checkpoint ``snapshot`` into it (ours or official); eval mode.
 
-    ``arch`` / ``wt_layer`` / ``model_options``: the model the checkpoint records
-    (``engine.model_spec``), or the flags. ``norm_semantics`` None takes the checkpoint's
-    (:func:`resolve_norm_semantics`). ``pretrained``: the VFM segmenters' trunk file
-    (:func:`engine.external_weights.eval_trunk_source`; a checkpoint without the frozen
-    trunk, such as Rein's releases in mmseg names, needs it). Returns ``(model,
-    norm_semantics, trained_norm_semantics)`` (the last None when the checkpoint does not
-    say). Raises :class:`SnapshotMismatchError` (one line: counts, an example of each, the
-    architecture the tensors fit; the full list goes to the log file) when weights are
-    missing or mis-shaped (a partly random model gives meaningless numbers) unless
+    ``arch`` / ``wt_layer`` / ``model_options`` / ``norm_layers`` (``get_net``'s
+    ``norm_layer`` / ``head_norm_layer`` keywords; None: BatchNorm, the default): the model
+    the checkpoint records (``engine.model_spec``), or the flags. ``norm_semantics`` None
+    takes the checkpoint's (:func:`resolve_norm_semantics`). ``pretrained``: the VFM
+    segmenters' trunk file (:func:`engine.external_weights.eval_trunk_source`; a checkpoint
+    without the frozen trunk, such as Rein's releases in mmseg names, needs it). Returns
+    ``(model, norm_semantics, trained_norm_semantics)`` (the last None when the checkpoint
+    does not say). Raises :class:`SnapshotMismatchError` (one line: counts, an example of
+    each, the architecture the tensors fit; the full list goes to the log file) when weights
+    are missing or mis-shaped (a partly random model gives meaningless numbers) unless
     ``partial`` (``--snapshot_partial``: a warning), ValueError for another trunk than the
     recorded one, and FileNotFoundError / ``utils.checkpoint.CheckpointError`` for a missing
     or unreadable file.
@@ -399,7 +400,8 @@ def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None, pa
     norm_semantics = resolve_norm_semantics(norm_semantics, trained, snapshot)
     trunk = eval_trunk_source(arch, pretrained, checkpoint)
     model = network.get_net(arch, NUM_CLASSES, wt_layer, pretrained=trunk,
-                            norm_semantics=norm_semantics, **(model_options or {}))
+                            norm_semantics=norm_semantics, **(norm_layers or {}),
+                            **(model_options or {}))
     weights = extract_state_dict(checkpoint, snapshot)
     if network.is_vfm_arch(arch):
         weights = map_mmseg_keys(strip_module_prefix(weights), strict=False)
@@ -414,8 +416,9 @@ def load_eval_model(snapshot, arch, wt_layer, *, device, norm_semantics=None, pa
                        f"initial values")
     logger.info(report.brief() + (f"; the {covered} frozen trunk tensors from {trunk}"
                                   if covered else ""))
-    logger.info(f"model {arch}, --wt_layer {' '.join(map(str, wt_layer))}, norm semantics "
-                f"{norm_semantics} (checkpoint trained with {trained or 'unrecorded'})")
+    norms = "".join(f", --{key} {value}" for key, value in (norm_layers or {}).items())
+    logger.info(f"model {arch}, --wt_layer {' '.join(map(str, wt_layer))}{norms}, norm "
+                f"semantics {norm_semantics} (checkpoint trained with {trained or 'unrecorded'})")
     if isinstance(checkpoint, dict) and "iteration" in checkpoint:
         logger.info(f"checkpoint trained for {checkpoint['iteration']} iterations")
     model.to(device).eval()

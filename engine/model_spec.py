@@ -2,8 +2,9 @@
 for files that record nothing.
 
 Every checkpoint train.py writes records the settings that shape its model (``model``:
-``arch``, ``wt_layer``, ``num_classes``, ``norm_semantics``, ``arch_options``; older ones only
-in ``args``).
+``arch``, ``wt_layer``, ``num_classes``, ``norm_semantics``, ``arch_options``,
+``norm_layer``, ``head_norm_layer``; older ones only in ``args``, and a record without the
+norm layers was trained with the default, BatchNorm).
 ``valid.py``, ``infer.py`` and ``train.py --snapshot`` build the model from that record
 (:func:`resolve_model`): a flag left out takes the recorded value, a flag that contradicts it
 is refused naming both values (unless a partial load is asked for). Official checkpoints
@@ -19,12 +20,17 @@ import torch
 
 import network
 from network.instance_norm import validate_wt_layer
+from network.norms import DEFAULT_NORM_LAYER
 from utils.checkpoint import checkpoint_norm_semantics, extract_state_dict, strip_module_prefix
 from utils.labels import NUM_CLASSES
+from utils.wt_layer import as_wt_value
 
-MODEL_FIELDS = ("arch", "wt_layer", "num_classes", "norm_semantics", "arch_options")
+MODEL_FIELDS = ("arch", "wt_layer", "num_classes", "norm_semantics", "arch_options",
+                "norm_layer", "head_norm_layer")
+NORM_LAYER_FIELDS = ("norm_layer", "head_norm_layer")
 FLAGS = {"arch": "--arch", "wt_layer": "--wt_layer", "num_classes": "the class count",
-         "norm_semantics": "--norm_semantics", "arch_options": "--arch_options"}
+         "norm_semantics": "--norm_semantics", "arch_options": "--arch_options",
+         "norm_layer": "--norm_layer", "head_norm_layer": "--head_norm_layer"}
 # Layouts tried when guessing a file's model; codes 1-3 leave no tensor, so one stands for all.
 GUESS_WT_LAYERS = ((0, 0, 1, 1, 1, 0, 0), (0, 0, 0, 0, 0, 0, 0), (0, 0, 4, 4, 4, 0, 0),
                    (0, 0, 5, 5, 5, 0, 0))
@@ -46,45 +52,58 @@ def canonical_arch(arch):
     return f"network.deepv3.{name}"
 
 
+def _wt_values(wt_layer):
+    """``wt_layer`` as codes (``int``) and norm-layer names (``str``)."""
+    return [as_wt_value(v) for v in wt_layer]
+
+
 def model_record(checkpoint):
-    """``{arch, wt_layer, num_classes, norm_semantics, arch_options}`` a checkpoint
-    records, or None.
+    """``{arch, wt_layer, num_classes, norm_semantics, arch_options, norm_layer,
+    head_norm_layer}`` a checkpoint records, or None.
 
     A field it does not record is None (older checkpoints of ours: ``num_classes``; a file
-    with only ``norm_semantics``: the rest); official checkpoints and bare state dicts give
-    None.
+    with only ``norm_semantics``: the rest), except the norm layers: a checkpoint of ours
+    (one recording its architecture) without them was trained with the default
+    (BatchNorm). Official checkpoints and bare state dicts give None.
     """
     if not isinstance(checkpoint, dict):
         return None
     model = checkpoint.get("model")
     if isinstance(model, dict) and model.get("arch") and model.get("wt_layer"):
         return {"arch": canonical_arch(model["arch"]),
-                "wt_layer": [int(v) for v in model["wt_layer"]],
+                "wt_layer": _wt_values(model["wt_layer"]),
                 "num_classes": model.get("num_classes"),
                 "norm_semantics": model.get("norm_semantics"),
-                "arch_options": dict(model.get("arch_options") or {})}
+                "arch_options": dict(model.get("arch_options") or {}),
+                **{field: model.get(field) or DEFAULT_NORM_LAYER for field in NORM_LAYER_FIELDS}}
     flags = checkpoint.get("args")  # ours from before the "model" entry
     flags = flags if isinstance(flags, dict) else {}
     record = {"arch": canonical_arch(flags["arch"]) if flags.get("arch") else None,
-              "wt_layer": [int(v) for v in flags["wt_layer"]] if flags.get("wt_layer") else None,
+              "wt_layer": _wt_values(flags["wt_layer"]) if flags.get("wt_layer") else None,
               "num_classes": None, "norm_semantics": checkpoint_norm_semantics(checkpoint),
               "arch_options": None}
-    return record if any(value is not None for value in record.values()) else None
+    if not any(value is not None for value in record.values()):
+        return None
+    ours = record["arch"] is not None
+    return {**record, **{field: flags.get(field) or (DEFAULT_NORM_LAYER if ours else None)
+                         for field in NORM_LAYER_FIELDS}}
 
 
-def model_entry(arch, wt_layer, norm_semantics, num_classes=NUM_CLASSES, arch_options=None):
+def model_entry(arch, wt_layer, norm_semantics, num_classes=NUM_CLASSES, arch_options=None, *,
+                norm_layer=DEFAULT_NORM_LAYER, head_norm_layer=DEFAULT_NORM_LAYER):
     """The ``model`` entry a training checkpoint records (``arch_options``: the
-    ``--arch_options`` sizes as a dict)."""
-    return {"arch": canonical_arch(arch), "wt_layer": [int(v) for v in wt_layer],
+    ``--arch_options`` sizes as a dict; the norm layers by name)."""
+    return {"arch": canonical_arch(arch), "wt_layer": _wt_values(wt_layer),
             "num_classes": int(num_classes), "norm_semantics": norm_semantics,
-            "arch_options": dict(arch_options or {})}
+            "arch_options": dict(arch_options or {}), "norm_layer": norm_layer,
+            "head_norm_layer": head_norm_layer}
 
 
 def _same(field, given, recorded):
     if field == "arch":
         return canonical_arch(given) == canonical_arch(recorded)
     if field == "wt_layer":
-        return [int(v) for v in given] == [int(v) for v in recorded]
+        return _wt_values(given) == _wt_values(recorded)
     return given == recorded
 
 

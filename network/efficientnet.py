@@ -14,7 +14,8 @@ layer4     blocks 11-15              320 ch, /32
 Output stride 16 dilates the one stride-2 conv of layer4 (block 11, dilation 2); output
 stride 8 also dilates layer3's (block 5, dilation 2) and uses 4 in layer4. ``wt_layer``
 indices 2, 3, 4, 5, 6 put an IN layer at the output of blocks 0, 2, 4, 10, 15 (the ends of
-layer0..layer4); indices 0 and 1 have no effect. The ImageNet head of the file
+layer0..layer4); indices 0 and 1 have no effect. ``norm_layer`` builds every other norm
+(BatchNorm by default, always given the file's eps 1e-3). The ImageNet head of the file
 (``_conv_head``, ``_bn1``, ``_fc``) is not part of the trunk (the weight test rebuilds it).
 
 Facts of the converted TensorFlow model that the weights need: TF "same" padding (a stride-2
@@ -39,6 +40,7 @@ STAGE_BLOCKS = (0, 1, 3, 5, 11, 16)
 # Block index -> wt_layer index of the IN layer at its output.
 IN_POSITIONS = {0: 2, 2: 3, 4: 4, 10: 5, 15: 6}
 STAGE_CHANNELS = (16, 24, 40, 112, 320)
+NATIVE_STRIDES = (2, 4, 8, 16, 32)
 
 
 class Conv2dSame(nn.Conv2d):
@@ -67,17 +69,13 @@ class Conv2dSame(nn.Conv2d):
         return super().forward(F.pad(x, pads))
 
 
-def batch_norm(channels):
-    return nn.BatchNorm2d(channels, eps=BN_EPS)
-
-
 class Stem(nn.Module):
-    """3x3/2 conv -> BN -> ReLU6: ``(B, 3, H, W) -> (B, 32, H/2, W/2)``."""
+    """3x3/2 conv -> norm -> ReLU6: ``(B, 3, H, W) -> (B, 32, H/2, W/2)``."""
 
-    def __init__(self):
+    def __init__(self, norm_layer=nn.BatchNorm2d):
         super().__init__()
         self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, stride=2)
-        self._bn0 = batch_norm(STEM_CHANNELS)
+        self._bn0 = norm_layer(STEM_CHANNELS, eps=BN_EPS)
         self.act = nn.ReLU6(inplace=True)
 
     def forward(self, x):
@@ -91,17 +89,18 @@ class MBConv(BlockWithInstanceNorm):
     ``(B, in, H, W) -> (B, out, H/stride, W/stride)``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, expand_ratio, wt=0):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, expand_ratio, wt=0,
+                 norm_layer=nn.BatchNorm2d):
         super().__init__()
         hidden = in_channels * expand_ratio
         self.has_expansion = expand_ratio != 1
         if self.has_expansion:
             self._expand_conv = Conv2dSame(in_channels, hidden, 1)
-            self._bn0 = batch_norm(hidden)
+            self._bn0 = norm_layer(hidden, eps=BN_EPS)
         self._depthwise_conv = Conv2dSame(hidden, hidden, kernel_size, stride, groups=hidden)
-        self._bn1 = batch_norm(hidden)
+        self._bn1 = norm_layer(hidden, eps=BN_EPS)
         self._project_conv = Conv2dSame(hidden, out_channels, 1)
-        self._bn2 = batch_norm(out_channels)
+        self._bn2 = norm_layer(out_channels, eps=BN_EPS)
         self.act = nn.ReLU6(inplace=True)
         self.use_residual = stride == 1 and in_channels == out_channels
         self.instance_norm_layer = instance_norm_layer(wt, out_channels)
@@ -117,7 +116,7 @@ class MBConv(BlockWithInstanceNorm):
         return self._instance_norm(out, collected)
 
 
-def build_blocks(wt_layer):
+def build_blocks(wt_layer, norm_layer=nn.BatchNorm2d):
     """The 16 MBConv blocks in file order, with IN layers per ``wt_layer``."""
     blocks, in_channels = [], STEM_CHANNELS
     for kernel, stride, expand, channels, repeats in BLOCK_SETTINGS:
@@ -125,7 +124,7 @@ def build_blocks(wt_layer):
             index = len(blocks)
             wt = wt_layer[IN_POSITIONS[index]] if index in IN_POSITIONS else 0
             blocks.append(MBConv(in_channels, channels, kernel, stride if repeat == 0 else 1,
-                                 expand, wt))
+                                 expand, wt, norm_layer))
             in_channels = channels
     return blocks
 
@@ -133,17 +132,17 @@ def build_blocks(wt_layer):
 class EfficientNetLite0(StagedTrunk):
     """EfficientNet-Lite0 trunk; :meth:`forward` returns the ``layer4`` output.
 
-    Attributes: ``low_level_channels`` = 24 (layer1, stride 4), ``aux_channels`` = 112
-    (layer3), ``out_channels`` = 320 (layer4).
+    ``feature_info``: :data:`STAGE_CHANNELS` at :data:`NATIVE_STRIDES` capped at
+    ``output_stride``.
     """
 
-    def __init__(self, wt_layer, output_stride=16):
+    def __init__(self, wt_layer, output_stride=16, norm_layer=nn.BatchNorm2d):
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"EfficientNet-Lite0 output stride must be 8, 16 or 32, got "
                              f"{output_stride}")
-        blocks = build_blocks(wt_layer)
-        self.layer0 = nn.Sequential(Stem(), *blocks[:STAGE_BLOCKS[1]])
+        blocks = build_blocks(wt_layer, norm_layer)
+        self.layer0 = nn.Sequential(Stem(norm_layer), *blocks[:STAGE_BLOCKS[1]])
         for stage in range(1, 5):
             setattr(self, f"layer{stage}",
                     nn.Sequential(*blocks[STAGE_BLOCKS[stage]:STAGE_BLOCKS[stage + 1]]))
@@ -152,9 +151,7 @@ class EfficientNetLite0(StagedTrunk):
         elif output_stride == 8:
             dilate_strided_convs(self.layer3, 2)
             dilate_strided_convs(self.layer4, 4)
-        self.low_level_channels, self.aux_channels = STAGE_CHANNELS[1], STAGE_CHANNELS[3]
-        self.out_channels = STAGE_CHANNELS[4]
-        self.output_stride = output_stride
+        self.set_feature_info(STAGE_CHANNELS, NATIVE_STRIDES, output_stride)
         init_trunk_weights(self)
 
 

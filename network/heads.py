@@ -2,12 +2,15 @@
 
 Every module here keeps the official sequential indices, so the state-dict keys are
 ``aspp.features.{0..3}.{0,1}``, ``aspp.img_conv.{0,1}``, ``final1.{0,1,3,4}``, ``dsn.{0,1,4}``,
-``ProjectionHead_cls_*.proj.{0,2}`` and so on.
+``ProjectionHead_cls_*.proj.{0,2}`` and so on. ``norm_layer`` (timm style,
+``norm_layer(channels)``; ``network/norms.py``) builds every norm; BatchNorm by default.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from network.norms import declared, init_unit_affine
 
 ASPP_RATES_AT_OS16 = (6, 12, 18)
 ASPP_CHANNELS = 256
@@ -15,13 +18,14 @@ FINE_CHANNELS = 48
 PROJECTION_DIM = 256
 
 
-def conv_bn_relu(in_channels, out_channels, kernel_size=1, dilation=1):
-    """Conv (no bias, "same" padding) -> BatchNorm -> ReLU, keys ``.0`` and ``.1``."""
+def conv_bn_relu(in_channels, out_channels, kernel_size=1, dilation=1,
+                 norm_layer=nn.BatchNorm2d):
+    """Conv (no bias, "same" padding) -> norm -> ReLU, keys ``.0`` and ``.1``."""
     padding = dilation * (kernel_size - 1) // 2
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
                   bias=False),
-        nn.BatchNorm2d(out_channels),
+        norm_layer(out_channels),
         nn.ReLU(inplace=True))
 
 
@@ -37,17 +41,24 @@ class ASPP(nn.Module):
     branch, a 1x1 branch and three dilated 3x3 branches, in that order.
 
     In training the image-pooling BatchNorm sees one value per image, so it needs a batch of
-    at least 2 images (as in the official code).
+    at least 2 images (as in the official code); a norm layer declaring ``per_image``
+    statistics cannot normalise that 1x1 map at all and is refused (ValueError).
     """
 
-    def __init__(self, in_channels, output_stride=16, channels=ASPP_CHANNELS):
+    def __init__(self, in_channels, output_stride=16, channels=ASPP_CHANNELS,
+                 norm_layer=nn.BatchNorm2d):
         super().__init__()
         self.rates = aspp_rates(output_stride)
         self.features = nn.ModuleList(
-            [conv_bn_relu(in_channels, channels, 1)]
-            + [conv_bn_relu(in_channels, channels, 3, rate) for rate in self.rates])
+            [conv_bn_relu(in_channels, channels, 1, norm_layer=norm_layer)]
+            + [conv_bn_relu(in_channels, channels, 3, rate, norm_layer) for rate in self.rates])
         self.img_pooling = nn.AdaptiveAvgPool2d(1)
-        self.img_conv = conv_bn_relu(in_channels, channels, 1)
+        self.img_conv = conv_bn_relu(in_channels, channels, 1, norm_layer=norm_layer)
+        entry = declared(self.img_conv[1])
+        if entry is not None and entry.per_image:
+            raise ValueError(f"--head_norm_layer {entry.name}: the ASPP image-pooling branch "
+                             f"normalises a 1x1 map, where statistics over one image's pixels "
+                             f"do not exist; use a norm with batch statistics (e.g. batchnorm)")
         self.out_channels = channels * (1 + len(self.features))
 
     def forward(self, x):
@@ -56,10 +67,10 @@ class ASPP(nn.Module):
         return torch.cat([pooled] + [branch(x) for branch in self.features], dim=1)
 
 
-def decoder_final1(in_channels, channels=256):
-    """Two 3x3 conv-BN-ReLU (``final1``): ``(B, 304, h, w) -> (B, 256, h, w)``."""
-    return nn.Sequential(*conv_bn_relu(in_channels, channels, 3),
-                         *conv_bn_relu(channels, channels, 3))
+def decoder_final1(in_channels, channels=256, norm_layer=nn.BatchNorm2d):
+    """Two 3x3 conv-norm-ReLU (``final1``): ``(B, 304, h, w) -> (B, 256, h, w)``."""
+    return nn.Sequential(*conv_bn_relu(in_channels, channels, 3, norm_layer=norm_layer),
+                         *conv_bn_relu(channels, channels, 3, norm_layer=norm_layer))
 
 
 def classifier_1x1(in_channels, num_classes):
@@ -67,14 +78,14 @@ def classifier_1x1(in_channels, num_classes):
     return nn.Sequential(nn.Conv2d(in_channels, num_classes, 1, bias=True))
 
 
-def aux_head(in_channels, num_classes, channels=512):
-    """``dsn``: 3x3 conv (bias) -> BN -> ReLU -> Dropout2d(0.1) -> 1x1 conv (bias).
+def aux_head(in_channels, num_classes, channels=512, norm_layer=nn.BatchNorm2d):
+    """``dsn``: 3x3 conv (bias) -> norm -> ReLU -> Dropout2d(0.1) -> 1x1 conv (bias).
 
     ``(B, in_channels, h, w) -> (B, num_classes, h, w)``; used in training only.
     """
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, 3, padding=1, bias=True),
-        nn.BatchNorm2d(channels),
+        norm_layer(channels),
         nn.ReLU(inplace=True),
         nn.Dropout2d(0.1),
         nn.Conv2d(channels, num_classes, 1, bias=True))
@@ -99,13 +110,13 @@ class ProjectionHead(nn.Module):
 
 
 def init_head_weights(*modules):
-    """Kaiming-normal (fan_in) conv weights, zero biases, norm weight 1 / bias 0 (§1.7)."""
+    """Kaiming-normal (fan_in) conv weights, zero biases, norm weight 1 / bias 0 (§1.7) for
+    the norm layers that declare ``unit_affine_init``."""
     for root in modules:
         for module in root.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+            else:
+                init_unit_affine(module)

@@ -24,9 +24,10 @@ PROBE_BATCH = 2        # > 1, so BatchNorm's own batch check never fires here
 LARGEST_PROBED_CROP = 4096
 
 
-def _meta_model(arch, num_classes, wt_layer):
+def _meta_model(arch, num_classes, wt_layer, norm_layers):
     with torch.device("meta"):
-        return get_net(arch, num_classes, wt_layer, pretrained=False).train()
+        return get_net(arch, num_classes, wt_layer, pretrained=False,
+                       **(norm_layers or {})).train()
 
 
 def train_crop_error(model, crop_size):
@@ -65,20 +66,21 @@ def check_vit_crop(crop_size, patch_size):
                          f"{2 * patch_size} on (Rein: 512)")
 
 
-def check_train_crop(arch, num_classes, wt_layer, crop_size, options=None):
+def check_train_crop(arch, num_classes, wt_layer, crop_size, options=None, norm_layers=None):
     """Raise ValueError naming ``--crop_size`` when ``arch`` cannot train on that crop.
 
     Args:
         arch: ``--arch`` factory name.
         num_classes: output classes.
-        wt_layer: the 7 ``--wt_layer`` ints.
+        wt_layer: the 7 ``--wt_layer`` values.
         crop_size: the square ``--crop_size``.
         options: ``--arch_options`` (a ``network.vfm`` arch's ``patch_size``).
+        norm_layers: ``get_net``'s ``norm_layer`` / ``head_norm_layer`` keywords, or None.
     """
     if is_vfm_arch(arch):
         check_vit_crop(crop_size, (options or {}).get("patch_size", VIT_PATCH_SIZE))
         return
-    model = _meta_model(arch, num_classes, wt_layer)
+    model = _meta_model(arch, num_classes, wt_layer, norm_layers)
     error = train_crop_error(model, crop_size)
     if error is None:
         return

@@ -1,37 +1,59 @@
-"""Small building blocks shared by the trunks: the staged forward, weight init and
-stride-to-dilation rewriting."""
+"""Small building blocks shared by the trunks: the stages a trunk publishes
+(:class:`FeatureInfo`), the staged forward, weight init and stride-to-dilation rewriting."""
+
+from dataclasses import dataclass
 
 from torch import nn
 
 from network.instance_norm import run_stage
+from network.norms import init_unit_affine
 
 STAGE_NAMES = ("layer0", "layer1", "layer2", "layer3", "layer4")
 
 
-class StagedTrunk(nn.Module):
-    """Base of every trunk: ``layer0..layer4`` run in order.
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One stage a trunk publishes (timm's ``feature_info``): the output of its child
+    ``module`` has ``channels`` channels at ``1/stride`` of the input resolution."""
 
-    ``forward(x, collected=None)``: ``(B, 3, H, W) -> (B, out_channels, H/OS, W/OS)``; the
-    outputs of collecting IN layers are appended to ``collected`` (a list) in forward order.
+    module: str     # attribute name of the stage in the trunk (kept by the segmenter)
+    channels: int
+    stride: int     # input pixels per output pixel, dilation taken into account (a ViT's
+    #                 rescaled pyramid may hold a fractional one, e.g. patch 14 / 4 = 3.5)
+
+
+class StagedTrunk(nn.Module):
+    """Base of the CNN trunks: stages ``layer0..layer4`` run in order.
+
+    ``feature_info``: one :class:`FeatureInfo` per stage, in forward order (what a segmenter
+    reads). ``forward(x, collected=None)``: ``(B, 3, H, W) -> (B, C_last, H/OS, W/OS)``; the
+    outputs of collected norm layers are appended to ``collected`` (a list) in forward order.
     """
 
+    def set_feature_info(self, channels, native_strides, output_stride):
+        """Publish ``layer0..layer4`` with ``channels`` and strides: each stage's stride
+        without dilation (``native_strides``), capped at ``output_stride`` (the stages past
+        it are dilated instead of strided)."""
+        self.feature_info = [FeatureInfo(name, int(c), min(s, output_stride))
+                             for name, c, s in zip(STAGE_NAMES, channels, native_strides,
+                                                   strict=True)]
+
     def forward(self, x, collected=None):
-        for name in STAGE_NAMES:
-            x = run_stage(getattr(self, name), x, collected)
+        for info in self.feature_info:
+            x = run_stage(getattr(self, info.module), x, collected)
         return x
 
 
 def init_trunk_weights(trunk):
-    """Kaiming-normal (fan_out, ReLU) convs, norm weight 1 / bias 0 (METHOD.md §1.1)."""
+    """Kaiming-normal (fan_out, ReLU) convs, norm weight 1 / bias 0 (METHOD.md §1.1) for the
+    norm layers that declare ``unit_affine_init`` (``network/norms.py``)."""
     for module in trunk.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)):
-            if module.weight is not None:
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        else:
+            init_unit_affine(module)
 
 
 def set_light_output_stride(trunk, output_stride):

@@ -17,6 +17,7 @@ import torch
 
 from network import FACTORIES, OFFICIAL_WT_LAYER, get_net
 from utils.labels import NUM_CLASSES
+from utils.wt_layer import as_wt_value
 
 with warnings.catch_warnings():
     # thop still compares versions with distutils; its DeprecationWarning is noise here.
@@ -61,7 +62,7 @@ def main(argv=None):
                         help="factory name, or 'all' for every factory")
     parser.add_argument("--size", type=int, nargs="+", default=[768],
                         help="input size: one value (square) or H W")
-    parser.add_argument("--wt_layer", type=int, nargs=7, default=list(OFFICIAL_WT_LAYER))
+    parser.add_argument("--wt_layer", type=as_wt_value, nargs=7, default=list(OFFICIAL_WT_LAYER))
     parser.add_argument("--num_classes", type=int, default=NUM_CLASSES)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     opts = parser.parse_args(argv)

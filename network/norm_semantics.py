@@ -13,22 +13,22 @@ TORCH12_SEMANTICS.md, DECISIONS.md D28): the official ``train.py`` built the opt
 * C2: every BatchNorm weight and bias, and those of an affine IN, were new Parameters the
   optimizer never held: never updated, never weight-decayed. Running statistics updated.
 
-:func:`apply_norm_semantics` works on module *types*, not on trunk code, so every trunk and
-every ``--wt_layer`` code is covered, trunks added later included: each module deriving from
-``torch.nn.modules.instancenorm._InstanceNorm`` is re-classed in place to a subclass of its
-own class (same parameters, state-dict keys and ``isinstance`` answers, so IN features are
+:func:`apply_norm_semantics` works on what each norm layer declares in ``network/norms.py``,
+not on trunk code, so every trunk, every ``--wt_layer`` value and every ``--norm_layer`` is
+covered, layers and trunks added later included: each module declaring
+``torch12_batch_statistics`` (every InstanceNorm entry) is re-classed in place to a subclass
+of its own class (same parameters, state-dict keys and registry entry, so IN features are
 still collected) whose training forward is :func:`batch_statistics_norm`; C2 is
-``requires_grad=False`` on the affine parameters of every ``_BatchNorm`` (BatchNorm*d,
-SyncBatchNorm) and affine IN, so an optimizer built over the parameters that require grad,
-as ``train.py``'s is, reproduces C2 without knowing the mode.
+``requires_grad=False`` on the affine parameters of every layer declaring
+``torch12_frozen_affine`` (BatchNorm, SyncBatchNorm, affine IN), so an optimizer built over
+the parameters that require grad, as ``train.py``'s is, reproduces C2 without knowing the mode.
 """
 
 import torch
 import torch.nn.functional as F
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.instancenorm import _InstanceNorm
 
 from config import DEFAULT_NORM_SEMANTICS, NORM_SEMANTICS
+from network.norms import declared
 from utils import dist as dist_utils
 
 __all__ = ["NORM_SEMANTICS", "DEFAULT_NORM_SEMANTICS", "apply_norm_semantics",
@@ -110,9 +110,16 @@ def torch12_class(cls):
     return _TORCH12_CLASSES[cls]
 
 
-def _is_affine_norm(module):
-    return isinstance(module, _BatchNorm) or (isinstance(module, _InstanceNorm)
-                                              and module.affine)
+def _batch_statistics(module):
+    entry = declared(module)
+    return entry is not None and entry.torch12_batch_statistics
+
+
+def _frozen_affine(module):
+    """A layer declaring ``torch12_frozen_affine`` that has an affine."""
+    entry = declared(module)
+    return (entry is not None and entry.torch12_frozen_affine
+            and getattr(module, "weight", None) is not None)
 
 
 def apply_norm_semantics(model, mode=DEFAULT_NORM_SEMANTICS):
@@ -128,9 +135,9 @@ def apply_norm_semantics(model, mode=DEFAULT_NORM_SEMANTICS):
         raise ValueError("this model already has torch1.2 norm semantics; build a new one")
     if mode == "torch1.2":
         for module in model.modules():
-            if isinstance(module, _InstanceNorm):
+            if _batch_statistics(module):
                 module.__class__ = torch12_class(type(module))
-            if _is_affine_norm(module) and module.weight is not None:
+            if _frozen_affine(module):
                 module.weight.requires_grad_(False)
                 module.bias.requires_grad_(False)
     model.norm_semantics = mode
@@ -146,8 +153,7 @@ def count_norm_layers(model):
     """(instance-norm modules, BatchNorm/affine-IN modules with frozen affine) of ``model``."""
     modules = list(model.modules())
     torch12 = sum(isinstance(m, Torch12InstanceNorm) for m in modules)
-    frozen = sum(_is_affine_norm(m) and m.weight is not None and not m.weight.requires_grad
-                 for m in modules)
+    frozen = sum(_frozen_affine(m) and not m.weight.requires_grad for m in modules)
     return torch12, frozen
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torchvision import models
 
+from network.norms import imagenet_matching_prefixes
 from utils.checkpoint import (LoadReport, extract_state_dict, load_checkpoint,
                               load_state_dict_forgiving, strip_module_prefix)
 from utils.logging import get_logger
@@ -127,20 +128,29 @@ def load_trunk_weights_strict(trunk, path, key_map):
     """Load ``path`` into ``trunk``, requiring every trunk tensor from the file.
 
     File keys that ``key_map`` sends to ``None`` (e.g. an ImageNet classifier) are left out
-    and logged; trunk tensors of affine IN layers (``--wt_layer`` 4) are new and keep their
-    init. Raises ValueError naming every missing, unknown or mismatched key.
+    and logged. A norm layer declaring ``imagenet="matching"`` (``network/norms.py``: one added
+    by ``--wt_layer`` or replacing a BatchNorm by ``--norm_layer``) takes the file's tensors
+    that fit it by name and shape; its others keep their init and the file's other tensors
+    under its name are left out and logged. Raises ValueError naming every other missing,
+    unknown or mismatched key.
     """
     mapped, unused = read_mapped_weights(path, key_map)
     own = trunk.state_dict()
-    report = LoadReport(unexpected=[key for key in mapped if key not in own])
+    optional = imagenet_matching_prefixes(trunk)
+    report = LoadReport(unexpected=[key for key in mapped
+                                    if key not in own and not key.startswith(optional)])
+    unused += [key for key in mapped if key not in own and key.startswith(optional)]
     for key, value in own.items():
-        if key not in mapped:
-            if ".instance_norm_layer." not in key:
-                report.missing.append(key)
-        elif tuple(mapped[key].shape) != tuple(value.shape):
-            report.mismatched.append((key, tuple(mapped[key].shape), tuple(value.shape)))
-        else:
+        fits = key in mapped and tuple(mapped[key].shape) == tuple(value.shape)
+        if fits:
             report.loaded.append(key)
+        elif key.startswith(optional):
+            if key in mapped:
+                unused.append(key)
+        elif key not in mapped:
+            report.missing.append(key)
+        else:
+            report.mismatched.append((key, tuple(mapped[key].shape), tuple(value.shape)))
     if not report.complete:
         raise ValueError(f"--pretrained {path} does not fit the trunk (strict loading):\n"
                          f"{report.summary()}")

@@ -8,6 +8,10 @@ uses the same dilation, no multi-grid). ``wt_layer`` places IN layers:
 * index 0, 1: deep-stem norms after conv1/conv2 (ResNet-101 only);
 * index 2: the last stem norm (``layer0.1`` for R18/R50, ``layer0.7`` for R101);
 * index 3..6: the end of the last block of ``layer1..layer4``.
+
+``norm_layer`` (``network.norms``, timm style: ``norm_layer(channels)``) builds every other
+norm: the blocks' ``bn*``, the projection shortcuts' and the stem's (where ``wt_layer`` puts
+nothing); BatchNorm by default.
 """
 
 from torch import nn
@@ -15,6 +19,8 @@ from torch import nn
 from network.instance_norm import (BlockWithInstanceNorm, instance_norm_layer, relu_after,
                                    stem_norm)
 from network.layers import StagedTrunk, init_trunk_weights
+
+STAGE_WIDTHS = (64, 128, 256, 512)
 
 
 def conv3x3(in_channels, out_channels, stride=1, dilation=1):
@@ -31,13 +37,14 @@ class BasicBlock(BlockWithInstanceNorm):
 
     expansion = 1
 
-    def __init__(self, in_channels, planes, stride=1, dilation=1, downsample=None, wt=0):
+    def __init__(self, in_channels, planes, stride=1, dilation=1, downsample=None, wt=0,
+                 norm_layer=nn.BatchNorm2d):
         super().__init__()
         self.conv1 = conv3x3(in_channels, planes, stride, dilation)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes, 1, dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.downsample = downsample
         self.instance_norm_layer = instance_norm_layer(wt, planes)
 
@@ -58,15 +65,16 @@ class Bottleneck(BlockWithInstanceNorm):
 
     expansion = 4
 
-    def __init__(self, in_channels, planes, stride=1, dilation=1, downsample=None, wt=0):
+    def __init__(self, in_channels, planes, stride=1, dilation=1, downsample=None, wt=0,
+                 norm_layer=nn.BatchNorm2d):
         super().__init__()
         out_channels = planes * self.expansion
         self.conv1 = conv1x1(in_channels, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes, stride, dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.conv3 = conv1x1(planes, out_channels)
-        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.bn3 = norm_layer(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.instance_norm_layer = instance_norm_layer(wt, out_channels)
@@ -101,75 +109,77 @@ class ResNet(StagedTrunk):
     Args:
         block: :class:`BasicBlock` or :class:`Bottleneck`.
         layers: blocks per stage, e.g. ``(3, 4, 6, 3)``.
-        wt_layer: 7 ints (see the module docstring).
+        wt_layer: 7 values (see the module docstring).
         output_stride: 4, 8, 16 or 32.
         deep_stem: the ResNet-101 3x3 stem (3 convs, 128 output channels).
+        norm_layer: builds the norms ``wt_layer`` does not place (BatchNorm by default).
 
-    Attributes used by the segmenter: ``low_level_channels`` (layer1), ``aux_channels``
-    (layer3), ``out_channels`` (layer4).
+    ``feature_info``: ``layer0..layer4`` at strides 4, 4, 8, 16, 32 (capped at
+    ``output_stride``) with 64 (128 for the deep stem), 64/128/256/512 x expansion channels.
     """
 
-    def __init__(self, block, layers, wt_layer, output_stride=16, deep_stem=False):
+    def __init__(self, block, layers, wt_layer, output_stride=16, deep_stem=False,
+                 norm_layer=nn.BatchNorm2d):
         super().__init__()
-        self.layer0 = self._deep_stem(wt_layer) if deep_stem else self._stem(wt_layer)
+        stem = self._deep_stem if deep_stem else self._stem
+        self.layer0 = stem(wt_layer, norm_layer)
         self.in_channels = 128 if deep_stem else 64
         stages = stage_dilations(output_stride)
-        widths = (64, 128, 256, 512)
         for index, (planes, num_blocks, (stride, dilation)) in enumerate(
-                zip(widths, layers, stages)):
+                zip(STAGE_WIDTHS, layers, stages)):
             stage = self._make_layer(block, planes, num_blocks, stride, dilation,
-                                     wt_last=wt_layer[3 + index])
+                                     wt_layer[3 + index], norm_layer)
             setattr(self, f"layer{index + 1}", stage)
-        self.low_level_channels = 64 * block.expansion
-        self.aux_channels = 256 * block.expansion
-        self.out_channels = 512 * block.expansion
-        self.output_stride = output_stride
+        self.set_feature_info(
+            [128 if deep_stem else 64] + [width * block.expansion for width in STAGE_WIDTHS],
+            native_strides=(4, 4, 8, 16, 32), output_stride=output_stride)
         init_trunk_weights(self)
 
     @staticmethod
-    def _stem(wt_layer):
-        norm = stem_norm(wt_layer[2], 64)
+    def _stem(wt_layer, norm_layer):
+        norm = stem_norm(wt_layer[2], 64, norm_layer)
         return nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), norm,
                              relu_after(norm), nn.MaxPool2d(3, stride=2, padding=1))
 
     @staticmethod
-    def _deep_stem(wt_layer):
-        norms = [stem_norm(wt_layer[0], 64), stem_norm(wt_layer[1], 64),
-                 stem_norm(wt_layer[2], 128)]
+    def _deep_stem(wt_layer, norm_layer):
+        norms = [stem_norm(wt, channels, norm_layer)
+                 for wt, channels in zip(wt_layer[:3], (64, 64, 128))]
         return nn.Sequential(
             conv3x3(3, 64, stride=2), norms[0], relu_after(norms[0]),
             conv3x3(64, 64), norms[1], relu_after(norms[1]),
             conv3x3(64, 128), norms[2], relu_after(norms[2]),
             nn.MaxPool2d(3, stride=2, padding=1))
 
-    def _make_layer(self, block, planes, num_blocks, stride, dilation, wt_last):
+    def _make_layer(self, block, planes, num_blocks, stride, dilation, wt_last, norm_layer):
         out_channels = planes * block.expansion
         # A projection shortcut wherever the shape changes; for R50/R101 that includes
         # layer1.0 (64 or 128 -> 256 channels) and the dilated, stride-1 first blocks.
         downsample = None
         if stride != 1 or self.in_channels != out_channels:
             downsample = nn.Sequential(conv1x1(self.in_channels, out_channels, stride),
-                                       nn.BatchNorm2d(out_channels))
+                                       norm_layer(out_channels))
         blocks = []
         for index in range(num_blocks):
             # Only the last block of a stage receives the stage's IN layer.
             wt = wt_last if index == num_blocks - 1 else 0
             blocks.append(block(self.in_channels, planes, stride if index == 0 else 1,
-                                dilation, downsample if index == 0 else None, wt))
+                                dilation, downsample if index == 0 else None, wt, norm_layer))
             self.in_channels = out_channels
         return nn.Sequential(*blocks)
 
 
-def resnet18(wt_layer, output_stride=32):
-    return ResNet(BasicBlock, (2, 2, 2, 2), wt_layer, output_stride)
+def resnet18(wt_layer, output_stride=32, norm_layer=nn.BatchNorm2d):
+    return ResNet(BasicBlock, (2, 2, 2, 2), wt_layer, output_stride, norm_layer=norm_layer)
 
 
-def resnet50(wt_layer, output_stride=16):
-    return ResNet(Bottleneck, (3, 4, 6, 3), wt_layer, output_stride)
+def resnet50(wt_layer, output_stride=16, norm_layer=nn.BatchNorm2d):
+    return ResNet(Bottleneck, (3, 4, 6, 3), wt_layer, output_stride, norm_layer=norm_layer)
 
 
-def resnet101_deep_stem(wt_layer, output_stride=16):
-    return ResNet(Bottleneck, (3, 4, 23, 3), wt_layer, output_stride, deep_stem=True)
+def resnet101_deep_stem(wt_layer, output_stride=16, norm_layer=nn.BatchNorm2d):
+    return ResNet(Bottleneck, (3, 4, 23, 3), wt_layer, output_stride, deep_stem=True,
+                  norm_layer=norm_layer)
 
 
 # torchvision ImageNet checkpoint key prefix -> our prefix (layer1..layer4 keep their names).

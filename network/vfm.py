@@ -15,6 +15,7 @@ out as mmseg's (``backbone.*``, ``backbone.reins.*``, ``decode_head.*``); see
 """
 
 import hashlib
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -82,14 +83,14 @@ class VFMSegmenter(nn.Module):
 
     @property
     def feature_info(self):
-        """The pyramid the head reads: ``channels``, ``stride`` (p/4, p/2, p, 2p) and the
-        trunk ``module`` of each level."""
+        """The pyramid the head reads (:class:`network.layers.FeatureInfo` per level):
+        ``channels``, ``stride`` (p/4, p/2, p, 2p) and the trunk ``module`` of each level."""
         scales = (4.0, 2.0, 1.0, 0.5)
         pyramid = []
         for info, scale in zip(self.backbone.feature_info, scales):
-            stride = info["stride"] / scale
-            pyramid.append(dict(info, stride=int(stride) if stride.is_integer() else stride,
-                                module=f"backbone.{info['module']}"))
+            stride = info.stride / scale
+            pyramid.append(replace(info, stride=int(stride) if stride.is_integer() else stride,
+                                   module=f"backbone.{info.module}"))
         return pyramid
 
     def train(self, mode=True):

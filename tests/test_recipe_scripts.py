@@ -111,6 +111,11 @@ SCRIPTS = {
     **{f"{method}_valid_r50os16": ("valid", 1, 29430, RN_VALID.format(wt, method))
        for method, wt in RN_WT.items()},
     "rein_train_dinov2_l_gtav": ("train", 1, 29440, REIN),
+    # Issue 22's worked example, a new method (no list before configs/): written out here.
+    "dsu_jsd_train_r50os16_gtav": (
+        "train", 2, 29450, f"--dataset gtav_jitter --val_dataset cityscapes bdd100k mapillary "
+                           f"{R50} --wt_layer 0 0 0 dsu dsu dsu dsu --w_jsd 12.0 --date 0101 "
+                           f"--exp dsu_jsd_r50os16_gtav --ckpt ./logs/ --tb_path ./logs/"),
     "rein_valid_dinov2_l": (
         "valid", 1, 29441, "--arch network.vfm.ReinDinov2LMask2Former --val_dataset cityscapes "
                            "bdd100k mapillary --eval_protocol rein --date rein "

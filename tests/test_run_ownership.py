@@ -47,7 +47,8 @@ def _valid(tmp_path, snapshot, *flags):
 def test_checkpoints_record_the_model(trained):
     record = torch.load(trained[1], weights_only=True, mmap=True)["model"]
     assert record == {"arch": ARCH, "wt_layer": [0, 0, 1, 1, 1, 0, 0], "num_classes": 19,
-                      "norm_semantics": "modern", "arch_options": {}}
+                      "norm_semantics": "modern", "arch_options": {}, "norm_layer": "batchnorm",
+                      "head_norm_layer": "batchnorm"}
 
 
 def test_valid_without_model_flags_equals_the_run_with_the_right_flags(data_env, trained,
@@ -69,6 +70,8 @@ CONTRADICTIONS = {
              f"DeepR18V3PlusD given, checkpoint trained with --arch {ARCH}"),
     "norm": (["--norm_semantics", "torch1.2"], "--norm_semantics torch1.2 given, checkpoint "
                                                "trained with --norm_semantics modern"),
+    "norm_layer": (["--norm_layer", "instancenorm_affine"], "--norm_layer instancenorm_affine "
+                   "given, checkpoint trained with --norm_layer batchnorm"),
 }
 
 
@@ -97,7 +100,39 @@ def test_train_snapshot_takes_the_model_from_the_checkpoint(data_env, trained, t
     train.main([*argv, "--snapshot", str(trained[1])])
     saved = json.loads((tmp_path / "ckpt" / "d" / "e" / "args.json").read_text())
     assert (saved["arch"], saved["wt_layer"]) == (ARCH, [0, 0, 1, 1, 1, 0, 0])
-    assert saved["model_from_checkpoint"] == ["--arch", "--wt_layer", "--norm_semantics"]
+    assert saved["model_from_checkpoint"] == ["--arch", "--wt_layer", "--norm_semantics",
+                                              "--norm_layer", "--head_norm_layer"]
+    assert (saved["norm_layer"], saved["head_norm_layer"]) == ("batchnorm", "batchnorm")
+
+
+def test_valid_builds_the_norm_layer_the_checkpoint_records(data_env, generated_roots,
+                                                            tmp_path, capsys):
+    """A run trained with --norm_layer instancenorm_affine is evaluated with that layer
+    although valid.py is not told; --norm_layer batchnorm is refused, as --wt_layer is."""
+    train.main(_train_argv(tmp_path, "in", "--gtav_dir", str(generated_roots["gtav"]),
+                           "--norm_layer", "instancenorm_affine"))
+    snapshot = tmp_path / "ckpt" / "d" / "in" / "last.pth"
+    assert torch.load(snapshot, weights_only=True, mmap=True)["model"]["norm_layer"] == \
+        "instancenorm_affine"
+    capsys.readouterr()
+    plain = _valid(tmp_path, snapshot, "--exp", "plain")["cityscapes"]
+    out = capsys.readouterr().out
+    assert "model from the checkpoint: --arch --wt_layer --norm_semantics --norm_layer " \
+           "--head_norm_layer" in out
+    log = (tmp_path / "logs" / "default" / "plain" / "valid.log").read_text()
+    assert "--norm_layer instancenorm_affine, --head_norm_layer batchnorm" in log
+    told = _valid(tmp_path, snapshot, "--exp", "told", "--norm_layer", "instancenorm_affine")
+    assert told["cityscapes"]["hist"] == plain["hist"]
+    # BatchNorm in the trunk (the affines load, the running statistics stay at 0/1): other
+    # numbers, which a flag-built model would have given without a word.
+    forced = _valid(tmp_path, snapshot, "--exp", "forced", "--norm_layer", "batchnorm",
+                    "--snapshot_partial")
+    assert forced["cityscapes"]["hist"] != plain["hist"]
+    with pytest.raises(SystemExit) as excinfo:
+        _valid(tmp_path, snapshot, "--exp", "refused", "--norm_layer", "batchnorm")
+    assert excinfo.value.code == 2
+    assert "--norm_layer batchnorm given, checkpoint trained with --norm_layer " \
+           "instancenorm_affine" in capsys.readouterr().err
 
 
 def test_a_file_that_records_no_model_needs_the_flags_and_names_its_architecture(

@@ -14,6 +14,12 @@ VFM = ["--arch", "network.vfm.ReinDinov2SMask2Former"]
 @pytest.mark.parametrize("argv, message", [
     (VFM + ["--wt_layer", "0", "0", "1", "1", "1", "0", "0"], "--wt_layer 0 0 1 1 1 0 0"),
     (VFM + ["--norm_semantics", "torch1.2"], "--norm_semantics torch1.2"),
+    # No BatchNorm to replace (DINOv2 / Mask2Former normalise with their own LayerNorm /
+    # GroupNorm): the norm-layer flags are refused rather than ignored.
+    (VFM + ["--norm_layer", "instancenorm_affine"], "--norm_layer instancenorm_affine: "),
+    (VFM + ["--head_norm_layer", "syncbatchnorm"], "--head_norm_layer syncbatchnorm: "),
+    (VFM + ["--wt_layer", "0", "0", "instancenorm", "0", "0", "0", "0"],
+     "--wt_layer 0 0 instancenorm 0 0 0 0"),
     (VFM + ["--arch_options", "depth=2", "bogus=1"], "--arch_options bogus"),
     (VFM + ["--arch_options", "depth"], "expected KEY=VALUE"),
     (["--arch_options", "depth=2"], "takes none"),
@@ -27,6 +33,11 @@ def test_vit_settings_that_do_not_fit_fail_naming_the_flag(argv, message, capsys
     with pytest.raises(SystemExit) as excinfo:
         cli.parse_args("train", argv)
     assert excinfo.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_get_net_refuses_a_norm_layer_for_a_vfm_arch():
+    with pytest.raises(ValueError, match="--norm_layer instancenorm: .* no BatchNorm"):
+        network.get_net(VFM[1], pretrained=False, norm_layer="instancenorm")
 
 
 def test_flags_a_rein_run_does_not_read_warn():

@@ -53,12 +53,22 @@ def test_contrast_max_classes_default_is_the_official_argparse_one():
     assert (cwcl.max_classes, cwcl.max_views) == (10, 10)
 
 
+BUILTIN_TERMS = ("main", "m2f_cls", "m2f_mask", "m2f_dice", "aux", "cml", "ccl", "cwcl", "sdcl",
+                 "wt")
+BUILTIN_WEIGHT_FLAGS = ("m2f_cls_weight", "m2f_mask_weight", "m2f_dice_weight", "w1", "w2", "w3",
+                        "w4", "wt_reg_weight")
+
+
+def _among(found, known):
+    """``found`` restricted to ``known``: a term file added later (one file, nothing else to
+    edit) does not change what the built-ins are or their order."""
+    return tuple(name for name in found if name in known)
+
+
 def test_builtin_terms_flags_and_state_come_from_the_registry():
-    assert [t.name for t in loss.loss_terms()] == ["main", "m2f_cls", "m2f_mask", "m2f_dice",
-                                                   "aux", "cml", "ccl", "cwcl", "sdcl", "wt"]
-    assert loss.weight_flags() == ("m2f_cls_weight", "m2f_mask_weight", "m2f_dice_weight", "w1",
-                                   "w2", "w3", "w4", "wt_reg_weight")
-    assert loss.state_keys() == ("isw_mask",)
+    assert _among([t.name for t in loss.loss_terms()], BUILTIN_TERMS) == BUILTIN_TERMS
+    assert _among(loss.weight_flags(), BUILTIN_WEIGHT_FLAGS) == BUILTIN_WEIGHT_FLAGS
+    assert "isw_mask" in loss.state_keys()
     assert "wt_layer" in loss.criterion_options()
     source = (REPO_ROOT / "cli" / "flags.py").read_text()
     written = [f.name for f in loss.loss_flags() if f'"--{f.name}"' in source]
@@ -85,7 +95,9 @@ def test_a_new_term_is_one_new_file(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout.splitlines()
-    assert out == ["main m2f_cls m2f_mask m2f_dice aux cml ccl cwcl sdcl wt new", "0.5"]
+    names = out[0].split()
+    assert "new" in names and _among(names, BUILTIN_TERMS) == BUILTIN_TERMS
+    assert out[1:] == ["0.5"]
 
 
 class _MeanLogit(nn.Module):
@@ -155,7 +167,8 @@ def test_registry_refuses_conflicts(toy_term):
     clash = loss.LossFlag("w_toy", 0.7, "another default")
     with pytest.raises(ValueError, match="--w_toy is declared twice"):
         loss.register_term(loss.LossTerm("toy2", weight=clash, build=nn.Identity, compute=None))
-    assert [t.name for t in loss.loss_terms()][-1] == "toy"
+    names = [t.name for t in loss.loss_terms()]
+    assert "toy" in names and "toy2" not in names
     with pytest.raises(ValueError, match="unknown needs"):
         loss.LossTerm("bad", needs=frozenset({"depth"}), build=nn.Identity, compute=None)
     with pytest.raises(TypeError, match="unknown loss option"):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from network.dinov2 import build_dinov2, default_out_indices
 from network.dinov2_weights import strip_block_chunks
+from network.layers import FeatureInfo
 from tests.vfm_reference import (antialiased_bicubic_matrix, bicubic_matrix,
                                  explicit_attention, official_dinov2_shapes, random_state,
                                  resize_grid)
@@ -168,7 +169,7 @@ def test_input_not_a_multiple_of_the_patch_is_refused():
 def test_feature_info_and_out_indices():
     assert default_out_indices(24) == (7, 11, 15, 23)  # Rein's ViT-L (§1.6)
     model = tiny(depth=4)
-    assert model.feature_info == [{"channels": 384, "stride": 14, "module": f"blocks.{i}"}
+    assert model.feature_info == [FeatureInfo(f"blocks.{i}", channels=384, stride=14)
                                   for i in range(4)]
     with pytest.raises(ValueError, match="unknown DINOv2 variant"):
         build_dinov2("vitx14")

@@ -9,8 +9,8 @@ from skimage import data, transform
 
 from loss import BlindNetCriterion
 from network import OFFICIAL_WT_LAYER, get_net
-from network.efficientnet import (IN_POSITIONS, STAGE_BLOCKS, STAGE_CHANNELS, Conv2dSame,
-                                  EfficientNetLite0, batch_norm, file_key)
+from network.efficientnet import (BN_EPS, IN_POSITIONS, STAGE_BLOCKS, STAGE_CHANNELS,
+                                  Conv2dSame, EfficientNetLite0, file_key)
 from network.pretrained import efficientnet_lite0_file, init_pretrained
 from transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -26,7 +26,7 @@ class ImageNetHead(nn.Module):
     def __init__(self, channels=1280, classes=1000):
         super().__init__()
         self._conv_head = Conv2dSame(STAGE_CHANNELS[4], channels, 1)
-        self._bn1 = batch_norm(channels)
+        self._bn1 = nn.BatchNorm2d(channels, eps=BN_EPS)
         self._fc = nn.Linear(channels, classes)
 
     def forward(self, x):

@@ -48,7 +48,7 @@ def test_runs_as_a_module():
 @pytest.mark.parametrize("argv, match", [
     (["--arch", "bogus"], "unknown --arch 'bogus'"),
     (["--arch", "DeepR18V3PlusD", "--wt_layer", "0", "0", "9", "0", "0", "0", "0"],
-     "--wt_layer must be 7 ints"),
+     "--wt_layer values must be 7 codes"),
     (["--arch", "DeepR18V3PlusD", "--size", "8"], "--size 8 8 is too small for --arch"),
 ])
 def test_cli_reports_bad_flags_as_usage_errors(capsys, argv, match):

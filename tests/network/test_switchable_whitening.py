@@ -5,7 +5,7 @@ import torch
 import torch.multiprocessing as mp
 
 from network import get_net
-from network.switchable_whitening import SwitchWhiten2d
+from network.norm_layers.switchable_whitening import SwitchWhiten2d
 from utils import dist as dist_utils
 from tests.gloo import free_port, join_gloo_group
 
@@ -106,12 +106,13 @@ def test_running_statistics_are_updated_and_used_in_eval():
 def test_gradcheck_small_input():
     sw = SwitchWhiten2d(32, iterations=5).double().train()
     x = correlated_maps(2, 32, 3, seed=3).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: sw(t), (x,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(lambda t: sw(t), (x,), eps=1e-6, atol=1e-5, fast_mode=True)
     for name in ("weight", "bias", "mean_weight", "var_weight"):
         param = getattr(sw, name)
         assert torch.autograd.gradcheck(
             lambda p, name=name: torch.func.functional_call(sw, {name: p}, (x.detach(),)),
-            (param.detach().clone().requires_grad_(),), eps=1e-6, atol=1e-5)
+            (param.detach().clone().requires_grad_(),), eps=1e-6, atol=1e-5,
+            fast_mode=True)
 
 
 def test_bad_channel_counts_are_refused():

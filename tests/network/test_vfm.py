@@ -86,7 +86,7 @@ def test_eval_returns_semantic_scores_and_pads_to_the_patch():
         odd = model(torch.randn(2, 3, 50, 70))
     torch.testing.assert_close(scores, expected)
     assert scores.shape == (1, 19, 64, 80) and odd.shape == (2, 19, 50, 70)
-    assert [f["stride"] for f in model.feature_info] == [4, 8, 16, 32]
+    assert [f.stride for f in model.feature_info] == [4, 8, 16, 32]
     with pytest.raises(ValueError, match="one view in eval mode"):
         model(x, x)
 

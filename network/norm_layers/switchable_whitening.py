@@ -15,6 +15,11 @@ The channels are split into ``G = C / 16`` groups of ``c = 16``. Per group:
   ``x_hat = W (x - mu)``; then the per-channel affine ``gamma x_hat + beta``.
 
 All statistics are computed in float32 (float64 stays float64), also under autocast.
+
+Registered as ``switchable_whitening``: not collected, its own init (weight 1, bias 0, mixing
+logits 1), ImageNet ``matching`` (a stem BatchNorm's weight and bias load into its affine, the
+running statistics do not fit its grouped buffers), no torch1.2 change (RobustNet's layer is
+no ``_BatchNorm``/``_InstanceNorm``).
 """
 
 import contextlib
@@ -22,6 +27,7 @@ import contextlib
 import torch
 from torch import nn
 
+from network.norm_layers import IMAGENET_MATCHING, NormLayer
 from utils import dist as dist_utils
 
 SW_GROUP_SIZE = 16
@@ -122,3 +128,8 @@ class SwitchWhiten2d(nn.Module):
             out = out * self.weight.to(dtype).view(1, -1, 1, 1) + self.bias.to(dtype).view(
                 1, -1, 1, 1)
         return out.to(x.dtype)
+
+
+NORM_LAYER = NormLayer("switchable_whitening", SwitchWhiten2d, unit_affine_init=False,
+                       imagenet=IMAGENET_MATCHING, synced_statistics=True,
+                       summary="Switchable Whitening (RobustNet's SW, --wt_layer code 5)")
