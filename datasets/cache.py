@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
+from datasets.readers import single_threaded_opencv
 from utils.dist import is_main_process
 from utils.progress import progress
 
@@ -98,6 +99,7 @@ def parallel_map(function, items, workers, desc):
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in progress(items, **bar)]
     chunksize = max(1, min(64, len(items) // (workers * 4)))
+    single_threaded_opencv()  # forked workers must not inherit OpenCV's thread pool
     pool = ProcessPoolExecutor(max_workers=min(workers, len(items)))
     try:
         results = list(progress(pool.map(function, items, chunksize=chunksize), **bar))

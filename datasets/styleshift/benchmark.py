@@ -24,6 +24,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from datasets.readers import single_threaded_opencv
 from utils.cpus import pool_size
 from utils.labels import NUM_CLASSES
 from utils.logging import get_logger
@@ -232,6 +233,9 @@ def _run(units, workers, progress):
                 bar.update()
             return
         methods = multiprocessing.get_all_start_methods()
+        # A forked child that uses OpenCV's thread pool, once the parent has, hangs on a lock
+        # copied mid-use (seen in the test suite); one thread in the parent avoids the pool.
+        single_threaded_opencv()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with context.Pool(workers) as pool:
             for result in pool.imap(_render_unit, units, chunksize=2):
