@@ -97,17 +97,24 @@ def option_value(text):
         return text
 
 
-def arch_options(args):
-    """``--arch_options KEY=VALUE ...`` as a dict; ValueError naming the flag for an item
-    without ``=``, a key given twice, or a key ``--arch`` does not take."""
+def parse_arch_options(items):
+    """``--arch_options KEY=VALUE ...`` items as a dict; ValueError naming the flag for an
+    item without ``=`` or a key given twice."""
     options = {}
-    for item in args.arch_options or ():
+    for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--arch_options: expected KEY=VALUE items, got {item!r}")
         if key.strip() in options:
             raise ValueError(f"--arch_options: {key.strip()} is given twice")
         options[key.strip()] = option_value(value)
+    return options
+
+
+def arch_options(args):
+    """:func:`parse_arch_options` of ``--arch_options``; also a ValueError for a key
+    ``--arch`` does not take."""
+    options = parse_arch_options(args.arch_options)
     known = network.arch_option_names(args.arch)
     unknown = sorted(set(options) - set(known))
     if unknown:

@@ -8,7 +8,7 @@ not read (``mmap``), so this costs little even for ResNet-101 files; a file that
 loaded is reported where it is really loaded, with the flags' defaults in the meantime.
 """
 
-from cli.convert import option_text, option_value
+from cli.convert import option_text, parse_arch_options
 from cli.flags import MODEL_DEFAULTS
 from engine.model_spec import resolve_from_checkpoint
 from utils.checkpoint import CheckpointError, load_checkpoint
@@ -25,7 +25,8 @@ def resolve_model_flags(args, script):
 
     ``args.model_from_checkpoint`` lists the flags taken from the checkpoint. train.py may
     set another ``--norm_semantics`` than the checkpoint's (a new run may train its weights
-    in the other mode). Raises ``engine.model_spec.ModelFlagError``.
+    in the other mode). Raises ``engine.model_spec.ModelFlagError``, or ValueError for a
+    malformed ``--arch_options`` item.
     """
     args.model_from_checkpoint = []
     checkpoint = None
@@ -37,7 +38,7 @@ def resolve_model_flags(args, script):
     if checkpoint is not None:
         given = {"arch": args.arch, "wt_layer": args.wt_layer, "num_classes": None,
                  "norm_semantics": args.norm_semantics,
-                 "arch_options": _options_dict(args.arch_options),
+                 "arch_options": parse_arch_options(args.arch_options) or None,
                  "norm_layer": args.norm_layer, "head_norm_layer": args.head_norm_layer}
         settings, taken = resolve_from_checkpoint(
             given, checkpoint, args.snapshot, partial=args.snapshot_partial,
@@ -55,11 +56,3 @@ def resolve_model_flags(args, script):
             setattr(args, key, list(default) if isinstance(default, list) else default)
     return args
 
-
-def _options_dict(items):
-    """``--arch_options`` items as a dict (None when none are given); the values are parsed
-    as in ``cli.convert.arch_options``, malformed items are reported there."""
-    if not items:
-        return None
-    pairs = [item.partition("=") for item in items]
-    return {key.strip(): option_value(value) for key, sep, value in pairs if sep}

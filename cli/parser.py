@@ -66,6 +66,8 @@ def validate_args(args, parser, script="train", user_flags=None):
         resolve_model_flags(args, script)
     except ModelFlagError as exc:
         parser.exit(2, f"{script}.py: error: {exc}\n")
+    except ValueError as exc:  # a malformed --arch_options item
+        parser.error(str(exc))
     try:  # the dataset, evaluation and loss options are validated where they are defined
         _check_dataset_names(args)
         _check_arch_settings(args)
